@@ -1,0 +1,45 @@
+# Every target works from a fresh clone: the venv is made on first use from
+# the pinned requirement files.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+.PHONY: help venv run test test-fast lint format lock lint-k8s clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): requirements/dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+	@touch $@
+
+venv: $(STAMP) ## Create .venv from the pinned requirements
+
+run: $(STAMP) ## Run the app locally on SQLite, no Redis (Ctrl-C stops it)
+	$(PY) scripts/run_local.py
+
+test: $(STAMP) ## Run every test (real MariaDB/Redis/Chromium where installed)
+	$(PY) -m ruff check .
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff check and format check
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(STAMP) ## Apply ruff's formatting and safe fixes
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+lock: $(STAMP) ## Re-pin requirements/*.txt from pyproject.toml
+	$(VENV)/bin/uv pip compile pyproject.toml --extra backend --python-version 3.11 -q -o requirements/backend.txt
+	$(VENV)/bin/uv pip compile pyproject.toml --extra frontend --python-version 3.11 -q -o requirements/frontend.txt
+	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 -q -o requirements/dev.txt
+
+clean: ## Remove the venv and local data
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

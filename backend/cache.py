@@ -1,0 +1,226 @@
+"""Redis: cache-aside for message pages, the visit counter and the write rate limit.
+
+Redis is optional. With no REDIS_URL the cache is `disabled`. When Redis is
+configured but failing, the cache is `down`: callers fall back to the
+database, and Redis is not tried again until a back-off has passed, so a dead
+Redis does not add its timeout to every request.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from backend.config import BackendSettings
+from common.request_context import record_timing
+
+log = logging.getLogger("cache")
+
+T = TypeVar("T")
+
+CacheState = Literal["up", "down", "disabled"]
+
+GENERATION_KEY = "guestbook:pages:gen"
+PAGES_KEY = "guestbook:pages"
+VISITS_KEY = "guestbook:visits"
+RATE_KEY = "guestbook:rate:{client}:{window}"
+
+# Store a page only if no write has bumped the generation since the reader
+# looked: a slow reader must not put back a page older than a newer write.
+_STORE_IF_CURRENT = """
+local gen = redis.call('GET', KEYS[1]) or '0'
+if gen == ARGV[1] then
+  redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+  if redis.call('TTL', KEYS[2]) < 0 then redis.call('EXPIRE', KEYS[2], ARGV[4]) end
+  return 1
+end
+return 0
+"""
+
+_BACKOFF_START = 0.5
+_BACKOFF_MAX = 5.0
+
+
+class CacheUnavailable(Exception):
+    pass
+
+
+@dataclass(slots=True)
+class PageLookup:
+    body: bytes | None
+    generation: bytes
+
+
+@dataclass(slots=True)
+class RateDecision:
+    allowed: bool
+    remaining: int
+    retry_after: int
+
+
+class Cache:
+    def __init__(self, settings: BackendSettings, on_result: Callable[[str], None]) -> None:
+        self.ttl = settings.cache_ttl_seconds
+        self.rate_limit = settings.rate_limit_writes
+        self.rate_window = settings.rate_limit_window_seconds
+        self._on_result = on_result
+        self._client: aioredis.Redis | None = None
+        self.state: CacheState = "disabled"
+        if settings.redis_url:
+            self._client = aioredis.Redis.from_url(
+                settings.redis_url,
+                socket_timeout=settings.redis_timeout_seconds,
+                socket_connect_timeout=settings.redis_timeout_seconds,
+                # No hidden retries: one short attempt, then the breaker.
+                retry=Retry(NoBackoff(), 0),
+                retry_on_timeout=False,
+                health_check_interval=0,
+                max_connections=64,
+            )
+            self.state = "up"
+        self._retry_at = 0.0
+        self._backoff = _BACKOFF_START
+        # A write whose invalidation failed leaves possibly stale pages in a
+        # Redis we could not reach: flush them before trusting Redis again.
+        self._flush_needed = False
+        self._store = self._client.register_script(_STORE_IF_CURRENT) if self._client else None
+
+    @property
+    def enabled(self) -> bool:
+        return self._client is not None
+
+    def describe(self) -> str:
+        if self._client is None:
+            return "disabled"
+        kwargs = self._client.connection_pool.connection_kwargs
+        return f"redis://{kwargs.get('host')}:{kwargs.get('port')}/{kwargs.get('db', 0)}"
+
+    def _may_try(self) -> bool:
+        return self._client is not None and (
+            self.state == "up" or time.monotonic() >= self._retry_at
+        )
+
+    async def _call(self, op: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
+        if not self._may_try():
+            raise CacheUnavailable
+        assert self._client is not None
+        started = time.perf_counter()
+        try:
+            recovering = self.state == "down"
+            if recovering or self._flush_needed:
+                await self._flush(self._client)
+            result = await op(self._client)
+        except (RedisError, OSError) as exc:
+            self._mark_down(exc)
+            raise CacheUnavailable from exc
+        finally:
+            record_timing("cache", time.perf_counter() - started)
+        if recovering:
+            log.info("redis is back", extra={"redis": self.describe()})
+        self.state = "up"
+        self._backoff = _BACKOFF_START
+        return result
+
+    def _mark_down(self, exc: Exception) -> None:
+        if self.state != "down":
+            log.warning(
+                "redis is down, serving from the database",
+                extra={"redis": self.describe(), "error": type(exc).__name__},
+            )
+        else:
+            self._backoff = min(self._backoff * 2, _BACKOFF_MAX)
+        self.state = "down"
+        self._retry_at = time.monotonic() + self._backoff
+        self._on_result("error")
+
+    async def _flush(self, client: aioredis.Redis) -> None:
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.incr(GENERATION_KEY)
+            pipe.delete(PAGES_KEY)
+            await pipe.execute()
+        self._flush_needed = False
+
+    async def ping(self) -> bool:
+        try:
+            await self._call(lambda c: c.ping())
+        except CacheUnavailable:
+            return False
+        return True
+
+    async def lookup_page(self, field: str) -> PageLookup:
+        """Count the visit and fetch the cached page in one round trip."""
+
+        async def op(client: aioredis.Redis) -> list[object]:
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.incr(VISITS_KEY)
+                pipe.get(GENERATION_KEY)
+                pipe.hget(PAGES_KEY, field)
+                return await pipe.execute()
+
+        _visits, gen, body = await self._call(op)
+        self._on_result("hit" if body is not None else "miss")
+        return PageLookup(
+            body=body if isinstance(body, bytes) else None,
+            generation=gen if isinstance(gen, bytes) else b"0",
+        )
+
+    async def store_page(self, field: str, body: bytes, generation: bytes) -> None:
+        assert self._store is not None
+        store = self._store
+
+        async def op(client: aioredis.Redis) -> object:
+            return await store(
+                keys=[GENERATION_KEY, PAGES_KEY],
+                args=[generation, field, body, self.ttl],
+                client=client,
+            )
+
+        await self._call(op)
+
+    async def invalidate_pages(self) -> None:
+        try:
+            await self._call(lambda c: self._flush(c))
+        except CacheUnavailable:
+            if self.enabled:
+                self._flush_needed = True
+            raise
+
+    async def count_visit(self) -> None:
+        await self._call(lambda c: c.incr(VISITS_KEY))
+
+    async def visits(self) -> int:
+        value = await self._call(lambda c: c.get(VISITS_KEY))
+        return int(value) if value is not None else 0
+
+    async def take_write_token(self, client_id: str) -> RateDecision:
+        """A fixed-window counter per client, shared by every replica."""
+        now = time.time()
+        window = int(now // self.rate_window)
+        key = RATE_KEY.format(client=client_id, window=window)
+
+        async def op(client: aioredis.Redis) -> list[object]:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.incr(key)
+                pipe.expire(key, self.rate_window + 1)
+                return await pipe.execute()
+
+        count, _ = await self._call(op)
+        used = int(count)  # type: ignore[call-overload]
+        retry_after = max(1, int((window + 1) * self.rate_window - now) + 1)
+        return RateDecision(
+            allowed=used <= self.rate_limit,
+            remaining=max(0, self.rate_limit - used),
+            retry_after=retry_after,
+        )
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()

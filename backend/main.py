@@ -1,0 +1,108 @@
+"""The backend app: built by `create_app`, with everything it holds made in the lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from backend.cache import Cache
+from backend.config import SERVICE_NAME, BackendSettings
+from backend.db import Database
+from backend.errors import install_error_handlers
+from backend.metrics import BackendMetrics
+from backend.routes import health, info, messages
+from backend.services import Services
+from common.body_limit import BodyLimitMiddleware
+from common.connection_age import ConnectionAgeMiddleware
+from common.identity import PodIdentity
+from common.lifecycle import Lifecycle
+from common.logging import configure_logging
+from common.metrics import HttpMetrics, MetricsMiddleware
+from common.request_context import RequestContextMiddleware
+from common.version import VERSION
+
+log = logging.getLogger("backend")
+
+_QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+async def _watch_dependencies(services: Services) -> None:
+    """Keep the database and Redis states fresh without waiting for traffic.
+
+    Until the database has answered once the pod stays unready, so poll fast
+    then; afterwards a slower beat keeps /readyz and /api/info honest and
+    lets a recovered Redis be noticed with no request needing it.
+    """
+    interval = services.settings.health_interval_seconds
+    while True:
+        await services.db.ping()
+        if services.cache.enabled:
+            await services.cache.ping()
+        await asyncio.sleep(interval if services.db.answered_once else min(interval, 0.25))
+
+
+def create_app(
+    settings: BackendSettings | None = None, lifecycle: Lifecycle | None = None
+) -> FastAPI:
+    settings = settings or BackendSettings()
+    lifecycle = lifecycle or Lifecycle()
+    identity = PodIdentity.from_settings(SERVICE_NAME, VERSION, settings)
+    http_metrics = HttpMetrics(identity)
+    backend_metrics = BackendMetrics(http_metrics)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings, on_error=backend_metrics.db_error)
+        cache = Cache(settings, on_result=backend_metrics.cache_result)
+        services = Services(settings, identity, lifecycle, db, cache)
+        app.state.services = services
+        log.info(
+            "backend starting",
+            extra={"database": db.describe(), "redis": cache.describe(), **identity.as_dict()},
+        )
+        watcher = asyncio.create_task(_watch_dependencies(services), name="dependency-watch")
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            await cache.close()
+            db.dispose()
+            log.info("backend stopped")
+
+    app = FastAPI(
+        title="clusterip-demo backend",
+        version=VERSION,
+        summary="The guestbook API behind the `backend` ClusterIP Service",
+        lifespan=lifespan,
+    )
+    app.state.metrics = http_metrics
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(info.router)
+    app.include_router(messages.router)
+    # Outermost last: request context wraps everything, so even a 413 from
+    # the body limit carries a request id and is counted.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        ConnectionAgeMiddleware, max_age=settings.max_connection_age_seconds, lifecycle=lifecycle
+    )
+    app.add_middleware(MetricsMiddleware, metrics=http_metrics)
+    app.add_middleware(
+        RequestContextMiddleware, pod_name=settings.pod_name, quiet_paths=_QUIET_PATHS
+    )
+    return app
+
+
+def run() -> None:
+    from common.server import serve
+
+    settings = BackendSettings()
+    configure_logging(settings.log_level, settings.pod_name, SERVICE_NAME)
+    lifecycle = Lifecycle()
+    serve(create_app(settings, lifecycle), lifecycle, settings, settings.port)

@@ -1,0 +1,41 @@
+"""The tables. Alembic migrations create them; this is what the code maps."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only auto-increments INTEGER PRIMARY KEY, MySQL wants BIGINT.
+_Id = BigInteger().with_variant(Integer(), "sqlite")
+# Microseconds, so messages written in the same second keep their order.
+_Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Message(Base):
+    __tablename__ = "messages"
+
+    id: Mapped[int] = mapped_column(_Id, primary_key=True, autoincrement=True)
+    author: Mapped[str] = mapped_column(String(64), nullable=False)
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(_Timestamp, nullable=False)
+    written_by: Mapped[str] = mapped_column(String(253), nullable=False, index=True)
+
+
+class IdempotencyKey(Base):
+    """A client's Idempotency-Key and the message its first request created."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    message_id: Mapped[int] = mapped_column(
+        _Id, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False
+    )
+    created_at: Mapped[datetime] = mapped_column(_Timestamp, nullable=False)

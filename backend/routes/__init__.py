@@ -1,0 +1,1 @@
+"""The backend's HTTP routes, one module per concern."""

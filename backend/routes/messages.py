@@ -1,0 +1,158 @@
+"""The guestbook: list (cached), read one, write one."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from backend.cache import CacheUnavailable
+from backend.errors import ApiError
+from backend.schemas import MessageIn, MessageOut, MessagePage
+from backend.services import Services, get_services
+
+router = APIRouter(prefix="/api/messages", tags=["messages"])
+
+_MAX_ID = 2**63 - 1
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    503: {"description": "a dependency the request needs is unavailable"},
+}
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def _page_body(rows: list[dict[str, Any]], limit: int) -> bytes:
+    next_before = rows[-1]["id"] if len(rows) == limit else None
+    return json.dumps(
+        {"items": rows, "next_before_id": next_before}, ensure_ascii=False, separators=(",", ":")
+    ).encode()
+
+
+def _page_response(body: bytes, cache: str, cache_state: str) -> Response:
+    # The cached bytes are sent as they are, with the cache fields spliced in
+    # front: no decode and re-encode on the hot path.
+    head = f'{{"cache":"{cache}","cache_state":"{cache_state}",'.encode()
+    return Response(head + body[1:], media_type="application/json")
+
+
+@router.get(
+    "",
+    response_model=MessagePage,
+    responses=_ERRORS,
+    summary="Newest messages first, keyset-paginated",
+)
+async def list_messages(
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    before_id: Annotated[int | None, Query(ge=1, le=_MAX_ID)] = None,
+) -> Response:
+    cache, db = services.cache, services.db
+    field = f"{before_id or 0}:{limit}"
+    lookup = None
+    if cache.enabled:
+        try:
+            lookup = await cache.lookup_page(field)
+        except CacheUnavailable:
+            lookup = None
+        if lookup is not None and lookup.body is not None:
+            return _page_response(lookup.body, "hit", "up")
+    rows = await db.run(db.list_page, limit, before_id)
+    body = _page_body(rows, limit)
+    if lookup is not None:
+        with contextlib.suppress(CacheUnavailable):
+            await cache.store_page(field, body, lookup.generation)
+    if lookup is not None:
+        return _page_response(body, "miss", "up")
+    return _page_response(body, "off", cache.state)
+
+
+@router.get(
+    "/{message_id}",
+    response_model=MessageOut,
+    responses={404: {"description": "no such message"}, **_ERRORS},
+    summary="One message",
+)
+async def get_message(
+    services: ServicesDep,
+    message_id: Annotated[int, Path(ge=1, le=_MAX_ID)],
+) -> JSONResponse:
+    row = await services.db.run(services.db.get, message_id)
+    if row is None:
+        raise ApiError(404, "not_found", f"no message with id {message_id}")
+    return JSONResponse(row)
+
+
+def client_identity(request: Request) -> str:
+    """Who is writing, for the rate limit.
+
+    Only the frontend may reach the backend (NetworkPolicy), and it appends
+    the address it saw to X-Forwarded-For, so the last entry is the one a
+    trusted hop wrote; earlier entries could be forged by the browser.
+    """
+    forwarded = request.headers.get("x-forwarded-for", "")
+    last = forwarded.rsplit(",", 1)[-1].strip()
+    if last:
+        try:
+            return str(ipaddress.ip_address(last))
+        except ValueError:
+            pass
+    return request.client.host if request.client else "unknown"
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=MessageOut,
+    responses={
+        409: {"description": "Idempotency-Key reused for a different message"},
+        429: {"description": "this client wrote too often; see Retry-After"},
+        **_ERRORS,
+    },
+    summary="Write a message",
+)
+async def create_message(
+    payload: MessageIn,
+    request: Request,
+    services: ServicesDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=128,
+            pattern=r"^[A-Za-z0-9._:-]+$",
+            description="Retrying with the same key returns the first result",
+        ),
+    ] = None,
+) -> JSONResponse:
+    cache, db = services.cache, services.db
+    if cache.enabled:
+        try:
+            decision = await cache.take_write_token(client_identity(request))
+        except CacheUnavailable:
+            # Without Redis there is no shared count: let writes through
+            # rather than refuse every visitor.
+            decision = None
+        if decision is not None and not decision.allowed:
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"too many writes; try again in {decision.retry_after} s",
+                headers={"Retry-After": str(decision.retry_after)},
+            )
+    created = await db.run(
+        db.create, payload.author, payload.text, services.identity.pod_name, idempotency_key
+    )
+    if cache.enabled:
+        # A failed invalidation is remembered by the cache, which flushes
+        # before Redis is trusted again.
+        with contextlib.suppress(CacheUnavailable):
+            await cache.invalidate_pages()
+    headers = {"Location": f"/api/messages/{created.row['id']}"}
+    if created.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(created.row, status_code=201, headers=headers)

@@ -1,0 +1,1 @@
+"""What both tiers share: settings base, pod identity, logging, middleware, metrics."""

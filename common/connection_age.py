@@ -1,0 +1,63 @@
+"""Close pooled client connections once they are older than a set age.
+
+kube-proxy picks a backend pod per *connection*. A client whose pooled
+connections never go idle would talk to the same pods forever, so after
+`max_age` seconds the server answers with `Connection: close` and the client
+reconnects, letting the kernel pick again. While draining, every response
+closes its connection so clients move to other pods before this one stops.
+"""
+
+from __future__ import annotations
+
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from common.lifecycle import Lifecycle
+
+
+class ConnectionAgeMiddleware:
+    def __init__(self, app: ASGIApp, max_age: float, lifecycle: Lifecycle) -> None:
+        self.app = app
+        self.max_age = max_age
+        self.lifecycle = lifecycle
+        # (client ip, client port) identifies a live TCP connection. Entries
+        # of connections that went away are pruned once they pass max_age.
+        self._first_seen: dict[tuple[str, int], float] = {}
+        self._next_prune = time.monotonic() + max(max_age, 1.0)
+
+    def _should_close(self, scope: Scope) -> bool:
+        if self.lifecycle.draining:
+            return True
+        if self.max_age <= 0:
+            return False
+        client = scope.get("client")
+        if not client:
+            return False
+        key = (client[0], client[1])
+        now = time.monotonic()
+        if now >= self._next_prune:
+            cutoff = now - self.max_age
+            self._first_seen = {k: t for k, t in self._first_seen.items() if t > cutoff}
+            self._next_prune = now + self.max_age
+        first = self._first_seen.setdefault(key, now)
+        if now - first >= self.max_age:
+            del self._first_seen[key]
+            return True
+        return False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self._should_close(scope):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"
+                ]
+                headers.append((b"connection", b"close"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)

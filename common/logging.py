@@ -1,0 +1,69 @@
+"""One JSON object per log line on stdout, carrying the request id and pod name."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import sys
+import time
+from typing import Any
+
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "request_id", default=None
+)
+
+# Anything shaped like `scheme://user:password@host` has its password masked
+# before it is written, wherever it appears in a message or exception.
+_URL_PASSWORD = re.compile(r"(?P<prefix>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@\s]*@")
+
+_RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+
+
+def redact(text: str) -> str:
+    return _URL_PASSWORD.sub(r"\g<prefix>***@", text)
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, pod_name: str, service: str) -> None:
+        super().__init__()
+        self._pod_name = pod_name
+        self._service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": redact(record.getMessage()),
+            "service": self._service,
+            "pod": self._pod_name,
+        }
+        request_id = request_id_var.get()
+        if request_id:
+            entry["request_id"] = request_id
+        for key, value in vars(record).items():
+            if key not in _RESERVED and not key.startswith("_"):
+                entry[key] = (
+                    value if isinstance(value, int | float | bool | None) else redact(str(value))
+                )
+        if record.exc_info:
+            entry["exc"] = redact(self.formatException(record.exc_info))
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(level: str, pod_name: str, service: str) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter(pod_name=pod_name, service=service))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # uvicorn's own loggers would print plain text; route them through ours,
+    # and drop its access log: the request middleware writes a richer one.
+    for name in ("uvicorn", "uvicorn.error"):
+        log = logging.getLogger(name)
+        log.handlers[:] = []
+        log.propagate = True
+    logging.getLogger("uvicorn.access").disabled = True

@@ -1,0 +1,43 @@
+"""The settings both tiers read from the environment, once, at start."""
+
+from __future__ import annotations
+
+import socket
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _hostname() -> str:
+    return socket.gethostname()
+
+
+def _host_address() -> str:
+    # Outside Kubernetes the Downward API is absent; the address the hostname
+    # resolves to is the closest thing to a pod IP a laptop has.
+    try:
+        return socket.gethostbyname(socket.gethostname())
+    except OSError:
+        return "127.0.0.1"
+
+
+class CommonSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    host: str = "127.0.0.1"
+    log_level: str = "INFO"
+    pod_name: str = Field(default_factory=_hostname)
+    pod_ip: str = Field(default_factory=_host_address)
+    node_name: str = Field(default_factory=_hostname)
+    # SIGTERM handling, podinfo-style: fail readiness at once, keep serving
+    # for shutdown_delay so every kube-proxy drops this pod, then stop
+    # accepting and give in-flight requests graceful_timeout to finish.
+    shutdown_delay_seconds: float = Field(default=5.0, ge=0, le=300)
+    graceful_timeout_seconds: float = Field(default=10.0, ge=0, le=300)
+    # A client's pooled connection older than this is answered with
+    # `Connection: close`, so the client reconnects and kube-proxy picks a pod
+    # again. 0 turns it off.
+    max_connection_age_seconds: float = Field(default=30.0, ge=0)
+    # Longer than any client's idle expiry (the frontend uses 20 s), so the
+    # server never closes an idle connection a client is about to reuse.
+    keepalive_timeout_seconds: float = Field(default=30.0, gt=0)
