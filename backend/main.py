@@ -90,7 +90,10 @@ def create_app(
     # the body limit carries a request id and is counted.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(
-        ConnectionAgeMiddleware, max_age=settings.max_connection_age_seconds, lifecycle=lifecycle
+        ConnectionAgeMiddleware,
+        max_age=settings.max_connection_age_seconds,
+        lifecycle=lifecycle,
+        keepalive_timeout=settings.keepalive_timeout_seconds,
     )
     app.add_middleware(MetricsMiddleware, metrics=http_metrics)
     app.add_middleware(

@@ -17,14 +17,19 @@ from common.lifecycle import Lifecycle
 
 
 class ConnectionAgeMiddleware:
-    def __init__(self, app: ASGIApp, max_age: float, lifecycle: Lifecycle) -> None:
+    def __init__(
+        self, app: ASGIApp, max_age: float, lifecycle: Lifecycle, keepalive_timeout: float
+    ) -> None:
         self.app = app
         self.max_age = max_age
         self.lifecycle = lifecycle
-        # (client ip, client port) identifies a live TCP connection. Entries
-        # of connections that went away are pruned once they pass max_age.
+        # (client ip, client port) identifies a live TCP connection. A
+        # connection past max_age is dropped from here at its next request;
+        # one still listed after max_age + keepalive_timeout has been idle
+        # long enough for the server to have closed it, so it can go.
         self._first_seen: dict[tuple[str, int], float] = {}
-        self._next_prune = time.monotonic() + max(max_age, 1.0)
+        self._stale_after = max_age + keepalive_timeout
+        self._next_prune = time.monotonic() + self._stale_after
 
     def _should_close(self, scope: Scope) -> bool:
         if self.lifecycle.draining:
@@ -37,9 +42,9 @@ class ConnectionAgeMiddleware:
         key = (client[0], client[1])
         now = time.monotonic()
         if now >= self._next_prune:
-            cutoff = now - self.max_age
+            cutoff = now - self._stale_after
             self._first_seen = {k: t for k, t in self._first_seen.items() if t > cutoff}
-            self._next_prune = now + self.max_age
+            self._next_prune = now + self._stale_after
         first = self._first_seen.setdefault(key, now)
         if now - first >= self.max_age:
             del self._first_seen[key]
