@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help venv run test test-fast lint format lock lint-k8s clean
+.PHONY: help venv run test lint format lock lint-k8s bench bench-quick e2e-kind clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -40,6 +40,12 @@ lock: $(STAMP) ## Re-pin requirements/*.txt from pyproject.toml
 	$(VENV)/bin/uv pip compile pyproject.toml --extra backend --python-version 3.11 -q -o requirements/backend.txt
 	$(VENV)/bin/uv pip compile pyproject.toml --extra frontend --python-version 3.11 -q -o requirements/frontend.txt
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 -q -o requirements/dev.txt
+
+bench: $(STAMP) ## Benchmark every tier against a bare endpoint; writes docs/benchmarks.md
+	$(PY) -m bench
+
+bench-quick: $(STAMP) ## A fast look: one short round, report under var/
+	$(PY) -m bench --quick --output var/bench/benchmarks.md
 
 clean: ## Remove the venv and local data
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -20,9 +20,10 @@ class BackendSettings(CommonSettings):
     # and the URL can live in a ConfigMap while this comes from a Secret.
     database_password: SecretStr | None = None
     db_pool_size: int = Field(default=10, ge=1)
-    db_max_overflow: int = Field(default=10, ge=0)
+    db_max_overflow: int = Field(default=0, ge=0)
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
     db_pool_recycle_seconds: int = Field(default=280, ge=1)
+    db_ping_after_idle_seconds: float = Field(default=1.0, ge=0)
     db_connect_timeout_seconds: int = Field(default=3, ge=1)
     db_statement_timeout_seconds: int = Field(default=10, ge=1)
     # Empty means no Redis: the backend runs on the database alone.

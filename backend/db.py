@@ -7,20 +7,27 @@ for Server-Timing and turns connection failures into a 503.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, func, insert, select, text
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
+from anyio import CapacityLimiter, to_thread
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, text
+from sqlalchemy.exc import (
+    DisconnectionError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from starlette.concurrency import run_in_threadpool
 
 from backend.config import BackendSettings
 from backend.errors import ApiError, DependencyUnavailable
@@ -85,16 +92,24 @@ def make_engine(settings: BackendSettings) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
-        # pre_ping tests a pooled connection before use, and SQLAlchemy drops
-        # the whole pool on a disconnect error: a MySQL restart leaves no
-        # dead connection behind. recycle stays under server/proxy idle limits.
-        pool_pre_ping=True,
+        # Pinging on every checkout costs a round trip per query; instead a
+        # connection is pinged only when it has sat idle (see
+        # _ping_idle_connections), which is when a MySQL restart or an idle
+        # timeout can have killed it. A connection that fails anyway makes
+        # SQLAlchemy drop the whole pool, and reads are retried once.
+        pool_pre_ping=False,
         pool_recycle=settings.db_pool_recycle_seconds,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,
+        # Reads run in autocommit: a single SELECT needs no transaction, and
+        # then a connection needs no ROLLBACK round trip when it goes back to
+        # the pool. Writes ask for a real transaction (see `create`).
+        isolation_level="AUTOCOMMIT",
+        skip_autocommit_rollback=True,
+        pool_reset_on_return=None,
         connect_args={
             "connect_timeout": settings.db_connect_timeout_seconds,
             # A hung server (not a refused one) must not hold a request forever.
@@ -102,12 +117,52 @@ def make_engine(settings: BackendSettings) -> Engine:
             "write_timeout": settings.db_statement_timeout_seconds,
         },
     )
+    _ping_idle_connections(engine, settings.db_ping_after_idle_seconds)
+    return engine
+
+
+def _ping_idle_connections(engine: Engine, idle_seconds: float) -> None:
+    """Pre-ping, but only connections that have been idle for a while.
+
+    A connection in constant use has just proven itself; one that sat in the
+    pool may have been cut by a server restart. Raising DisconnectionError
+    from a checkout makes the pool discard it and hand out a fresh one.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < idle_seconds:
+            return
+        try:
+            dbapi_conn.ping(False)
+        except Exception as exc:
+            raise DisconnectionError(str(exc)) from exc
 
 
 class Database:
     def __init__(self, settings: BackendSettings, on_error: Callable[[], None]) -> None:
         self.engine = make_engine(settings)
+        # No more threads in the database than connections in the pool: a
+        # thread that has to wait for a connection holds a worker for nothing,
+        # and overflow connections opened for a burst are closed right after,
+        # so a busy pod would reconnect (TLS context and all) over and over.
+        self._limiter = CapacityLimiter(settings.db_pool_size + settings.db_max_overflow)
         self.kind = settings.database_kind
+        # Errors raised by the driver outside SQLAlchemy's wrapping (rare, but
+        # seen while a connection dies mid-handshake) count as "down" too.
+        dbapi = self.engine.dialect.loaded_dbapi
+        self._unavailable: tuple[type[BaseException], ...] = (
+            OperationalError,
+            InterfaceError,
+            PoolTimeout,
+            dbapi.OperationalError,
+            dbapi.InterfaceError,
+        )
         self.state: DbState = "unknown"
         self.answered_once = False
         self._on_error = on_error
@@ -115,13 +170,20 @@ class Database:
     def describe(self) -> str:
         return self.engine.url.render_as_string(hide_password=True)
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+    async def run(self, fn: Callable[..., T], *args: Any, retry: bool = False) -> T:
+        """Run `fn` in a worker thread; `retry` (reads only) tries once more
+        on a fresh connection when the first one turned out to be dead."""
         started = time.perf_counter()
         try:
-            result = await run_in_threadpool(fn, *args)
+            try:
+                result = await to_thread.run_sync(fn, *args, limiter=self._limiter)
+            except (OperationalError, InterfaceError) as exc:
+                if not (retry and exc.connection_invalidated):
+                    raise
+                result = await to_thread.run_sync(fn, *args, limiter=self._limiter)
         except ApiError:
             raise
-        except (OperationalError, InterfaceError, PoolTimeout) as exc:
+        except self._unavailable as exc:
             self._mark_down(exc)
             raise DependencyUnavailable("database") from exc
         finally:
@@ -190,7 +252,7 @@ class Database:
         try:
             # One transaction for the row and its key: either both exist or
             # neither, so a retry after a lost response never makes a second row.
-            with self.engine.begin() as conn:
+            with self._transaction() as conn:
                 new_id = conn.execute(
                     insert(_messages).values(
                         author=author, text=text_, created_at=now, written_by=written_by
@@ -216,6 +278,25 @@ class Database:
                 raise
             return replay
         return CreatedMessage(row=_row_to_dict(row), replayed=False)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                with conn.begin():
+                    yield conn
+                return
+            # The engine is in autocommit for reads; a write opens its own
+            # transaction with plain SQL rather than switching the connection's
+            # isolation level, which costs round trips on checkout and return.
+            conn.exec_driver_sql("START TRANSACTION")
+            try:
+                yield conn
+            except BaseException:
+                with contextlib.suppress(SQLAlchemyError):
+                    conn.exec_driver_sql("ROLLBACK")
+                raise
+            conn.exec_driver_sql("COMMIT")
 
     def _replay(self, key: str, fingerprint: str) -> CreatedMessage | None:
         with self.engine.connect() as conn:

@@ -26,6 +26,8 @@ class Services:
         return self.cache.state == "down" or self.db.state == "down"
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async on purpose: FastAPI runs a plain `def` dependency in the thread
+    # pool, a thread hop on every request for a dictionary look-up.
     services: Services = request.app.state.services
     return services

@@ -28,7 +28,7 @@ async def info(services: Annotated[Services, Depends(get_services)]) -> Info:
 
 @router.get("/stats", response_model=Stats, responses=_UNAVAILABLE, summary="Counts")
 async def stats(services: Annotated[Services, Depends(get_services)]) -> Stats:
-    total, by_pod = await services.db.run(services.db.stats)
+    total, by_pod = await services.db.run(services.db.stats, retry=True)
     visits: int | None = None
     if services.cache.enabled:
         try:

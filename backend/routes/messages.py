@@ -60,7 +60,7 @@ async def list_messages(
             lookup = None
         if lookup is not None and lookup.body is not None:
             return _page_response(lookup.body, "hit", "up")
-    rows = await db.run(db.list_page, limit, before_id)
+    rows = await db.run(db.list_page, limit, before_id, retry=True)
     body = _page_body(rows, limit)
     if lookup is not None:
         with contextlib.suppress(CacheUnavailable):
@@ -80,7 +80,7 @@ async def get_message(
     services: ServicesDep,
     message_id: Annotated[int, Path(ge=1, le=_MAX_ID)],
 ) -> JSONResponse:
-    row = await services.db.run(services.db.get, message_id)
+    row = await services.db.run(services.db.get, message_id, retry=True)
     if row is None:
         raise ApiError(404, "not_found", f"no message with id {message_id}")
     return JSONResponse(row)
