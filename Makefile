@@ -9,10 +9,10 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help venv run test lint format lock lint-k8s bench bench-quick e2e-kind clean
+.PHONY: help venv run test lint format lock lint-k8s bench bench-quick e2e-kind up clean
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 $(STAMP): requirements/dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,15 @@ lock: $(STAMP) ## Re-pin requirements/*.txt from pyproject.toml
 	$(VENV)/bin/uv pip compile pyproject.toml --extra backend --python-version 3.11 -q -o requirements/backend.txt
 	$(VENV)/bin/uv pip compile pyproject.toml --extra frontend --python-version 3.11 -q -o requirements/frontend.txt
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 -q -o requirements/dev.txt
+
+lint-k8s: $(STAMP) ## Manifests, Dockerfiles and compose, checked without a cluster
+	$(PY) -m pytest tests/k8s tests/compose -q
+
+e2e-kind: $(STAMP) ## Build images, load into kind, apply k8s/, run tests/e2e (needs docker + kind)
+	scripts/e2e-kind.sh
+
+up: ## docker compose up (needs a Docker engine)
+	docker compose up --build
 
 bench: $(STAMP) ## Benchmark every tier against a bare endpoint; writes docs/benchmarks.md
 	$(PY) -m bench

@@ -8,6 +8,7 @@ then stops accepting and lets in-flight requests finish within
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import time
@@ -64,4 +65,7 @@ def serve(app: ASGIApp, lifecycle: Lifecycle, settings: CommonSettings, port: in
         timeout_graceful_shutdown=int(settings.graceful_timeout_seconds),
         lifespan="on",
     )
-    DrainingServer(config, lifecycle, settings.shutdown_delay_seconds).run()
+    # uvicorn re-raises the signal that stopped it once it has shut down;
+    # for Ctrl-C that is a KeyboardInterrupt, which is the expected way out.
+    with contextlib.suppress(KeyboardInterrupt):
+        DrainingServer(config, lifecycle, settings.shutdown_delay_seconds).run()
