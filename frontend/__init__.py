@@ -1,0 +1,1 @@
+"""The frontend tier: the guestbook page and the ClusterIP lesson around it."""

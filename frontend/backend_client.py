@@ -1,0 +1,391 @@
+"""The one way the frontend talks to the backend: pooled, timed, traced, retried once.
+
+Every call goes through one shared `httpx.AsyncClient` made in the lifespan.
+httpx's `trace` extension tells us whether a call opened a new TCP connection
+(and how long the connect took) or reused a kept-alive one, and the network
+stream tells us which address that connection really talks to: the raw
+material of the route panel.
+
+Retries: a pooled connection can die under us (the backend pod it led to was
+stopped, or the server closed it as we reused it). Such a call is tried once
+more on a brand-new connection, which lets kube-proxy pick a pod again; but
+only when repeating it is harmless: GET/HEAD, or a POST carrying an
+Idempotency-Key (the backend then returns the first result instead of
+writing twice).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+import weakref
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+
+from common.logging import request_id_var
+from common.request_context import record_timing
+from common.version import VERSION
+from frontend.config import FrontendSettings
+from frontend.metrics import FrontendMetrics
+
+log = logging.getLogger("backend_client")
+
+# The connection died, not the request: trying again on a new one is sound.
+# Timeouts are not here: a slow backend retried is a slower, busier backend.
+RETRYABLE = (httpx.ConnectError, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
+
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+Stage = Literal["pool", "connect", "send", "receive"]
+FailedHop = Literal["frontend", "address", "pod"]
+
+
+@dataclass(slots=True)
+class Attempt:
+    """What one try at a request saw, from httpx's trace hooks."""
+
+    fresh_client: bool
+    new_connection: bool = False
+    connect_ms: float | None = None
+    local_addr: str | None = None
+    peer_addr: str | None = None
+    # How long the connection used had been open, and how many requests it
+    # has carried including this one (1 on a new connection).
+    connection_age_s: float | None = None
+    requests_on_connection: int | None = None
+    stage: Stage = "pool"
+    error: str | None = None
+    _connect_started: float = 0.0
+
+    async def trace(self, event: str, info: Mapping[str, Any]) -> None:
+        # httpcore names events "<module>.<step>.<started|complete|failed>".
+        if event == "connection.connect_tcp.started":
+            self.stage = "connect"
+            self.new_connection = True
+            self._connect_started = time.perf_counter()
+        elif event in ("connection.connect_tcp.complete", "connection.connect_tcp.failed"):
+            self.connect_ms = (time.perf_counter() - self._connect_started) * 1000
+        elif event.endswith(".send_request_headers.started"):
+            self.stage = "send"
+        elif event.endswith(".receive_response_headers.started"):
+            self.stage = "receive"
+
+
+@dataclass(slots=True)
+class CallTrace:
+    attempts: list[Attempt] = field(default_factory=list)
+    total_ms: float = 0.0
+
+    @property
+    def retried(self) -> bool:
+        return len(self.attempts) > 1
+
+    @property
+    def last(self) -> Attempt:
+        return self.attempts[-1]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "total_ms": round(self.total_ms, 2),
+            "retried": self.retried,
+            "attempts": [
+                {
+                    "new_connection": a.new_connection,
+                    "connect_ms": _round(a.connect_ms),
+                    "local_addr": a.local_addr,
+                    "peer_addr": a.peer_addr,
+                    "connection_age_s": _round(a.connection_age_s),
+                    "requests_on_connection": a.requests_on_connection,
+                    "error": a.error,
+                }
+                for a in self.attempts
+            ],
+        }
+
+
+@dataclass(slots=True)
+class BackendReply:
+    """A backend answer of any status, read in full."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
+    trace: CallTrace
+
+    @property
+    def served_by(self) -> str | None:
+        return self.headers.get("x-served-by")
+
+    @property
+    def server_timing(self) -> dict[str, float]:
+        return parse_server_timing(self.headers.get("server-timing", ""))
+
+    def json(self) -> Any:
+        """The body as JSON; a body that is not JSON is the backend's fault."""
+        try:
+            return json.loads(self.body)
+        except ValueError as exc:
+            raise BackendUnavailable(
+                "pod",
+                f"the backend answered {self.status} with a body that is not JSON",
+                self.trace,
+            ) from exc
+
+
+class BackendUnavailable(Exception):
+    """No usable answer. `hop` says where the route broke, for the route panel."""
+
+    def __init__(self, hop: FailedHop, message: str, trace: CallTrace) -> None:
+        super().__init__(message)
+        self.hop: FailedHop = hop
+        self.message = message
+        self.trace = trace
+
+
+def parse_server_timing(header: str) -> dict[str, float]:
+    """`db;dur=1.2, cache;dur=0.3, app;dur=2.0` → {"db": 1.2, "cache": 0.3, "app": 2.0}."""
+    timings: dict[str, float] = {}
+    for metric in header.split(","):
+        name, _, params = metric.strip().partition(";")
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key == "dur" and name:
+                with contextlib.suppress(ValueError):
+                    timings[name] = float(value)
+    return timings
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def _address(value: Any) -> str | None:
+    if isinstance(value, tuple) and len(value) >= 2:
+        host, port = value[0], value[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@dataclass(slots=True)
+class _ConnectionStats:
+    opened_at: float
+    requests: int = 0
+
+
+class BackendClient:
+    def __init__(self, settings: FrontendSettings, metrics: FrontendMetrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self._timeout = httpx.Timeout(
+            connect=settings.backend_connect_timeout_seconds,
+            read=settings.backend_read_timeout_seconds,
+            write=settings.backend_read_timeout_seconds,
+            pool=settings.backend_connect_timeout_seconds,
+        )
+        self.pooled = self._client(
+            httpx.Limits(
+                max_connections=settings.backend_max_connections,
+                max_keepalive_connections=settings.backend_max_connections,
+                keepalive_expiry=settings.backend_keepalive_expiry_seconds,
+            )
+        )
+        # Keeps no connection: each call through it opens its own, so
+        # kube-proxy chooses a pod afresh. Used for retries and the spread view.
+        self.fresh = self._client(
+            httpx.Limits(
+                max_connections=settings.backend_max_connections, max_keepalive_connections=0
+            )
+        )
+        # Keyed by httpcore's network stream, so an entry goes when its
+        # connection is garbage: no bookkeeping for closed connections.
+        self._connections: weakref.WeakKeyDictionary[Any, _ConnectionStats] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _client(self, limits: httpx.Limits) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.settings.backend_url,
+            timeout=self._timeout,
+            limits=limits,
+            headers={"User-Agent": f"clusterip-demo-frontend/{VERSION}"},
+            follow_redirects=False,
+            # Cluster-internal traffic must not wander off through an
+            # HTTP_PROXY set for the outside world.
+            trust_env=False,
+        )
+
+    @contextlib.asynccontextmanager
+    async def dedicated(self) -> AsyncIterator[httpx.AsyncClient]:
+        """A client held to one kept-alive connection, for the spread view."""
+        client = self._client(
+            httpx.Limits(
+                max_connections=1,
+                max_keepalive_connections=1,
+                keepalive_expiry=self.settings.backend_keepalive_expiry_seconds,
+            )
+        )
+        try:
+            yield client
+        finally:
+            await client.aclose()
+
+    async def aclose(self) -> None:
+        await self.pooled.aclose()
+        await self.fresh.aclose()
+
+    def _headers(self, extra: Mapping[str, str] | None, fresh: bool) -> dict[str, str]:
+        headers = dict(extra or {})
+        request_id = request_id_var.get()
+        if request_id:
+            headers["X-Request-ID"] = request_id
+        if fresh:
+            # Belt and braces with max_keepalive_connections=0: the server
+            # closes its side too, so nothing lingers in TIME_WAIT on ours.
+            headers["Connection"] = "close"
+        return headers
+
+    async def send_once(
+        self,
+        client: httpx.AsyncClient,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeouts: httpx.Timeout | None = None,
+    ) -> tuple[BackendReply | None, Attempt, BaseException | None]:
+        """One try, no retry: the reply, what the try saw, and the error if any."""
+        fresh = client is self.fresh
+        attempt = Attempt(fresh_client=fresh)
+        request = client.build_request(
+            method,
+            path,
+            params=params,
+            content=content,
+            headers=self._headers(headers, fresh),
+            timeout=timeouts if timeouts is not None else self._timeout,
+            extensions={"trace": attempt.trace},
+        )
+        trace = CallTrace(attempts=[attempt])
+        started = time.perf_counter()
+        try:
+            response = await client.send(request, stream=True)
+            try:
+                self._note_connection(response, attempt)
+                body = await response.aread()
+            finally:
+                await response.aclose()
+        except httpx.HTTPError as exc:
+            attempt.error = _describe(exc)
+            self._count(method, "failed", attempt, started)
+            trace.total_ms = (time.perf_counter() - started) * 1000
+            return None, attempt, exc
+        self._count(method, str(response.status_code), attempt, started)
+        trace.total_ms = (time.perf_counter() - started) * 1000
+        return BackendReply(response.status_code, response.headers, body, trace), attempt, None
+
+    def _count(self, method: str, status: str, attempt: Attempt, started: float) -> None:
+        self.metrics.calls.labels(method, status).inc()
+        self.metrics.call_duration.labels(method).observe(time.perf_counter() - started)
+        if attempt.new_connection and attempt.stage != "connect":  # it did open
+            self.metrics.connections_opened.inc()
+
+    def _note_connection(self, response: httpx.Response, attempt: Attempt) -> None:
+        # Read while the socket is surely open: a `Connection: close` reply
+        # closes it as soon as the body has been read.
+        stream = response.extensions.get("network_stream")
+        if stream is None:
+            return
+        attempt.local_addr = _address(stream.get_extra_info("client_addr"))
+        attempt.peer_addr = _address(stream.get_extra_info("server_addr"))
+        now = time.monotonic()
+        try:
+            stats = self._connections.get(stream)
+            if stats is None or attempt.new_connection:
+                stats = _ConnectionStats(opened_at=now)
+                self._connections[stream] = stats
+        except TypeError:  # a stream type that cannot be weakly referenced
+            return
+        stats.requests += 1
+        attempt.connection_age_s = now - stats.opened_at
+        attempt.requests_on_connection = stats.requests
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeouts: httpx.Timeout | None = None,
+        retry: bool = True,
+    ) -> BackendReply:
+        """A call on the shared pool, retried once on a fresh connection when safe.
+
+        (With BACKEND_CLIENT_PER_REQUEST, a benchmark's foil, on a client
+        made for this call alone.)
+
+        Answers of every status come back as a BackendReply; only a call that
+        got no answer at all raises BackendUnavailable.
+        """
+        kwargs: dict[str, Any] = {
+            "params": params,
+            "content": content,
+            "headers": headers,
+            "timeouts": timeouts,
+            "retry": retry,
+        }
+        if self.settings.backend_client_per_request:
+            async with self._client(httpx.Limits()) as throwaway:
+                return await self._request_on(throwaway, method.upper(), path, **kwargs)
+        return await self._request_on(self.pooled, method.upper(), path, **kwargs)
+
+    async def _request_on(
+        self, client: httpx.AsyncClient, method: str, path: str, *, retry: bool, **kwargs: Any
+    ) -> BackendReply:
+        header_names = {name.lower() for name in kwargs["headers"] or {}}
+        repeatable = method in _IDEMPOTENT_METHODS or "idempotency-key" in header_names
+        started = time.perf_counter()
+        trace = CallTrace()
+        while True:
+            reply, attempt, error = await self.send_once(client, method, path, **kwargs)
+            trace.attempts.append(attempt)
+            if error is None or not (
+                retry and repeatable and client is not self.fresh and isinstance(error, RETRYABLE)
+            ):
+                break
+            self.metrics.retries.inc()
+            log.warning(
+                "backend connection failed, retrying once on a new connection",
+                extra={"method": method, "path": path, "error": attempt.error},
+            )
+            client = self.fresh
+        trace.total_ms = (time.perf_counter() - started) * 1000
+        # The backend hop shows in this page's own Server-Timing header.
+        record_timing("backend", trace.total_ms / 1000)
+        if reply is None:
+            assert error is not None
+            raise BackendUnavailable(_failed_hop(error, attempt), attempt.error or "", trace)
+        reply.trace = trace
+        return reply
+
+
+def _failed_hop(error: BaseException, attempt: Attempt) -> FailedHop:
+    """Where the route broke, in the route panel's terms."""
+    if isinstance(error, httpx.PoolTimeout):
+        return "frontend"  # every pooled connection busy: our own limit
+    if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout) or attempt.stage == "connect":
+        return "address"  # nothing accepted a connection at that address
+    return "pod"  # connected, but no complete answer came back

@@ -1,0 +1,60 @@
+"""Frontend settings, read from the environment once at start."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import httpx
+from pydantic import Field, field_validator, model_validator
+
+from common.settings import CommonSettings
+
+SERVICE_NAME = "frontend"
+
+
+class FrontendSettings(CommonSettings):
+    port: int = Field(default=8080, ge=1, le=65535)
+    # A Service name on Kubernetes and in compose (`http://backend:8000`):
+    # DNS turns it into the ClusterIP, kube-proxy picks a pod per connection.
+    backend_url: str = "http://127.0.0.1:8000"
+    backend_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    backend_read_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    # Must stay below the backend server's keep-alive timeout (30 s): a
+    # pooled connection the server has already closed would fail on reuse.
+    backend_keepalive_expiry_seconds: float = Field(default=20.0, ge=0, le=300)
+    backend_max_connections: int = Field(default=100, ge=1, le=10_000)
+    spread_default: int = Field(default=30, ge=1)
+    spread_max: int = Field(default=200, ge=1, le=5_000)
+    # The form posts are tiny; anything bigger is refused before parsing.
+    max_body_bytes: int = Field(default=16_384, ge=1024)
+    # For `make bench` only: a new client, and so a new connection, for every
+    # backend call, as many tutorials do, to measure what the shared pool saves.
+    backend_client_per_request: bool = False
+    # Set to true when the page is served over HTTPS (an Ingress with TLS):
+    # the CSRF cookie is then never sent over plain HTTP.
+    csrf_cookie_secure: bool = False
+
+    @field_validator("backend_url")
+    @classmethod
+    def _backend_url(cls, value: str) -> str:
+        url = httpx.URL(value)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError(
+                "must be an http:// or https:// URL with a host, like http://backend:8000"
+            )
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _spread_bounds(self) -> FrontendSettings:
+        if self.spread_default > self.spread_max:
+            raise ValueError("SPREAD_DEFAULT must not be over SPREAD_MAX")
+        return self
+
+    @cached_property
+    def backend_host(self) -> str:
+        return httpx.URL(self.backend_url).host
+
+    @cached_property
+    def backend_port(self) -> int:
+        url = httpx.URL(self.backend_url)
+        return url.port or (443 if url.scheme == "https" else 80)

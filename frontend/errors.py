@@ -1,0 +1,118 @@
+"""Errors as a page for people and as JSON for scripts; never a traceback.
+
+Paths under /api/ and the probes answer JSON in the backend's shape,
+{"error": <code>, "message": <text>, ...}; everything else answers a page.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from frontend.templating import render
+
+log = logging.getLogger("errors")
+
+_JSON_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+_CODES = {
+    400: "bad_request",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    422: "validation_error",
+}
+
+
+class FrontendError(Exception):
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+
+
+def wants_json(request: Request) -> bool:
+    path = request.url.path
+    return path.startswith("/api/") or path in _JSON_PATHS
+
+
+def error_response(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    if wants_json(request):
+        return JSONResponse(
+            {"error": code, "message": message, **extra}, status_code=status, headers=headers
+        )
+    return render(
+        request.app.state.templates,
+        request,
+        request.app.state.identity,
+        "error.html",
+        {"status": status, "title": HTTPStatus(status).phrase, "message": message},
+        status_code=status,
+        headers=headers,
+    )
+
+
+def validation_summary(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    details = [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
+        for e in errors
+    ]
+    summary = "; ".join(
+        f"{'.'.join(str(p) for p in d['loc'] if p not in ('query', 'path', 'body')) or 'input'}:"
+        f" {d['msg']}"
+        for d in details
+    )
+    return summary or "invalid request", details
+
+
+async def _validation_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    summary, details = validation_summary(list(exc.errors()))
+    if wants_json(request):
+        return error_response(request, 422, "validation_error", summary, details=details)
+    return error_response(request, 422, "validation_error", summary)
+
+
+async def _http_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _CODES.get(exc.status_code, "http_error")
+    message = exc.detail if isinstance(exc.detail, str) else "request failed"
+    if exc.status_code == 404:
+        message = "There is no page here."
+    return error_response(request, exc.status_code, code, message, headers=exc.headers)
+
+
+async def _frontend_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, FrontendError)
+    return error_response(request, exc.status, exc.code, exc.message, headers=exc.headers)
+
+
+async def _unexpected_handler(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error")
+    return error_response(
+        request, 500, "internal_error", "Something went wrong on our side; it has been logged."
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_handler)
+    app.add_exception_handler(FrontendError, _frontend_handler)
+    app.add_exception_handler(Exception, _unexpected_handler)

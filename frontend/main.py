@@ -1,0 +1,105 @@
+"""The frontend app: built by `create_app`, with everything it holds made in the lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from common.body_limit import BodyLimitMiddleware
+from common.connection_age import ConnectionAgeMiddleware
+from common.identity import PodIdentity
+from common.lifecycle import Lifecycle
+from common.logging import configure_logging
+from common.metrics import HttpMetrics, MetricsMiddleware
+from common.request_context import RequestContextMiddleware
+from common.version import VERSION
+from frontend.backend_client import BackendClient
+from frontend.config import SERVICE_NAME, FrontendSettings
+from frontend.errors import install_error_handlers
+from frontend.metrics import FrontendMetrics
+from frontend.pods import PodDirectory
+from frontend.routes import api, health, pages
+from frontend.security import SecurityHeadersMiddleware
+from frontend.services import Services
+from frontend.templating import STATIC_DIR, create_templates
+
+log = logging.getLogger("frontend")
+
+_QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def create_app(
+    settings: FrontendSettings | None = None, lifecycle: Lifecycle | None = None
+) -> FastAPI:
+    settings = settings or FrontendSettings()
+    lifecycle = lifecycle or Lifecycle()
+    identity = PodIdentity.from_settings(SERVICE_NAME, VERSION, settings)
+    http_metrics = HttpMetrics(identity)
+    frontend_metrics = FrontendMetrics(http_metrics)
+    templates = create_templates()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The one HTTP client (and its connection pool) of this process.
+        backend = BackendClient(settings, frontend_metrics)
+        app.state.services = Services(
+            settings, identity, lifecycle, backend, PodDirectory(), templates
+        )
+        log.info(
+            "frontend starting", extra={"backend_url": settings.backend_url, **identity.as_dict()}
+        )
+        try:
+            yield
+        finally:
+            await backend.aclose()
+            log.info("frontend stopped")
+
+    app = FastAPI(
+        title="clusterip-demo frontend",
+        version=VERSION,
+        summary="The guestbook page, and how it reaches the `backend` ClusterIP Service",
+        lifespan=lifespan,
+        # The interactive docs load scripts from a CDN, which the page's
+        # Content-Security-Policy forbids; /openapi.json stays for scripts.
+        docs_url=None,
+        redoc_url=None,
+    )
+    # Read by the error handlers, which may run for a request no route took.
+    app.state.metrics = http_metrics
+    app.state.templates = templates
+    app.state.identity = identity
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(pages.router)
+    app.include_router(api.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    # Outermost last: request context wraps everything, so even a 413 from
+    # the body limit carries a request id, security headers and a count.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Browsers keep connections to the `frontend` Service alive too: close
+    # old ones so both frontend replicas get a share.
+    app.add_middleware(
+        ConnectionAgeMiddleware,
+        max_age=settings.max_connection_age_seconds,
+        lifecycle=lifecycle,
+        keepalive_timeout=settings.keepalive_timeout_seconds,
+    )
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(MetricsMiddleware, metrics=http_metrics)
+    app.add_middleware(
+        RequestContextMiddleware, pod_name=settings.pod_name, quiet_paths=_QUIET_PATHS
+    )
+    return app
+
+
+def run() -> None:
+    from common.server import serve
+
+    settings = FrontendSettings()
+    configure_logging(settings.log_level, settings.pod_name, SERVICE_NAME)
+    lifecycle = Lifecycle()
+    serve(create_app(settings, lifecycle), lifecycle, settings, settings.port)

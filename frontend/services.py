@@ -1,0 +1,29 @@
+"""What the lifespan creates and every request uses, and how routes get it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+from starlette.templating import Jinja2Templates
+
+from common.identity import PodIdentity
+from common.lifecycle import Lifecycle
+from frontend.backend_client import BackendClient
+from frontend.config import FrontendSettings
+from frontend.pods import PodDirectory
+
+
+@dataclass(slots=True)
+class Services:
+    settings: FrontendSettings
+    identity: PodIdentity
+    lifecycle: Lifecycle
+    backend: BackendClient
+    pods: PodDirectory
+    templates: Jinja2Templates
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services

@@ -1,0 +1,107 @@
+"""The frontend's pure parts: settings, Server-Timing, `n`, the resolver, the charts."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from pydantic import ValidationError
+
+from frontend.backend_client import parse_server_timing
+from frontend.charts import PALETTE, bar_chart, pod_colours
+from frontend.config import FrontendSettings
+from frontend.route_panel import resolve
+from frontend.spread import SpreadInputError, parse_n
+from frontend.templating import create_templates
+
+_ENV = (
+    "BACKEND_URL",
+    "BACKEND_KEEPALIVE_EXPIRY_SECONDS",
+    "SPREAD_DEFAULT",
+    "SPREAD_MAX",
+    "PORT",
+    "HOST",
+)
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in _ENV:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_local_defaults(clean_env: pytest.MonkeyPatch) -> None:
+    settings = FrontendSettings()
+    assert settings.backend_url == "http://127.0.0.1:8000"
+    assert (settings.host, settings.port) == ("127.0.0.1", 8080)
+    # Below the backend server's 30 s keep-alive timeout.
+    assert settings.backend_keepalive_expiry_seconds == 20
+    assert settings.backend_keepalive_expiry_seconds < settings.keepalive_timeout_seconds
+    assert (settings.spread_default, settings.spread_max) == (30, 200)
+
+
+def test_the_kubernetes_value_names_a_service(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("BACKEND_URL", "http://backend:8000/")
+    settings = FrontendSettings()
+    assert settings.backend_url == "http://backend:8000"
+    assert (settings.backend_host, settings.backend_port) == ("backend", 8000)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("BACKEND_URL", "backend:8000"),
+        ("BACKEND_URL", "ftp://backend"),
+        ("SPREAD_DEFAULT", "500"),
+        ("BACKEND_KEEPALIVE_EXPIRY_SECONDS", "-1"),
+    ],
+)
+def test_bad_settings_stop_the_start(clean_env: pytest.MonkeyPatch, name: str, value: str) -> None:
+    clean_env.setenv(name, value)
+    with pytest.raises(ValidationError):
+        FrontendSettings()
+
+
+def test_server_timing_is_parsed_leniently() -> None:
+    header = "db;dur=1.25, cache;desc=redis;dur=0.3, app;dur=2.0, junk, bad;dur=x"
+    assert parse_server_timing(header) == {"db": 1.25, "cache": 0.3, "app": 2.0}
+    assert parse_server_timing("") == {}
+
+
+@pytest.mark.parametrize(("raw", "expected"), [(None, 30), ("", 30), (" 7 ", 7), ("200", 200)])
+def test_n_accepts(raw: str | None, expected: int) -> None:
+    assert parse_n(raw, 30, 200) == expected
+
+
+@pytest.mark.parametrize("raw", ["0", "201", "-1", "1.5", "ten", "1e2", "9" * 30])
+def test_n_refuses(raw: str) -> None:
+    with pytest.raises(SpreadInputError, match="from 1 to 200"):
+        parse_n(raw, 30, 200)
+
+
+def test_resolver_times_a_name_and_skips_an_address() -> None:
+    named = asyncio.run(resolve("localhost", 8000, 2.0))
+    assert "127.0.0.1" in named.addresses and named.ms is not None and not named.literal
+    literal = asyncio.run(resolve("10.96.0.12", 8000, 2.0))
+    assert literal.addresses == ["10.96.0.12"] and literal.literal
+    missing = asyncio.run(resolve("no-such-backend.invalid", 8000, 2.0))
+    assert missing.error and missing.addresses == []
+
+
+def test_charts_scale_and_keep_a_colour_per_pod() -> None:
+    colours = pod_colours(["b", "a"], ["c"])
+    assert colours == {"a": PALETTE[0], "b": PALETTE[1], "c": PALETTE[2]}
+    chart = bar_chart("t", {"a": 20, "b": 10}, failed=0, total=30, colours=colours)
+    assert [bar.width for bar in chart.bars] == [180, 90]
+    assert chart.height == 60
+    failing = bar_chart("t", {}, failed=3, total=3, colours=colours)
+    assert [(bar.label, bar.count) for bar in failing.bars] == [("failed", 3)]
+
+
+def test_templates_escape_everything() -> None:
+    env = create_templates().env
+    assert env.autoescape is True
+    rendered = env.from_string("{{ x }} {{ x|ticks }}").render(x="<i>`a<b`</i>")
+    assert "<i>" not in rendered
+    assert "<code>a&lt;b</code>" in rendered

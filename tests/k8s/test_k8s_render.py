@@ -1,0 +1,189 @@
+"""k8s/ renders, every object passes the Kubernetes JSON schemas in strict mode, and the
+objects, names, labels and images are the ones DESIGN.md promises."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import os
+import re
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+from k8s_manifests import K8S_DIR, NAMESPACE, all_containers, pod_labels, pod_spec, render
+
+# 1.33 is the contract; 1.30 is the oldest release whose schema has the preStop `sleep`
+# action these manifests use; the newest bundled schema catches removals early.
+SCHEMA_VERSIONS = ["1.30", "1.33", kubernetes_validate.latest_version()]
+
+EXPECTED_OBJECTS = {
+    ("Namespace", "clusterip-demo"),
+    ("ConfigMap", "backend-config"),
+    ("ConfigMap", "frontend-config"),
+    ("Secret", "mysql-credentials"),
+    ("Service", "frontend"),
+    ("Service", "backend"),
+    ("Service", "redis"),
+    ("Service", "mysql"),
+    ("Deployment", "frontend"),
+    ("Deployment", "backend"),
+    ("Deployment", "redis"),
+    ("StatefulSet", "mysql"),
+    ("PodDisruptionBudget", "frontend"),
+    ("PodDisruptionBudget", "backend"),
+    ("NetworkPolicy", "default-deny-all"),
+    ("NetworkPolicy", "allow-dns-egress"),
+    ("NetworkPolicy", "frontend"),
+    ("NetworkPolicy", "backend"),
+    ("NetworkPolicy", "redis"),
+    ("NetworkPolicy", "mysql"),
+}
+GENERATED = {"ConfigMap", "Secret"}  # kustomize appends a content hash to their names
+TIERS = {"frontend", "backend", "redis", "mysql"}
+COMPONENTS = {"frontend": "web", "backend": "api", "redis": "cache", "mysql": "database"}
+PART_OF = "app.kubernetes.io/part-of"
+NAME = "app.kubernetes.io/name"
+COMPONENT = "app.kubernetes.io/component"
+
+
+def _base_name(doc: dict) -> str:
+    name = doc["metadata"]["name"]
+    if doc["kind"] in GENERATED:
+        name = re.sub(r"-[a-z0-9]{10}$", "", name)
+    return name
+
+
+def test_renders_exactly_the_expected_objects(rendered):
+    found = [(doc["kind"], _base_name(doc)) for doc in rendered]
+    assert len(found) == len(set(found)), f"duplicate objects: {found}"
+    assert set(found) == EXPECTED_OBJECTS
+
+
+def test_generated_names_carry_a_content_hash(rendered):
+    # The hash suffix is what rolls the pods when config.env or credentials.env change.
+    for doc in rendered:
+        if doc["kind"] in GENERATED:
+            assert re.search(r"-[a-z0-9]{10}$", doc["metadata"]["name"]), doc["metadata"]
+
+
+@pytest.mark.parametrize("version", SCHEMA_VERSIONS)
+def test_every_object_validates_strictly(rendered, version):
+    errors = []
+    for doc in rendered:
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            errors.append(f"{doc['kind']}/{doc['metadata']['name']}: {exc.message} at {exc.path}")
+    assert not errors, "\n".join(errors)
+
+
+def test_strict_validation_rejects_a_misspelt_field(workloads):
+    # The check above is only worth something if strict mode really rejects unknown
+    # fields: a `readinessProb` typo passes the lax schema and is silently dropped.
+    broken = copy.deepcopy(workloads["backend"])
+    container = pod_spec(broken)["containers"][0]
+    container["readinessProb"] = container.pop("readinessProbe")
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, "1.33", strict=True)
+
+
+def test_every_namespaced_object_lands_in_the_namespace(rendered):
+    for doc in rendered:
+        if doc["kind"] == "Namespace":
+            assert doc["metadata"]["name"] == NAMESPACE
+            continue
+        assert doc["metadata"].get("namespace") == NAMESPACE, f"{doc['kind']}/{_base_name(doc)}"
+
+
+def test_kustomization_sits_at_the_root_of_k8s():
+    # So that `kubectl apply -k k8s/` works as the README says.
+    assert (K8S_DIR / "kustomization.yaml").is_file()
+    kustomization = yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text())
+    assert "commonLabels" not in kustomization, "commonLabels is deprecated; use labels:"
+    assert kustomization["namespace"] == NAMESPACE
+
+
+def test_every_object_carries_the_recommended_labels(rendered):
+    for doc in rendered:
+        labels = doc["metadata"].get("labels", {})
+        where = f"{doc['kind']}/{_base_name(doc)}"
+        assert labels.get(PART_OF) == "clusterip-demo", where
+        assert labels.get(NAME), where
+        if doc["kind"] != "Namespace" and labels[NAME] in TIERS:
+            assert labels.get(COMPONENT) == COMPONENTS[labels[NAME]], where
+
+
+def test_pod_templates_are_labelled_and_selectors_stay_minimal(workloads):
+    for name, obj in workloads.items():
+        labels = pod_labels(obj)
+        assert labels.get(NAME) == name
+        assert labels.get(COMPONENT) == COMPONENTS[name]
+        assert labels.get(PART_OF) == "clusterip-demo"
+        # Selectors are immutable: only the stable name, never a label kustomize adds.
+        assert obj["spec"]["selector"] == {"matchLabels": {NAME: name}}
+
+
+def test_images_are_pinned(workloads):
+    kustomization = yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text())
+    own_tags = {image["name"]: image["newTag"] for image in kustomization["images"]}
+    assert set(own_tags) == {"clusterip-demo/backend", "clusterip-demo/frontend"}
+    for name, obj in workloads.items():
+        for container in all_containers(pod_spec(obj)):
+            image = container["image"]
+            repository, _, tag = image.rpartition(":")
+            assert repository and tag, f"{name}/{container['name']}: untagged image {image}"
+            assert tag != "latest", f"{name}/{container['name']}: {image}"
+            if repository in own_tags:
+                assert tag == own_tags[repository]
+            else:
+                # Third-party images: a full patch version, not a moving 8.4 or 7.
+                assert re.match(r"^\d+\.\d+\.\d+(-[a-z0-9.]+)?$", tag), image
+            assert container.get("imagePullPolicy") == "IfNotPresent", (name, container["name"])
+
+
+def test_third_party_images_are_the_design_ones(workloads):
+    mysql = pod_spec(workloads["mysql"])["containers"][0]["image"]
+    redis = pod_spec(workloads["redis"])["containers"][0]["image"]
+    assert re.match(r"^mysql:8\.4\.\d+$", mysql), "MySQL 8.4 LTS, pinned"
+    assert re.match(r"^redis:(7|8)\.\d+\.\d+(-bookworm|-trixie)?$", redis), redis
+
+
+def test_docs_exist_for_the_manifests():
+    assert (Path(K8S_DIR).parent / "docs" / "kubernetes.md").is_file()
+
+
+def test_credentials_can_be_replaced_by_an_overlay(tmp_path, secrets):
+    # The recipe docs/kubernetes.md gives for real credentials really works: a
+    # secretGenerator with behavior: replace, values taken literally, references rewritten.
+    password = "s3cret@/:?#&%+ x"
+    (tmp_path / "mysql-credentials.env").write_text(
+        "MYSQL_DATABASE=app\nMYSQL_USER=app\n"
+        f"MYSQL_PASSWORD={password}\nMYSQL_ROOT_PASSWORD=another-one\n"
+    )
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [os.path.relpath(K8S_DIR, tmp_path)],
+                "secretGenerator": [
+                    {
+                        "name": "mysql-credentials",
+                        "behavior": "replace",
+                        "envs": ["mysql-credentials.env"],
+                    }
+                ],
+            }
+        )
+    )
+    docs = render(tmp_path)
+    (secret,) = [d for d in docs if d["kind"] == "Secret"]
+    values = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert values["MYSQL_PASSWORD"] == password
+    shipped = next(iter(secrets))
+    assert secret["metadata"]["name"] != shipped
+    text = yaml.safe_dump_all(docs)
+    assert shipped not in text
+    assert text.count(secret["metadata"]["name"]) >= 4  # Secret + mysql + migrate + backend
