@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -47,6 +48,22 @@ class HttpMetrics:
             registry=self.registry,
         )
         info.labels(identity.service, identity.version, identity.pod_name).set(1)
+        # labels() takes a lock and builds a key on every call; the set of
+        # (method, route, status) seen is small and bounded by the routes.
+        self._request_children: dict[tuple[str, str, int], Any] = {}
+        self._latency_children: dict[tuple[str, str], Any] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        counter = self._request_children.get((method, route, status))
+        if counter is None:
+            counter = self.requests.labels(method, route, str(status))
+            self._request_children[(method, route, status)] = counter
+        counter.inc()
+        histogram = self._latency_children.get((method, route))
+        if histogram is None:
+            histogram = self.latency.labels(method, route)
+            self._latency_children[(method, route)] = histogram
+        histogram.observe(seconds)
 
     def render(self) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
@@ -84,6 +101,6 @@ class MetricsMiddleware:
             # The template, not the raw path: /api/messages/{id} is one series,
             # and a scan of random URLs cannot blow up the label set.
             template = getattr(route, "path", None) or "unmatched"
-            method = scope.get("method", "")
-            self.metrics.requests.labels(method, template, str(status)).inc()
-            self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)
+            self.metrics.observe(
+                scope.get("method", ""), template, status, time.perf_counter() - started
+            )

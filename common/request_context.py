@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import re
 import time
-import uuid
 from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -56,7 +56,8 @@ def incoming_request_id(scope: Scope) -> str:
             if _SAFE_REQUEST_ID.match(candidate):
                 return candidate
             break
-    return uuid.uuid4().hex
+    # 128 random bits as hex, like uuid4().hex without building a UUID object.
+    return os.urandom(16).hex()
 
 
 class RequestContextMiddleware:
