@@ -10,15 +10,7 @@ import pytest
 
 from tests.conftest import BackendFactory
 from tests.support.servers import Redis
-
-
-def _wait(predicate, timeout: float = 10.0, interval: float = 0.05) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
@@ -135,7 +127,7 @@ def test_redis_stopped_then_restarted(backend_factory: BackendFactory, fresh_red
 
         fresh_redis.start()
         restarted_at = time.monotonic()
-        recovered = _wait(lambda: client.get("/api/info").json()["cache"] == "up", timeout=15)
+        recovered = wait_until(lambda: client.get("/api/info").json()["cache"] == "up", timeout=15)
         print(f"redis recovery noticed {recovered:.2f} s after restart")
         client.get("/api/messages")
         page = client.get("/api/messages").json()
@@ -188,7 +180,7 @@ def test_hung_redis_keeps_its_data_but_no_stale_page_comes_back(
         assert written.status_code == 201
 
         fresh_redis.proc.send_signal(signal.SIGCONT)
-        _wait(lambda: client.get("/api/info").json()["cache"] == "up", timeout=15)
+        wait_until(lambda: client.get("/api/info").json()["cache"] == "up", timeout=15)
         page = client.get("/api/messages").json()
         assert page["items"][0]["text"] == "new", page
     finally:

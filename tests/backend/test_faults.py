@@ -17,15 +17,7 @@ from sqlalchemy.pool import NullPool
 
 from tests.conftest import BackendFactory
 from tests.support.servers import MariaDB, Redis
-
-
-def _wait(predicate, timeout: float = 20.0, interval: float = 0.05) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
@@ -70,7 +62,7 @@ def test_database_down_then_back(
         assert client.get("/api/messages/1").status_code == 503
         assert client.get("/api/stats").status_code == 503
         # A shared dependency going down never makes the pod unready.
-        _wait(lambda: client.get("/readyz").json()["dependencies"]["database"] == "down")
+        wait_until(lambda: client.get("/readyz").json()["dependencies"]["database"] == "down")
         ready = client.get("/readyz")
         assert ready.status_code == 200
         assert ready.json()["degraded"] is True
@@ -80,7 +72,7 @@ def test_database_down_then_back(
 
         restart_mariadb.start()
         back_at = time.monotonic()
-        recovery = _wait(
+        recovery = wait_until(
             lambda: (
                 client.post("/api/messages", json={"author": "a", "text": "after"}).status_code
                 == 201

@@ -12,15 +12,7 @@ import pytest
 
 from tests.conftest import BackendFactory
 from tests.support.servers import MariaDB
-
-
-def _wait(predicate, timeout: float = 20.0, interval: float = 0.05) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
+from tests.support.waiting import wait_until
 
 
 def test_not_ready_until_the_database_answers(
@@ -40,13 +32,13 @@ def test_not_ready_until_the_database_answers(
     app = AppProcess("backend", env, mariadb.root / "late-backend.log")
     try:
         app.start(wait_ready=False)
-        _wait(lambda: _status(app.url) is not None)
+        wait_until(lambda: _status(app.url) is not None)
         ready = httpx.get(f"{app.url}/readyz", timeout=5)
         assert ready.status_code == 503
         assert ready.json()["status"] == "starting"
         assert httpx.get(f"{app.url}/healthz", timeout=5).status_code == 200
         mariadb.start()
-        took = _wait(lambda: _status(app.url) == 200)
+        took = wait_until(lambda: _status(app.url) == 200)
         print(f"\nready {took:.2f} s after MariaDB started")
     finally:
         app.stop()
@@ -67,7 +59,7 @@ def test_sigterm_fails_readiness_first_and_keeps_serving(backend_factory: Backen
     with httpx.Client(base_url=app.url, timeout=5) as client:
         assert client.get("/readyz").status_code == 200
         app.signal(signal.SIGTERM)
-        _wait(lambda: client.get("/readyz").status_code == 503, timeout=5)
+        wait_until(lambda: client.get("/readyz").status_code == 503, timeout=5)
         draining = client.get("/readyz")
         assert draining.json()["status"] == "draining"
         # Still serving while kube-proxy catches up, but asking clients to

@@ -42,6 +42,22 @@ def redis_binary() -> str | None:
     return _which("redis-server")
 
 
+def _terminate(proc: subprocess.Popen[bytes] | None, port: int, grace: float) -> None:
+    """SIGTERM, wait `grace` seconds, then SIGKILL; return once the port is free."""
+    if proc is None:
+        return
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while not port_is_closed("127.0.0.1", port) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 @dataclass
 class MariaDB:
     root: Path
@@ -116,19 +132,8 @@ class MariaDB:
         raise TimeoutError(f"mariadbd not ready in {timeout} s: {self.error_log_tail()}")
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        _terminate(self.proc, self.port, grace=30)
         self.proc = None
-        deadline = time.monotonic() + 10
-        while not port_is_closed("127.0.0.1", self.port) and time.monotonic() < deadline:
-            time.sleep(0.05)
 
     def error_log_tail(self) -> str:
         try:
@@ -198,19 +203,8 @@ class Redis:
         wait_for_port("127.0.0.1", self.port, timeout)
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        _terminate(self.proc, self.port, grace=10)
         self.proc = None
-        deadline = time.monotonic() + 10
-        while not port_is_closed("127.0.0.1", self.port) and time.monotonic() < deadline:
-            time.sleep(0.02)
 
     def url(self, db: int = 0) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
