@@ -18,7 +18,8 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 # before it is written, wherever it appears in a message or exception.
 _URL_PASSWORD = re.compile(r"(?P<prefix>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@\s]*@")
 
-_RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+# color_message: uvicorn's ANSI-coloured copy of msg, noise in a JSON line.
+_RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "color_message"}
 
 
 def redact(text: str) -> str:
