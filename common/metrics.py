@@ -69,7 +69,7 @@ class HttpMetrics:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 
-def metrics_endpoint(request: Request) -> Response:
+async def metrics_endpoint(request: Request) -> Response:
     metrics: HttpMetrics = request.app.state.metrics
     return metrics.render()
 

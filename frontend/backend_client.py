@@ -1,10 +1,11 @@
 """The one way the frontend talks to the backend: pooled, timed, traced, retried once.
 
-Every call goes through one shared `httpx.AsyncClient` made in the lifespan.
-httpx's `trace` extension tells us whether a call opened a new TCP connection
-(and how long the connect took) or reused a kept-alive one, and the network
-stream tells us which address that connection really talks to: the raw
-material of the route panel.
+Every call goes through one shared `httpx.AsyncClient` made in the lifespan,
+on an aiohttp connection pool (frontend/transport.py says why). Each try
+carries an observer that hears whether it opened a new TCP connection (and
+how long the connect took) or reused a kept-alive one, and the response says
+which address that connection really talks to: the raw material of the
+route panel.
 
 Retries: a pooled connection can die under us (the backend pod it led to was
 stopped, or the server closed it as we reused it). Such a call is tried once
@@ -17,11 +18,11 @@ writing twice).
 from __future__ import annotations
 
 import contextlib
+import http.cookiejar
 import json
 import logging
 import time
-import weakref
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -32,6 +33,7 @@ from common.request_context import record_timing
 from common.version import VERSION
 from frontend.config import FrontendSettings
 from frontend.metrics import FrontendMetrics
+from frontend.transport import AiohttpTransport, ConnectionInfo, Observer
 
 log = logging.getLogger("backend_client")
 
@@ -40,14 +42,16 @@ log = logging.getLogger("backend_client")
 RETRYABLE = (httpx.ConnectError, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
 
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_URL_CACHE_SIZE = 256
+_USER_AGENT = {"User-Agent": f"clusterip-demo-frontend/{VERSION}"}
 
-Stage = Literal["pool", "connect", "send", "receive"]
+Stage = Literal["pool", "connect", "send"]
 FailedHop = Literal["frontend", "address", "pod"]
 
 
 @dataclass(slots=True)
-class Attempt:
-    """What one try at a request saw, from httpx's trace hooks."""
+class Attempt(Observer):
+    """What one try at a request saw, told by the transport as it happened."""
 
     fresh_client: bool
     new_connection: bool = False
@@ -62,18 +66,34 @@ class Attempt:
     error: str | None = None
     _connect_started: float = 0.0
 
+    def connecting(self) -> None:
+        self.stage = "connect"
+        self.new_connection = True
+        self._connect_started = time.perf_counter()
+
+    def connected(self) -> None:
+        self.connect_ms = (time.perf_counter() - self._connect_started) * 1000
+        self.stage = "send"
+
+    def reused(self) -> None:
+        self.stage = "send"
+
+    def connect_failed(self) -> None:
+        if self.stage == "connect" and self.connect_ms is None:
+            self.connect_ms = (time.perf_counter() - self._connect_started) * 1000
+
     async def trace(self, event: str, info: Mapping[str, Any]) -> None:
+        """The same, from httpx's own transport (httpcore's `trace` extension),
+        which the per-request benchmark foil uses."""
         # httpcore names events "<module>.<step>.<started|complete|failed>".
         if event == "connection.connect_tcp.started":
-            self.stage = "connect"
-            self.new_connection = True
-            self._connect_started = time.perf_counter()
-        elif event in ("connection.connect_tcp.complete", "connection.connect_tcp.failed"):
-            self.connect_ms = (time.perf_counter() - self._connect_started) * 1000
+            self.connecting()
+        elif event == "connection.connect_tcp.complete":
+            self.connected()
+        elif event == "connection.connect_tcp.failed":
+            self.connect_failed()
         elif event.endswith(".send_request_headers.started"):
             self.stage = "send"
-        elif event.endswith(".receive_response_headers.started"):
-            self.stage = "receive"
 
 
 @dataclass(slots=True)
@@ -116,19 +136,23 @@ class BackendReply:
     headers: httpx.Headers
     body: bytes
     trace: CallTrace
+    # Read from the headers once: the route panel asks more than once.
+    served_by: str | None = field(init=False)
+    _server_timing: dict[str, float] | None = field(init=False, default=None)
 
-    @property
-    def served_by(self) -> str | None:
-        return self.headers.get("x-served-by")
+    def __post_init__(self) -> None:
+        self.served_by = self.headers.get("x-served-by")
 
     @property
     def server_timing(self) -> dict[str, float]:
-        return parse_server_timing(self.headers.get("server-timing", ""))
+        if self._server_timing is None:
+            self._server_timing = parse_server_timing(self.headers.get("server-timing", ""))
+        return self._server_timing
 
-    def json(self) -> Any:
+    def json(self, loads: Callable[[bytes], Any] = json.loads) -> Any:
         """The body as JSON; a body that is not JSON is the backend's fault."""
         try:
-            return json.loads(self.body)
+            return loads(self.body)
         except ValueError as exc:
             raise BackendUnavailable(
                 "pod",
@@ -171,15 +195,44 @@ def _address(value: Any) -> str | None:
     return None
 
 
+class _NoJar(http.cookiejar.CookieJar):
+    def set_cookie(self, cookie: http.cookiejar.Cookie) -> None:
+        return None
+
+
+class _NoCookies(httpx.Cookies):
+    """A cookie jar that keeps nothing, and does not even look."""
+
+    def __init__(self) -> None:
+        super().__init__(_NoJar())
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+_NO_COOKIES = _NoCookies()
+
+
+class BackendHttpClient(httpx.AsyncClient):
+    """`httpx.AsyncClient` without a cookie jar.
+
+    One client serves every visitor: a cookie the backend set in one answer
+    would ride along with everybody's later requests. The backend sets none,
+    and reading each answer for them was a twentieth of the page's CPU.
+    """
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return _NO_COOKIES
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        return None
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-@dataclass(slots=True)
-class _ConnectionStats:
-    opened_at: float
-    requests: int = 0
 
 
 class BackendClient:
@@ -192,32 +245,28 @@ class BackendClient:
             write=settings.backend_read_timeout_seconds,
             pool=settings.backend_connect_timeout_seconds,
         )
+        # The shared pool: kept-alive connections, idle ones dropped before
+        # the backend server's own keep-alive timeout would close them.
         self.pooled = self._client(
-            httpx.Limits(
-                max_connections=settings.backend_max_connections,
-                max_keepalive_connections=settings.backend_max_connections,
-                keepalive_expiry=settings.backend_keepalive_expiry_seconds,
-            )
+            settings.backend_max_connections, settings.backend_keepalive_expiry_seconds
         )
         # Keeps no connection: each call through it opens its own, so
         # kube-proxy chooses a pod afresh. Used for retries and the spread view.
-        self.fresh = self._client(
-            httpx.Limits(
-                max_connections=settings.backend_max_connections, max_keepalive_connections=0
-            )
-        )
-        # Keyed by httpcore's network stream, so an entry goes when its
-        # connection is garbage: no bookkeeping for closed connections.
-        self._connections: weakref.WeakKeyDictionary[Any, _ConnectionStats] = (
-            weakref.WeakKeyDictionary()
-        )
+        self.fresh = self._client(settings.backend_max_connections, None)
+        # labels() takes a lock and builds a key on every call: keep the
+        # children, whose set is small (methods by statuses seen).
+        self._calls: dict[tuple[str, int | str], Any] = {}
+        self._urls: dict[tuple[str, tuple[tuple[str, str | int], ...]], httpx.URL] = {}
+        self._durations: dict[str, Any] = {}
 
-    def _client(self, limits: httpx.Limits) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
+    def _client(self, max_connections: int, keepalive_expiry: float | None) -> httpx.AsyncClient:
+        return BackendHttpClient(
             base_url=self.settings.backend_url,
             timeout=self._timeout,
-            limits=limits,
-            headers={"User-Agent": f"clusterip-demo-frontend/{VERSION}"},
+            transport=AiohttpTransport(
+                max_connections=max_connections, keepalive_expiry=keepalive_expiry
+            ),
+            headers=_USER_AGENT,
             follow_redirects=False,
             # Cluster-internal traffic must not wander off through an
             # HTTP_PROXY set for the outside world.
@@ -227,13 +276,7 @@ class BackendClient:
     @contextlib.asynccontextmanager
     async def dedicated(self) -> AsyncIterator[httpx.AsyncClient]:
         """A client held to one kept-alive connection, for the spread view."""
-        client = self._client(
-            httpx.Limits(
-                max_connections=1,
-                max_keepalive_connections=1,
-                keepalive_expiry=self.settings.backend_keepalive_expiry_seconds,
-            )
-        )
+        client = self._client(1, self.settings.backend_keepalive_expiry_seconds)
         try:
             yield client
         finally:
@@ -243,13 +286,25 @@ class BackendClient:
         await self.pooled.aclose()
         await self.fresh.aclose()
 
+    def _url(self, path: str, params: Mapping[str, str | int] | None) -> httpx.URL:
+        """The absolute URL of a backend path, parsed once: the page asks for
+        the same few URLs all day, and parsing one is a good share of a call."""
+        key = (path, tuple(params.items()) if params else ())
+        url = self._urls.get(key)
+        if url is None:
+            if len(self._urls) >= _URL_CACHE_SIZE:
+                self._urls.clear()  # `before_id` pages are many; the hot few come back
+            url = httpx.URL(self.settings.backend_url + path, params=params)
+            self._urls[key] = url
+        return url
+
     def _headers(self, extra: Mapping[str, str] | None, fresh: bool) -> dict[str, str]:
         headers = dict(extra or {})
         request_id = request_id_var.get()
         if request_id:
             headers["X-Request-ID"] = request_id
         if fresh:
-            # Belt and braces with max_keepalive_connections=0: the server
+            # Belt and braces with a pool that keeps nothing: the server
             # closes its side too, so nothing lingers in TIME_WAIT on ours.
             headers["Connection"] = "close"
         return headers
@@ -270,12 +325,12 @@ class BackendClient:
         attempt = Attempt(fresh_client=fresh)
         request = client.build_request(
             method,
-            path,
-            params=params,
+            self._url(path, params),
             content=content,
             headers=self._headers(headers, fresh),
             timeout=timeouts if timeouts is not None else self._timeout,
-            extensions={"trace": attempt.trace},
+            # The first for frontend/transport.py, the second for httpx's own.
+            extensions={"observer": attempt, "trace": attempt.trace},
         )
         trace = CallTrace(attempts=[attempt])
         started = time.perf_counter()
@@ -287,39 +342,46 @@ class BackendClient:
             finally:
                 await response.aclose()
         except httpx.HTTPError as exc:
+            if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+                attempt.connect_failed()
             attempt.error = _describe(exc)
             self._count(method, "failed", attempt, started)
             trace.total_ms = (time.perf_counter() - started) * 1000
             return None, attempt, exc
-        self._count(method, str(response.status_code), attempt, started)
+        self._count(method, response.status_code, attempt, started)
         trace.total_ms = (time.perf_counter() - started) * 1000
-        return BackendReply(response.status_code, response.headers, body, trace), attempt, None
+        reply = BackendReply(response.status_code, response.headers, body, trace)
+        return reply, attempt, None
 
-    def _count(self, method: str, status: str, attempt: Attempt, started: float) -> None:
-        self.metrics.calls.labels(method, status).inc()
-        self.metrics.call_duration.labels(method).observe(time.perf_counter() - started)
+    def _count(self, method: str, status: int | str, attempt: Attempt, started: float) -> None:
+        calls = self._calls.get((method, status))
+        if calls is None:
+            calls = self._calls[(method, status)] = self.metrics.calls.labels(method, str(status))
+        calls.inc()
+        duration = self._durations.get(method)
+        if duration is None:
+            duration = self._durations[method] = self.metrics.call_duration.labels(method)
+        duration.observe(time.perf_counter() - started)
         if attempt.new_connection and attempt.stage != "connect":  # it did open
             self.metrics.connections_opened.inc()
 
-    def _note_connection(self, response: httpx.Response, attempt: Attempt) -> None:
-        # Read while the socket is surely open: a `Connection: close` reply
-        # closes it as soon as the body has been read.
+    @staticmethod
+    def _note_connection(response: httpx.Response, attempt: Attempt) -> None:
+        info = response.extensions.get("connection")
+        if isinstance(info, ConnectionInfo):
+            attempt.local_addr = _address(info.local)
+            attempt.peer_addr = _address(info.peer)
+            attempt.connection_age_s = info.age_s
+            attempt.requests_on_connection = info.requests
+            return
+        # httpx's own transport (the per-request foil): read while the
+        # socket is surely open, before the body.
         stream = response.extensions.get("network_stream")
-        if stream is None:
-            return
-        attempt.local_addr = _address(stream.get_extra_info("client_addr"))
-        attempt.peer_addr = _address(stream.get_extra_info("server_addr"))
-        now = time.monotonic()
-        try:
-            stats = self._connections.get(stream)
-            if stats is None or attempt.new_connection:
-                stats = _ConnectionStats(opened_at=now)
-                self._connections[stream] = stats
-        except TypeError:  # a stream type that cannot be weakly referenced
-            return
-        stats.requests += 1
-        attempt.connection_age_s = now - stats.opened_at
-        attempt.requests_on_connection = stats.requests
+        if stream is not None:
+            attempt.local_addr = _address(stream.get_extra_info("client_addr"))
+            attempt.peer_addr = _address(stream.get_extra_info("server_addr"))
+            if attempt.new_connection:
+                attempt.connection_age_s, attempt.requests_on_connection = 0.0, 1
 
     async def request(
         self,
@@ -348,7 +410,16 @@ class BackendClient:
             "retry": retry,
         }
         if self.settings.backend_client_per_request:
-            async with self._client(httpx.Limits()) as throwaway:
+            # As many tutorials do: `async with httpx.AsyncClient() as client`
+            # in the handler, httpx's defaults and all, a new connection each.
+            throwaway = httpx.AsyncClient(
+                base_url=self.settings.backend_url,
+                timeout=self._timeout,
+                headers=_USER_AGENT,
+                follow_redirects=False,
+                trust_env=False,
+            )
+            async with throwaway:
                 return await self._request_on(throwaway, method.upper(), path, **kwargs)
         return await self._request_on(self.pooled, method.upper(), path, **kwargs)
 

@@ -17,7 +17,8 @@ import httpx
 
 from common.logging import request_id_var
 from frontend.backend_client import BackendReply, BackendUnavailable
-from frontend.route_panel import Route, build_route, resolve
+from frontend.listing_cache import ListingCache
+from frontend.route_panel import Resolution, Route, build_route, literal_address, resolve
 from frontend.services import Services
 
 PAGE_SIZE = 20
@@ -44,6 +45,9 @@ class Listing:
     route: Route
     status: int = 200
     problem: str | None = None
+    # The backend's answer the messages were read from: the key under which
+    # ListingCache keeps their rendered list.
+    source: bytes | None = None
 
 
 async def _call(services: Services, method: str, path: str, **kwargs: Any) -> Any:
@@ -70,12 +74,12 @@ async def _learn_pod(services: Services, reply: BackendReply) -> None:
         services.pods.learn(body)
 
 
-def _payload(outcome: BackendReply | BackendUnavailable) -> tuple[Any, Any]:
+def _payload(outcome: BackendReply | BackendUnavailable, cache: ListingCache) -> tuple[Any, Any]:
     """The parsed body, or the outcome turned into a failure if it is not JSON."""
     if isinstance(outcome, BackendUnavailable):
         return outcome, None
     try:
-        body = outcome.json()
+        body = outcome.json(cache.payload if outcome.status == 200 else json.loads)
     except BackendUnavailable as exc:
         return exc, None
     return outcome, body if isinstance(body, dict) else None
@@ -89,15 +93,21 @@ async def load_listing(
     if before_id is not None:
         params["before_id"] = before_id
     label = "GET /api/messages?" + "&".join(f"{k}={v}" for k, v in params.items())
-    # The lookup is for the panel only (httpx resolves on its own when it
-    # connects), so it runs beside the call and adds no time to the page.
-    resolution, raw = await asyncio.gather(
-        resolve(
-            settings.backend_host, settings.backend_port, settings.backend_connect_timeout_seconds
-        ),
-        _call(services, "GET", "/api/messages", params=params, headers=forwarded),
-    )
-    outcome, payload = _payload(raw)
+    call = _call(services, "GET", "/api/messages", params=params, headers=forwarded)
+    host, port = settings.backend_host, settings.backend_port
+    literal = literal_address(host)
+    if literal is not None:
+        # An address: nothing to look up, so no task to run beside the call.
+        resolution = Resolution(host=host, port=port, addresses=[literal])
+        raw = await call
+    else:
+        # The lookup is for the panel only (the client resolves on its own
+        # when it connects), so it runs beside the call and adds no time to
+        # the page. It runs on every page view: it is the lesson.
+        resolution, raw = await asyncio.gather(
+            resolve(host, port, settings.backend_connect_timeout_seconds), call
+        )
+    outcome, payload = _payload(raw, services.listings)
     if isinstance(outcome, BackendReply) and outcome.status == 200:
         await _learn_pod(services, outcome)
     route = build_route(
@@ -118,6 +128,7 @@ async def load_listing(
         )
         next_before = payload.get("next_before_id")
         listing.next_before_id = next_before if isinstance(next_before, int) else None
+        listing.source = outcome.body
         return listing
     hop = route.failed_hop
     if isinstance(outcome, BackendUnavailable):

@@ -10,11 +10,12 @@ panel and `GET /api/route`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from common.identity import PodIdentity
@@ -44,15 +45,23 @@ class Resolution:
         return self.ms is None and self.error is None
 
 
+@functools.lru_cache(maxsize=64)
+def literal_address(host: str) -> str | None:
+    """The address itself when `host` is an IP address, else None (a name)."""
+    try:
+        return str(ipaddress.ip_address(host.strip("[]")))
+    except ValueError:
+        return None
+
+
 async def resolve(host: str, port: int, limit_s: float) -> Resolution:
     """Look the name up with the event loop's getaddrinfo (the system resolver,
     so /etc/hosts, resolv.conf search domains and cluster DNS all apply)."""
     result = Resolution(host=host, port=port)
-    try:
-        result.addresses = [str(ipaddress.ip_address(host.strip("[]")))]
+    literal = literal_address(host)
+    if literal is not None:
+        result.addresses = [literal]
         return result  # an address already: nothing to look up
-    except ValueError:
-        pass
     loop = asyncio.get_running_loop()
     started = time.perf_counter()
     try:
@@ -111,10 +120,29 @@ class Route:
         return next((hop.key for hop in self.hops if hop.state == "failed"), None)
 
     def as_dict(self) -> dict[str, Any]:
-        hops = [asdict(hop) for hop in self.hops]
-        for hop in hops:
-            for timing in hop["timings"]:
-                timing["ms"] = None if timing["ms"] is None else round(timing["ms"], 2)
+        # Spelt out, not dataclasses.asdict: that deep-copies every value,
+        # and this runs for every GET /api/route.
+        hops = [
+            {
+                "key": hop.key,
+                "title": hop.title,
+                "value": hop.value,
+                "detail": hop.detail,
+                "explanation": hop.explanation,
+                "link": hop.link,
+                "timings": [
+                    {
+                        "label": t.label,
+                        "ms": None if t.ms is None else round(t.ms, 2),
+                        "note": t.note,
+                    }
+                    for t in hop.timings
+                ],
+                "state": hop.state,
+                "error": hop.error,
+            }
+            for hop in self.hops
+        ]
         return {
             "ok": self.ok,
             "failed_hop": self.failed_hop,

@@ -28,6 +28,10 @@ _HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 
 
+_NAMES = frozenset(name for name, _ in _HEADERS)
+_NO_STORE = (b"cache-control", b"no-store")
+
+
 class SecurityHeadersMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -39,13 +43,18 @@ class SecurityHeadersMiddleware:
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
+                headers = list(message.get("headers", ()))
+                # A header the route set itself wins over the default.
                 present = {name.lower() for name, _ in headers}
-                headers.extend(h for h in _HEADERS if h[0] not in present)
-                content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
-                if content_type.startswith(b"text/html") and b"cache-control" not in present:
+                if present.isdisjoint(_NAMES):
+                    headers.extend(_HEADERS)
+                else:
+                    headers.extend(h for h in _HEADERS if h[0] not in present)
+                if b"cache-control" not in present and any(
+                    k.lower() == b"content-type" and v.startswith(b"text/html") for k, v in headers
+                ):
                     # Pages carry a CSRF token and live data: never cache them.
-                    headers.append((b"cache-control", b"no-store"))
+                    headers.append(_NO_STORE)
                 message["headers"] = headers
             await send(message)
 

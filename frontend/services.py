@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 from starlette.templating import Jinja2Templates
@@ -11,6 +11,7 @@ from common.identity import PodIdentity
 from common.lifecycle import Lifecycle
 from frontend.backend_client import BackendClient
 from frontend.config import FrontendSettings
+from frontend.listing_cache import ListingCache
 from frontend.pods import PodDirectory
 
 
@@ -22,8 +23,11 @@ class Services:
     backend: BackendClient
     pods: PodDirectory
     templates: Jinja2Templates
+    listings: ListingCache = field(default_factory=ListingCache)
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a
+    # thread hop on every request for one attribute read.
     services: Services = request.app.state.services
     return services

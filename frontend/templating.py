@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,23 +32,36 @@ def _ms(value: float | None) -> str:
 _BACKTICKED = re.compile(r"`([^`]+)`")
 
 
-def _ticks(value: Any) -> Markup:
-    """Plain text with `name` set as <code>name</code>: the explanations are
-    written once for the page and the JSON alike. Escaped first, so only
-    the <code> tags added here are markup."""
-    escaped = str(escape(value))
+@functools.lru_cache(maxsize=1024)
+def _ticked(text: str) -> Markup:
+    escaped = str(escape(text))
     return Markup(_BACKTICKED.sub(r"<code>\1</code>", escaped))  # noqa: S704 - escaped above
 
 
-def _when(value: Any) -> str:
-    """`2026-11-25T09:30:00.123Z` → `2026-11-25 09:30:00 UTC`; anything else as it is."""
-    if not isinstance(value, str):
-        return ""
+def _ticks(value: Any) -> Markup:
+    """Plain text with `name` set as <code>name</code>: the explanations are
+    written once for the page and the JSON alike. Escaped first, so only
+    the <code> tags added here are markup. Most of them are the same on
+    every page view, so each distinct text is worked out once."""
+    return _ticked(value if isinstance(value, str) else str(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _when_text(value: str) -> str:
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return value
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _when(value: Any) -> str:
+    """`2026-11-25T09:30:00.123Z` → `2026-11-25 09:30:00 UTC`; anything else as it is.
+    A message's time is shown on every view of its page: each is worked out once."""
+    return _when_text(value) if isinstance(value, str) else ""
+
+
+PAGES = ("index.html", "_messages.html", "spread.html", "error.html")
 
 
 def create_templates() -> Jinja2Templates:
@@ -58,12 +72,19 @@ def create_templates() -> Jinja2Templates:
         autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        # Templates are part of the image: compiled once, never re-read, and
+        # kept in a plain dict (there are a handful).
         auto_reload=False,
+        cache_size=-1,
     )
     env.filters["ms"] = _ms
     env.filters["when"] = _when
     env.filters["ticks"] = _ticks
-    return Jinja2Templates(env=env)
+    templates = Jinja2Templates(env=env)
+    # Compiled at start, not by the first visitor of each page.
+    for name in PAGES:
+        env.get_template(name)
+    return templates
 
 
 def render(
@@ -75,7 +96,15 @@ def render(
     status_code: int = 200,
     headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    base = {"identity": identity, "path": request.url.path}
-    return templates.TemplateResponse(
-        request, name, base | context, status_code=status_code, headers=headers
-    )
+    # Straight to the compiled template: Starlette's TemplateResponse adds a
+    # context-processor pass and a debug hook for its TestClient, unused here.
+    template = templates.env.get_template(name)
+    base = {"request": request, "identity": identity, "path": request.scope["path"]}
+    html = template.render(base | context)
+    return HTMLResponse(html, status_code=status_code, headers=headers)
+
+
+def render_fragment(templates: Jinja2Templates, name: str, context: dict[str, Any]) -> Markup:
+    """A piece of a page, as markup to place in another template (escaped in its own)."""
+    html = templates.env.get_template(name).render(context)
+    return Markup(html)  # noqa: S704 - rendered with autoescape, like a page

@@ -30,7 +30,7 @@ from frontend.guestbook import (
 from frontend.route_panel import SERVICE_DOCS
 from frontend.services import Services, get_services
 from frontend.spread import DETAIL, HEADLINE, SpreadInputError, parse_n, run_spread
-from frontend.templating import render
+from frontend.templating import render, render_fragment
 
 router = APIRouter(include_in_schema=False)
 
@@ -65,6 +65,17 @@ def _page(
     headers: dict[str, str] | None = None,
 ) -> Response:
     token, is_new = csrf.token_for(request)
+    message_list = None
+    if listing.messages:
+        message_list = services.listings.html(
+            listing.source,
+            written,
+            lambda: render_fragment(
+                services.templates,
+                "_messages.html",
+                {"messages": listing.messages, "written": written},
+            ),
+        )
     response = render(
         services.templates,
         request,
@@ -72,6 +83,7 @@ def _page(
         "index.html",
         {
             "listing": listing,
+            "message_list": message_list,
             "route": listing.route,
             "form": form,
             "csrf_field": csrf.FIELD_NAME,

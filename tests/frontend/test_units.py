@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
+from markupsafe import Markup
 from pydantic import ValidationError
 
 from frontend.backend_client import parse_server_timing
 from frontend.charts import PALETTE, bar_chart, pod_colours
 from frontend.config import FrontendSettings
-from frontend.route_panel import resolve
+from frontend.listing_cache import ListingCache
+from frontend.route_panel import literal_address, resolve
 from frontend.spread import SpreadInputError, parse_n
 from frontend.templating import create_templates
 
@@ -105,3 +108,45 @@ def test_templates_escape_everything() -> None:
     rendered = env.from_string("{{ x }} {{ x|ticks }}").render(x="<i>`a<b`</i>")
     assert "<i>" not in rendered
     assert "<code>a&lt;b</code>" in rendered
+
+
+def test_listing_cache_parses_and_renders_each_body_once() -> None:
+    cache = ListingCache(capacity=2)
+    one, two, three = (json.dumps({"items": [{"id": i}]}).encode() for i in (1, 2, 3))
+    assert cache.payload(one) == {"items": [{"id": 1}]}
+    assert cache.payload(one) is cache.payload(bytes(one))  # equal bytes, parsed once
+    renders: list[int | None] = []
+
+    def render(tag: str, written: int | None = None) -> Markup:
+        renders.append(written)
+        return Markup(f"<ol>{tag}</ol>")
+
+    assert cache.html(one, None, lambda: render("a")) == "<ol>a</ol>"
+    assert cache.html(one, None, lambda: render("b")) == "<ol>a</ol>"  # kept
+    assert cache.html(one, 7, lambda: render("c", 7)) == "<ol>c</ol>"  # `written` differs
+    assert renders == [None, 7]
+    # A body never parsed here (so never checked) is rendered, not kept.
+    assert cache.html(two, None, lambda: render("d")) == "<ol>d</ol>"
+    assert cache.html(two, None, lambda: render("e")) == "<ol>e</ol>"
+    assert cache.html(None, None, lambda: render("f")) == "<ol>f</ol>"
+    cache.payload(two)
+    cache.payload(three)  # over capacity: the least recently used (one) goes
+    assert cache.html(one, None, lambda: render("g")) == "<ol>g</ol>"
+    with pytest.raises(ValueError):
+        cache.payload(b"{not json")
+
+
+def test_display_filters_are_worked_out_once_and_stay_escaped() -> None:
+    env = create_templates().env
+    assert env.filters["when"]("2026-11-25T09:30:00.123Z") == "2026-11-25 09:30:00 UTC"
+    assert env.filters["when"]("not a time") == "not a time"
+    assert env.filters["when"](None) == ""
+    first = env.filters["ticks"]("use `<b>`")
+    assert first == "use <code>&lt;b&gt;</code>" and env.filters["ticks"]("use `<b>`") is first
+    assert env.filters["ticks"](None) == "None"
+
+
+def test_literal_addresses_need_no_lookup() -> None:
+    assert literal_address("10.96.0.12") == "10.96.0.12"
+    assert literal_address("[::1]") == "::1"
+    assert literal_address("backend") is None
