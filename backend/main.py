@@ -16,13 +16,11 @@ from backend.errors import install_error_handlers
 from backend.metrics import BackendMetrics
 from backend.routes import health, info, messages
 from backend.services import Services
-from common.body_limit import BodyLimitMiddleware
-from common.connection_age import ConnectionAgeMiddleware
 from common.identity import PodIdentity
 from common.lifecycle import Lifecycle
 from common.logging import configure_logging
-from common.metrics import HttpMetrics, MetricsMiddleware
-from common.request_context import RequestContextMiddleware
+from common.metrics import HttpMetrics
+from common.serving import install_serving
 from common.version import VERSION
 
 log = logging.getLogger("backend")
@@ -86,18 +84,13 @@ def create_app(
     app.include_router(health.router)
     app.include_router(info.router)
     app.include_router(messages.router)
-    # Outermost last: request context wraps everything, so even a 413 from
-    # the body limit carries a request id and is counted.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(
-        ConnectionAgeMiddleware,
-        max_age=settings.max_connection_age_seconds,
+    install_serving(
+        app,
+        settings=settings,
         lifecycle=lifecycle,
-        keepalive_timeout=settings.keepalive_timeout_seconds,
-    )
-    app.add_middleware(MetricsMiddleware, metrics=http_metrics)
-    app.add_middleware(
-        RequestContextMiddleware, pod_name=settings.pod_name, quiet_paths=_QUIET_PATHS
+        metrics=http_metrics,
+        max_body_bytes=settings.max_body_bytes,
+        quiet_paths=_QUIET_PATHS,
     )
     return app
 

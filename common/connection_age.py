@@ -1,4 +1,4 @@
-"""Close pooled client connections once they are older than a set age.
+"""Which pooled client connections are old enough to be closed.
 
 kube-proxy picks a backend pod per *connection*. A client whose pooled
 connections never go idle would talk to the same pods forever, so after
@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import time
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from common.lifecycle import Lifecycle
 
 
-class ConnectionAgeMiddleware:
-    def __init__(
-        self, app: ASGIApp, max_age: float, lifecycle: Lifecycle, keepalive_timeout: float
-    ) -> None:
-        self.app = app
+class ConnectionAges:
+    def __init__(self, max_age: float, lifecycle: Lifecycle, keepalive_timeout: float) -> None:
         self.max_age = max_age
         self.lifecycle = lifecycle
         # (client ip, client port) identifies a live TCP connection. A
@@ -31,7 +28,7 @@ class ConnectionAgeMiddleware:
         self._stale_after = max_age + keepalive_timeout
         self._next_prune = time.monotonic() + self._stale_after
 
-    def _should_close(self, scope: Scope) -> bool:
+    def should_close(self, scope: Scope) -> bool:
         if self.lifecycle.draining:
             return True
         if self.max_age <= 0:
@@ -50,19 +47,3 @@ class ConnectionAgeMiddleware:
             del self._first_seen[key]
             return True
         return False
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self._should_close(scope):
-            await self.app(scope, receive, send)
-            return
-
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [
-                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"
-                ]
-                headers.append((b"connection", b"close"))
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_wrapper)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from prometheus_client import (
@@ -15,7 +14,6 @@ from prometheus_client import (
 )
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common.identity import PodIdentity
 
@@ -72,35 +70,3 @@ class HttpMetrics:
 async def metrics_endpoint(request: Request) -> Response:
     metrics: HttpMetrics = request.app.state.metrics
     return metrics.render()
-
-
-class MetricsMiddleware:
-    def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        status = 500
-        started = time.perf_counter()
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        self.metrics.in_flight.inc()
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            self.metrics.in_flight.dec()
-            route = scope.get("route")
-            # The template, not the raw path: /api/messages/{id} is one series,
-            # and a scan of random URLs cannot blow up the label set.
-            template = getattr(route, "path", None) or "unmatched"
-            self.metrics.observe(
-                scope.get("method", ""), template, status, time.perf_counter() - started
-            )

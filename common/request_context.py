@@ -1,23 +1,13 @@
-"""Per-request bookkeeping: request id, served-by header, timings, access log.
-
-A pure ASGI middleware (not BaseHTTPMiddleware) so it adds no task switch per
-request and sees the response headers before they are sent.
-"""
+"""Per-request context: the request id and the time spent in each dependency."""
 
 from __future__ import annotations
 
 import contextvars
-import logging
 import os
 import re
-import time
 from dataclasses import dataclass, field
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from common.logging import request_id_var
-
-log = logging.getLogger("access")
+from starlette.types import Scope
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -58,51 +48,3 @@ def incoming_request_id(scope: Scope) -> str:
             break
     # 128 random bits as hex, like uuid4().hex without building a UUID object.
     return os.urandom(16).hex()
-
-
-class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, pod_name: str, quiet_paths: frozenset[str]) -> None:
-        self.app = app
-        self._served_by = pod_name.encode()
-        self._quiet_paths = quiet_paths
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = incoming_request_id(scope)
-        rid_token = request_id_var.set(request_id)
-        timings = Timings()
-        t_token = timings_var.set(timings)
-        started = time.perf_counter()
-        status = 500
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode()))
-                headers.append((b"x-served-by", self._served_by))
-                headers.append((b"server-timing", timings.header(time.perf_counter() - started)))
-                message["headers"] = headers
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            path = scope.get("path", "")
-            if path not in self._quiet_paths or status >= 400:
-                client = scope.get("client")
-                log.info(
-                    "request",
-                    extra={
-                        "method": scope.get("method"),
-                        "path": path,
-                        "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                        "client": client[0] if client else None,
-                    },
-                )
-            request_id_var.reset(rid_token)
-            timings_var.reset(t_token)

@@ -10,13 +10,11 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from common.body_limit import BodyLimitMiddleware
-from common.connection_age import ConnectionAgeMiddleware
 from common.identity import PodIdentity
 from common.lifecycle import Lifecycle
 from common.logging import configure_logging
-from common.metrics import HttpMetrics, MetricsMiddleware
-from common.request_context import RequestContextMiddleware
+from common.metrics import HttpMetrics
+from common.serving import install_serving
 from common.version import VERSION
 from frontend.backend_client import BackendClient
 from frontend.config import SERVICE_NAME, FrontendSettings
@@ -24,7 +22,7 @@ from frontend.errors import install_error_handlers
 from frontend.metrics import FrontendMetrics
 from frontend.pods import PodDirectory
 from frontend.routes import api, health, pages
-from frontend.security import SecurityHeadersMiddleware
+from frontend.security import add_security_headers
 from frontend.services import Services
 from frontend.templating import STATIC_DIR, create_templates
 
@@ -81,21 +79,15 @@ def create_app(
     app.include_router(pages.router)
     app.include_router(api.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    # Outermost last: request context wraps everything, so even a 413 from
-    # the body limit carries a request id, security headers and a count.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    # Browsers keep connections to the `frontend` Service alive too: close
-    # old ones so both frontend replicas get a share.
-    app.add_middleware(
-        ConnectionAgeMiddleware,
-        max_age=settings.max_connection_age_seconds,
+    install_serving(
+        app,
+        settings=settings,
         lifecycle=lifecycle,
-        keepalive_timeout=settings.keepalive_timeout_seconds,
-    )
-    app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(MetricsMiddleware, metrics=http_metrics)
-    app.add_middleware(
-        RequestContextMiddleware, pod_name=settings.pod_name, quiet_paths=_QUIET_PATHS
+        metrics=http_metrics,
+        max_body_bytes=settings.max_body_bytes,
+        quiet_paths=_QUIET_PATHS,
+        # Pages get their security headers on every response, errors too.
+        response_headers=add_security_headers,
     )
     return app
 

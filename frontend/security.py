@@ -8,8 +8,6 @@ The SVG charts use presentation attributes, not inline styles, so
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self';"
     " frame-ancestors 'none'; base-uri 'none'"
@@ -32,30 +30,16 @@ _NAMES = frozenset(name for name, _ in _HEADERS)
 _NO_STORE = (b"cache-control", b"no-store")
 
 
-class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                # A header the route set itself wins over the default.
-                present = {name.lower() for name, _ in headers}
-                if present.isdisjoint(_NAMES):
-                    headers.extend(_HEADERS)
-                else:
-                    headers.extend(h for h in _HEADERS if h[0] not in present)
-                if b"cache-control" not in present and any(
-                    k.lower() == b"content-type" and v.startswith(b"text/html") for k, v in headers
-                ):
-                    # Pages carry a CSRF token and live data: never cache them.
-                    headers.append(_NO_STORE)
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_wrapper)
+def add_security_headers(headers: list[tuple[bytes, bytes]]) -> None:
+    """Extend a response's headers in place (a hook of common.serving)."""
+    # A header the route set itself wins over the default.
+    present = {name.lower() for name, _ in headers}
+    if present.isdisjoint(_NAMES):
+        headers.extend(_HEADERS)
+    else:
+        headers.extend(h for h in _HEADERS if h[0] not in present)
+    if b"cache-control" not in present and any(
+        k.lower() == b"content-type" and v.startswith(b"text/html") for k, v in headers
+    ):
+        # Pages carry a CSRF token and live data: never cache them.
+        headers.append(_NO_STORE)

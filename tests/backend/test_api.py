@@ -178,9 +178,12 @@ def test_malformed_json_is_400(api: Api, raw: bytes) -> None:
 
 def test_oversize_body_is_413(api: Api) -> None:
     big = {"author": "a", "text": "x" * 20_000}
-    response = api.client.post("/api/messages", json=big)
+    response = api.client.post("/api/messages", json=big, headers={"X-Request-ID": "big-1"})
     assert response.status_code == 413
     assert response.json()["error"] == "payload_too_large"
+    # Refused before the app saw it, yet answered like any other response.
+    assert response.headers["x-request-id"] == "big-1"
+    assert response.headers["x-served-by"] == api.app.env["POD_NAME"]
 
 
 def test_oversize_chunked_body_is_413(api: Api) -> None:

@@ -1,0 +1,162 @@
+"""What both tiers do around every request, in one pure ASGI middleware.
+
+One pass instead of a stack of wrappers: each layer of ASGI middleware costs
+a closure and a call per message, and this is the hot path of every request.
+Per request it
+- takes the X-Request-ID (or makes one) and puts it in every log line;
+- refuses a body over `max_body_bytes` with 413, counting chunked bodies;
+- answers with X-Request-ID, X-Served-By (the pod) and Server-Timing;
+- asks the client to reconnect (`Connection: close`) once its connection is
+  older than the max age, or while the pod drains;
+- counts the request in the Prometheus metrics and writes the access log.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from common.body_limit import declared_length, refuse_too_large
+from common.connection_age import ConnectionAges
+from common.lifecycle import Lifecycle
+from common.logging import request_id_var
+from common.metrics import HttpMetrics
+from common.request_context import Timings, incoming_request_id, timings_var
+from common.settings import CommonSettings
+
+log = logging.getLogger("access")
+
+HeaderList = list[tuple[bytes, bytes]]
+# Adds headers of its own to a response's; gets the list to extend in place.
+HeaderHook = Callable[[HeaderList], None]
+
+
+class ServingMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        pod_name: str,
+        metrics: HttpMetrics,
+        connection_ages: ConnectionAges,
+        max_body_bytes: int,
+        quiet_paths: frozenset[str],
+        response_headers: HeaderHook | None = None,
+    ) -> None:
+        self.app = app
+        self._served_by = pod_name.encode()
+        self._metrics = metrics
+        self._ages = connection_ages
+        self._max_body = max_body_bytes
+        self._quiet = quiet_paths
+        self._extra_headers = response_headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = incoming_request_id(scope)
+        rid_token = request_id_var.set(request_id)
+        timings = Timings()
+        t_token = timings_var.set(timings)
+        close = self._ages.should_close(scope)
+        self._metrics.in_flight.inc()
+        status = 500
+        response_started = False
+        refused = False
+        received = 0
+        limit = self._max_body
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, response_started
+            if refused:
+                return
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                headers: HeaderList = list(message.get("headers", ()))
+                if close:
+                    headers = [(k, v) for k, v in headers if k.lower() != b"connection"]
+                    headers.append((b"connection", b"close"))
+                headers.append((b"x-request-id", request_id.encode()))
+                headers.append((b"x-served-by", self._served_by))
+                headers.append((b"server-timing", timings.header(time.perf_counter() - started)))
+                if self._extra_headers is not None:
+                    self._extra_headers(headers)
+                message["headers"] = headers
+            await send(message)
+
+        async def limited_receive() -> Message:
+            nonlocal received, refused
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    if not response_started and not refused:
+                        await send_wrapper_413()
+                    refused = True
+                    # The app sees the client go away and stops reading.
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def send_wrapper_413() -> None:
+            # Through send_wrapper, so a 413 carries the same headers as any answer.
+            await refuse_too_large(send_wrapper, limit)
+
+        try:
+            declared = declared_length(scope)
+            if declared is not None and declared > limit:
+                await send_wrapper_413()
+            else:
+                await self.app(scope, limited_receive, send_wrapper)
+        finally:
+            self._metrics.in_flight.dec()
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            # The template, not the raw path: /api/messages/{id} is one series,
+            # and a scan of random URLs cannot blow up the label set.
+            template = getattr(route, "path", None) or "unmatched"
+            self._metrics.observe(scope.get("method", ""), template, status, elapsed)
+            path = scope.get("path", "")
+            if path not in self._quiet or status >= 400:
+                client = scope.get("client")
+                log.info(
+                    "request",
+                    extra={
+                        "method": scope.get("method"),
+                        "path": path,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                        "client": client[0] if client else None,
+                    },
+                )
+            request_id_var.reset(rid_token)
+            timings_var.reset(t_token)
+
+
+def install_serving(
+    app: FastAPI,
+    *,
+    settings: CommonSettings,
+    lifecycle: Lifecycle,
+    metrics: HttpMetrics,
+    max_body_bytes: int,
+    quiet_paths: frozenset[str],
+    response_headers: HeaderHook | None = None,
+) -> None:
+    app.add_middleware(
+        ServingMiddleware,
+        pod_name=settings.pod_name,
+        metrics=metrics,
+        connection_ages=ConnectionAges(
+            settings.max_connection_age_seconds, lifecycle, settings.keepalive_timeout_seconds
+        ),
+        max_body_bytes=max_body_bytes,
+        quiet_paths=quiet_paths,
+        response_headers=response_headers,
+    )
