@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help venv run test lint format lock lint-k8s bench bench-quick e2e-kind up clean
+.PHONY: help venv run test lint format lock lint-k8s lab lab-down bench bench-quick e2e-kind up clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -49,6 +49,12 @@ e2e-kind: $(STAMP) ## Build images, load into kind, apply k8s/, run tests/e2e (n
 
 up: ## docker compose up (needs a Docker engine)
 	docker compose up --build
+
+lab: $(STAMP) ## The app in network namespaces behind kube-proxy-style iptables rules (root; Ctrl-C stops)
+	$(PY) -m lab up
+
+lab-down: ## Stop a running lab and remove everything a lab added (root)
+	$(PY) -m lab down
 
 bench: $(STAMP) ## Benchmark every tier against a bare endpoint; writes docs/benchmarks.md
 	$(PY) -m bench

@@ -70,10 +70,12 @@ class MariaDB:
             raise FileNotFoundError("mariadbd, mariadb-install-db or mariadb-admin not found")
         self.server_bin, self.install_bin, self.admin_bin = binaries
         self.datadir = self.root / "data"
+        self.tmpdir = self.root / "tmp"
         self.socket = self.root / "mysqld.sock"
 
     def install(self) -> None:
         self.datadir.mkdir(parents=True, exist_ok=True)
+        self.tmpdir.mkdir(parents=True, exist_ok=True)
         subprocess.run(
             [
                 self.install_bin,
@@ -83,6 +85,8 @@ class MariaDB:
                 "--auth-root-authentication-method=normal",
                 "--user=root" if os.geteuid() == 0 else f"--user={os.getlogin()}",
                 "--skip-test-db",
+                # A private tmpdir: parallel installs sharing /tmp collide.
+                f"--tmpdir={self.tmpdir}",
             ],
             check=True,
             capture_output=True,
@@ -100,6 +104,7 @@ class MariaDB:
             f"--pid-file={self.root / 'mariadbd.pid'}",
             f"--log-error={self.root / 'error.log'}",
             "--skip-log-bin",
+            f"--tmpdir={self.tmpdir}",
             "--innodb-buffer-pool-size=64M",
             "--max-connections=500",
             "--character-set-server=utf8mb4",

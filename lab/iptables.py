@@ -1,0 +1,390 @@
+"""kube-proxy's iptables mode, for the lab's Services: the rules and how they are applied.
+
+The rules mirror what kube-proxy writes (`iptables -t nat -S` on a cluster
+node), with CIP- in place of KUBE- so the lab never touches a real
+kube-proxy's chains:
+
+    PREROUTING/OUTPUT → CIP-SERVICES → CIP-SVC-<hash> (one per Service port)
+        → `-m statistic --mode random --probability 1/n` → CIP-SEP-<hash>
+        (one per endpoint) → DNAT to podIP:targetPort
+
+plus CIP-MARK-MASQ / CIP-POSTROUTING for hairpin traffic (a pod reaching its
+own Service) and the filter table's REJECT for a Service with no endpoints.
+
+Each sync renders every CIP chain of a table and loads it with one
+`iptables-restore --noflush`, which replaces the declared chains atomically,
+as kube-proxy does. The filter table also carries the lab's safety rules
+(CIP-FORWARD, CIP-INPUT, CIP-OUTPUT): lab traffic never leaves the lab's
+interfaces, pods cannot open connections to the host, and a Service IP that
+was not translated is rejected at once.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from lab.naming import (
+    CHAIN_PREFIX,
+    IFACE_WILDCARD,
+    MASQ_MARK,
+    NODE_IFACE,
+    POD_CIDR,
+    SERVICE_CIDR,
+    sep_chain,
+    svc_chain,
+)
+
+COMMENT = "clusterip-demo lab"
+
+SERVICES = f"{CHAIN_PREFIX}SERVICES"
+MARK_MASQ = f"{CHAIN_PREFIX}MARK-MASQ"
+POSTROUTING = f"{CHAIN_PREFIX}POSTROUTING"
+FORWARD = f"{CHAIN_PREFIX}FORWARD"
+INPUT = f"{CHAIN_PREFIX}INPUT"
+OUTPUT = f"{CHAIN_PREFIX}OUTPUT"
+# Where NetworkPolicy enforcement plugs in: CIP-FORWARD jumps here for
+# pod-to-pod traffic before accepting it. Empty until policies are enforced.
+NETPOL = f"{CHAIN_PREFIX}NETPOL"
+
+# (table, built-in chain, rule spec after `-A CHAIN`): the only rules the lab
+# adds outside its own chains. Each is narrowed to lab traffic, so the host's
+# other traffic never even enters a CIP chain.
+HOOKS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("nat", "PREROUTING", ("-i", IFACE_WILDCARD, "-j", SERVICES)),
+    ("nat", "OUTPUT", ("-d", str(SERVICE_CIDR), "-j", SERVICES)),
+    ("nat", "POSTROUTING", ("-o", IFACE_WILDCARD, "-j", POSTROUTING)),
+    ("filter", "FORWARD", ("-j", FORWARD)),
+    ("filter", "INPUT", ("-i", IFACE_WILDCARD, "-j", INPUT)),
+    ("filter", "OUTPUT", ("-j", OUTPUT)),
+)
+
+
+class IptablesError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One EndpointSlice endpoint: a pod's address and port, and its conditions."""
+
+    ip: str
+    port: int
+    pod: str
+    ready: bool
+    serving: bool
+    terminating: bool
+
+
+@dataclass(frozen=True)
+class ServicePortRules:
+    """Everything the proxier needs for one Service port."""
+
+    port_name: str  # "ns/svc:port"
+    cluster_ip: str
+    port: int
+    protocol: str
+    endpoints: tuple[Endpoint, ...] = field(default=())
+
+    @property
+    def svc_chain(self) -> str:
+        return svc_chain(self.port_name, self.protocol)
+
+    def usable(self) -> list[Endpoint]:
+        """Ready endpoints; if none, the serving ones that are terminating (as kube-proxy)."""
+        ready = [e for e in self.endpoints if e.ready]
+        if ready:
+            return ready
+        return [e for e in self.endpoints if e.serving and e.terminating]
+
+
+def probability(i: int, n: int) -> str:
+    # kube-proxy's "%0.10f": endpoint i of n is picked with 1/(n-i) of what is left.
+    return f"{1.0 / (n - i):0.10f}"
+
+
+def _comment(text: str) -> list[str]:
+    return ["-m", "comment", "--comment", f'"{text}"']
+
+
+def render_nat(ports: Sequence[ServicePortRules], stale: Iterable[str] = ()) -> str:
+    """The nat table's CIP chains, as `iptables-restore --noflush` input."""
+    chains = [SERVICES, MARK_MASQ, POSTROUTING]
+    rules: list[list[str]] = [
+        ["-A", MARK_MASQ, "-j", "MARK", "--or-mark", MASQ_MARK],
+        [
+            "-A",
+            POSTROUTING,
+            "-m",
+            "mark",
+            "!",
+            "--mark",
+            f"{MASQ_MARK}/{MASQ_MARK}",
+            "-j",
+            "RETURN",
+        ],
+        # Clear the bit so a packet that is re-evaluated is not masqueraded twice.
+        ["-A", POSTROUTING, "-j", "MARK", "--xor-mark", MASQ_MARK],
+        [
+            "-A",
+            POSTROUTING,
+            *_comment("service traffic requiring SNAT"),
+            "-j",
+            "MASQUERADE",
+            "--random-fully",
+        ],
+    ]
+    for spr in sorted(ports, key=lambda p: (p.port_name, p.protocol)):
+        endpoints = spr.usable()
+        if not endpoints:
+            continue  # the filter table rejects it
+        proto = spr.protocol.lower()
+        svc = spr.svc_chain
+        chains.append(svc)
+        rules.append(
+            [
+                "-A",
+                SERVICES,
+                "-d",
+                f"{spr.cluster_ip}/32",
+                "-p",
+                proto,
+                *_comment(f"{spr.port_name} cluster IP"),
+                "-m",
+                proto,
+                "--dport",
+                str(spr.port),
+                "-j",
+                svc,
+            ]
+        )
+        # Traffic from outside the pod network (the node itself) is
+        # masqueraded so the pod's reply comes back through this node.
+        rules.append(
+            [
+                "-A",
+                svc,
+                "!",
+                "-s",
+                str(POD_CIDR),
+                "-d",
+                f"{spr.cluster_ip}/32",
+                "-p",
+                proto,
+                *_comment(f"{spr.port_name} cluster IP"),
+                "-m",
+                proto,
+                "--dport",
+                str(spr.port),
+                "-j",
+                MARK_MASQ,
+            ]
+        )
+        n = len(endpoints)
+        for i, ep in enumerate(endpoints):
+            target = f"{ep.ip}:{ep.port}"
+            sep = sep_chain(spr.port_name, spr.protocol, target)
+            chains.append(sep)
+            pick = ["-A", svc, *_comment(f"{spr.port_name} -> {target}")]
+            if i < n - 1:
+                pick += ["-m", "statistic", "--mode", "random", "--probability", probability(i, n)]
+            rules.append([*pick, "-j", sep])
+            # Hairpin: a pod reaching itself through its Service must see the
+            # reply come from the Service, so the node masquerades it.
+            rules.append(
+                ["-A", sep, "-s", f"{ep.ip}/32", *_comment(spr.port_name), "-j", MARK_MASQ]
+            )
+            rules.append(
+                [
+                    "-A",
+                    sep,
+                    "-p",
+                    proto,
+                    *_comment(spr.port_name),
+                    "-m",
+                    proto,
+                    "-j",
+                    "DNAT",
+                    "--to-destination",
+                    target,
+                ]
+            )
+    return _restore_text("nat", chains, rules, stale)
+
+
+def render_filter(
+    ports: Sequence[ServicePortRules],
+    stale: Iterable[str] = (),
+    netpol_rules: Sequence[Sequence[str]] = (),
+    netpol_chains: Sequence[str] = (),
+) -> str:
+    """The filter table's CIP chains: no-endpoint REJECTs and the lab's safety rules."""
+    lab = IFACE_WILDCARD
+    chains = [SERVICES, FORWARD, INPUT, OUTPUT, NETPOL, *netpol_chains]
+    reject = ["-j", "REJECT", "--reject-with", "icmp-port-unreachable"]
+    rules: list[list[str]] = []
+    for spr in sorted(ports, key=lambda p: (p.port_name, p.protocol)):
+        if spr.usable():
+            continue
+        proto = spr.protocol.lower()
+        rules.append(
+            [
+                "-A",
+                SERVICES,
+                "-d",
+                f"{spr.cluster_ip}/32",
+                "-p",
+                proto,
+                *_comment(f"{spr.port_name} has no endpoints"),
+                "-m",
+                proto,
+                "--dport",
+                str(spr.port),
+                *reject,
+            ]
+        )
+    never_leaves = _comment("lab traffic never leaves the lab's interfaces")
+    rules += [
+        ["-A", FORWARD, "-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP"],
+        ["-A", FORWARD, "-i", lab, "!", "-o", lab, *never_leaves, "-j", "DROP"],
+        ["-A", FORWARD, "!", "-i", lab, "-o", lab, *never_leaves, "-j", "DROP"],
+    ]
+    for cidr in (POD_CIDR, SERVICE_CIDR):
+        rules.append(["-A", FORWARD, "-s", str(cidr), "!", "-o", lab, *never_leaves, "-j", "DROP"])
+        rules.append(["-A", FORWARD, "-d", str(cidr), "!", "-o", lab, *never_leaves, "-j", "DROP"])
+    rules += [
+        # Not lab traffic: leave it to the host's own rules.
+        ["-A", FORWARD, "!", "-i", lab, "-j", "RETURN"],
+        ["-A", FORWARD, "-m", "conntrack", "--ctstate", "NEW", "-j", SERVICES],
+        [
+            "-A",
+            FORWARD,
+            "-d",
+            str(SERVICE_CIDR),
+            *_comment("a service IP and port no Service has"),
+            *reject,
+        ],
+        ["-A", FORWARD, "-o", NODE_IFACE, "-j", "DROP"],
+        ["-A", FORWARD, "-j", NETPOL],
+        # Pod-to-pod traffic is accepted even where the host's FORWARD policy is DROP.
+        ["-A", FORWARD, "-j", "ACCEPT"],
+        ["-A", INPUT, "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"],
+        ["-A", INPUT, *_comment("pods may not open connections to the host"), *reject],
+        ["-A", OUTPUT, "-m", "conntrack", "--ctstate", "NEW", "-j", SERVICES],
+        [
+            "-A",
+            OUTPUT,
+            "-d",
+            str(SERVICE_CIDR),
+            *_comment("a service IP and port no Service has"),
+            *reject,
+        ],
+    ]
+    rules += [list(rule) for rule in netpol_rules]
+    return _restore_text("filter", chains, rules, stale)
+
+
+def _restore_text(
+    table: str, chains: Sequence[str], rules: Sequence[Sequence[str]], stale: Iterable[str]
+) -> str:
+    lines = [f"*{table}"]
+    current = list(dict.fromkeys(chains))
+    gone = sorted(set(stale) - set(current))
+    # Declaring a chain with --noflush empties it; a stale chain is declared
+    # (so it is empty) and then deleted, after nothing jumps to it any more.
+    lines += [f":{chain} - [0:0]" for chain in current + gone]
+    lines += [" ".join(rule) for rule in rules]
+    lines += [f"-X {chain}" for chain in gone]
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+# --- running iptables --------------------------------------------------------
+
+
+def binaries() -> tuple[str, str, str]:
+    """iptables, iptables-restore and iptables-save of the nf_tables flavour, never legacy.
+
+    Reading tables with iptables-legacy creates empty legacy tables and a
+    warning on every later call, so the legacy tools are refused outright.
+    """
+    names = ("iptables-nft", "iptables-nft-restore", "iptables-nft-save")
+    found = [shutil.which(n) for n in names]
+    if all(found):
+        return found[0], found[1], found[2]  # type: ignore[return-value]
+    plain = [shutil.which(n) for n in ("iptables", "iptables-restore", "iptables-save")]
+    if not all(plain):
+        raise IptablesError("iptables is not installed (apt-get install iptables)")
+    version = subprocess.run([plain[0], "--version"], capture_output=True, text=True, check=False)  # type: ignore[list-item]
+    if "nf_tables" not in version.stdout:
+        raise IptablesError(f"{plain[0]} is not the nf_tables variant: {version.stdout.strip()}")
+    return plain[0], plain[1], plain[2]  # type: ignore[return-value]
+
+
+class Iptables:
+    def __init__(self) -> None:
+        self.iptables, self.restore_bin, self.save_bin = binaries()
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [self.iptables, *args], capture_output=True, text=True, timeout=30, check=False
+        )
+        if check and done.returncode != 0:
+            raise IptablesError(f"iptables {' '.join(args)}: {done.stderr.strip()}")
+        return done
+
+    def restore(self, text: str) -> None:
+        done = subprocess.run(
+            [self.restore_bin, "--noflush"],
+            input=text,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise IptablesError(f"iptables-restore failed: {done.stderr.strip()}\n{text}")
+
+    def rules(self, table: str) -> list[str]:
+        return self.run("-t", table, "-S").stdout.splitlines()
+
+    def lab_chains(self, table: str) -> set[str]:
+        return {
+            line.split()[1] for line in self.rules(table) if line.startswith(f"-N {CHAIN_PREFIX}")
+        }
+
+    def install_hooks(self) -> None:
+        """Jump from the built-in chains into the lab's, first in line, once."""
+        for table, chain, spec in HOOKS:
+            full = (*spec[:-2], "-m", "comment", "--comment", COMMENT, *spec[-2:])
+            if self.run("-t", table, "-C", chain, *full, check=False).returncode != 0:
+                self.run("-t", table, "-I", chain, "1", *full)
+
+    def remove_lab_rules(self) -> list[str]:
+        """Delete every jump into a CIP chain, then every CIP chain. Returns what went."""
+        removed: list[str] = []
+        for table in ("nat", "filter", "mangle", "raw"):
+            try:
+                lines = self.rules(table)
+            except IptablesError:
+                continue
+            for line in lines:
+                parts = line.split()
+                if len(parts) < 3 or parts[0] != "-A" or parts[1].startswith(CHAIN_PREFIX):
+                    continue
+                if f"-j {CHAIN_PREFIX}" in line or f"-g {CHAIN_PREFIX}" in line:
+                    # `-S` prints a rule as it was added: delete it by the same spec.
+                    self.run("-t", table, "-D", *shlex.split(line)[1:], check=False)
+                    removed.append(f"{table}: {line}")
+            chains = sorted(
+                line.split()[1] for line in lines if line.startswith(f"-N {CHAIN_PREFIX}")
+            )
+            for chain in chains:
+                self.run("-t", table, "-F", chain, check=False)
+            for chain in chains:
+                self.run("-t", table, "-X", chain, check=False)
+                removed.append(f"{table}: chain {chain}")
+        return removed

@@ -1,0 +1,674 @@
+"""The node agent: runs each pod's containers as processes and reports their state.
+
+What it does, as the kubelet does:
+- sets up the pod's network (through the CNI-like HostNetwork) and volumes,
+- runs init containers one after the other, each to success, then the
+  containers, with the environment the manifests give them,
+- runs startup, readiness and liveness probes on their periods and
+  thresholds; the pod is Ready when every container is started and ready,
+- notices at once when a container's process exits (as the kubelet's PLEG
+  does), marks the pod unready and restarts the container with the kubelet's
+  back-off (at once, then 10 s, 20 s, … up to 5 min),
+- on deletion: the pod leaves its Services first (it is terminating), the
+  preStop hook runs, then SIGTERM, then SIGKILL once the grace period is over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from lab import runtime
+from lab.envvars import EnvError, PodFacts, container_env, expand_command
+from lab.manifests import Container, Handler, ManifestError, PodTemplate, Probe, Workload
+from lab.naming import NODE_GATEWAY, NODE_NAME, netns_name
+from lab.network import HostNetwork, NetworkError, PodNetwork, ip_binary
+from lab.probes import ProbeResult, http_get, run_exec, run_probe
+
+BACKOFF_START = 10.0
+BACKOFF_MAX = 300.0
+# A container that ran this long without crashing starts its back-off afresh.
+BACKOFF_RESET_AFTER = 600.0
+
+
+class Cluster(Protocol):
+    """What a pod worker needs from the rest of the lab."""
+
+    network: HostNetwork
+    workdir: Path
+
+    def notify(self) -> None: ...
+    def event(self, obj: str, reason: str, message: str) -> None: ...
+    def service_ips(self) -> dict[str, str]: ...
+    def service_env(self) -> dict[str, str]: ...
+    def config_maps(self) -> Mapping[str, Mapping[str, str]]: ...
+    def secrets(self) -> Mapping[str, Mapping[str, str]]: ...
+    def pod_gone(self, pod: Pod) -> None: ...
+
+
+@dataclass
+class ContainerState:
+    name: str
+    init: bool = False
+    state: str = "waiting"  # waiting, running, terminated
+    reason: str = "ContainerCreating"
+    exit_code: int | None = None
+    restart_count: int = 0
+    started: bool = False  # startup probe passed (or none)
+    ready: bool = False
+    pid: int | None = None
+    started_at: float | None = None
+    last_probe: str = ""
+    run_as: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "init": self.init,
+            "state": self.state,
+            "reason": self.reason,
+            "exit_code": self.exit_code,
+            "restart_count": self.restart_count,
+            "started": self.started,
+            "ready": self.ready,
+            "pid": self.pid,
+            "last_probe": self.last_probe,
+            "run_as": self.run_as,
+        }
+
+
+@dataclass
+class Pod:
+    name: str
+    namespace: str
+    workload: Workload
+    template: PodTemplate
+    labels: dict[str, str]
+    ip: str
+    hostname_aliases: list[str] = field(default_factory=list)
+    uid: str = field(default_factory=lambda: str(uuid.uuid4()))
+    created_at: float = field(default_factory=time.time)
+    template_hash: str = ""
+    ordinal: int | None = None
+    phase: str = "Pending"
+    deleting: bool = False
+    deleted_at: float | None = None
+    init_done: bool = False
+    gone: bool = False
+    net: PodNetwork | None = None
+    containers: dict[str, ContainerState] = field(default_factory=dict)
+    inits: dict[str, ContainerState] = field(default_factory=dict)
+
+    @property
+    def netns(self) -> str:
+        return netns_name(self.name)
+
+    @property
+    def serving(self) -> bool:
+        """Every container started and passing readiness (terminating or not)."""
+        return (
+            self.init_done
+            and bool(self.containers)
+            and all(c.state == "running" and c.ready for c in self.containers.values())
+        )
+
+    @property
+    def ready(self) -> bool:
+        return self.serving and not self.deleting
+
+    @property
+    def restarts(self) -> int:
+        return sum(c.restart_count for c in self.containers.values())
+
+    def status_text(self) -> str:
+        """kubectl's STATUS column."""
+        if self.deleting:
+            return "Terminating"
+        for c in self.inits.values():
+            if not self.init_done:
+                if c.reason in ("CrashLoopBackOff", "CreateContainerConfigError", "Error"):
+                    return f"Init:{c.reason}"
+                return f"Init:{list(self.inits).index(c.name)}/{len(self.inits)}"
+        for c in self.containers.values():
+            if c.state == "waiting":
+                return c.reason
+            if c.state == "terminated":
+                return c.reason or "Error"
+        return "Running" if self.phase == "Running" else self.phase
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "namespace": self.namespace,
+            "workload": f"{self.workload.kind}/{self.workload.name}",
+            "ip": self.ip,
+            "node": NODE_NAME,
+            "netns": self.netns,
+            "host_iface": self.net.host_iface if self.net else None,
+            "labels": self.labels,
+            "phase": self.phase,
+            "status": self.status_text(),
+            "ready": self.ready,
+            "serving": self.serving,
+            "deleting": self.deleting,
+            "restarts": self.restarts,
+            "created_at": self.created_at,
+            "template_hash": self.template_hash,
+            "containers": [c.as_dict() for c in self.containers.values()],
+            "init_containers": [c.as_dict() for c in self.inits.values()],
+        }
+
+
+class Backoff:
+    """The kubelet's restart back-off: first restart at once, then doubling from 10 s."""
+
+    def __init__(self) -> None:
+        self.next_delay = 0.0
+
+    def delay(self, ran_for: float) -> float:
+        if ran_for >= BACKOFF_RESET_AFTER:
+            self.next_delay = 0.0
+        delay = self.next_delay
+        self.next_delay = BACKOFF_START if delay == 0 else min(delay * 2, BACKOFF_MAX)
+        return delay
+
+
+@dataclass
+class Running:
+    """One live container process and what it was started with."""
+
+    proc: asyncio.subprocess.Process
+    launch: runtime.Launch
+    exec_prefix: list[str]
+    env: dict[str, str]
+    init_sql_path: Path | None = None
+
+
+class PodWorker:
+    def __init__(self, cluster: Cluster, pod: Pod) -> None:
+        self.cluster = cluster
+        self.pod = pod
+        self.dir = cluster.workdir / "pods" / pod.name
+        self.deleted = asyncio.Event()
+        self.running: dict[str, Running] = {}
+        self.grace_override: float | None = None
+        self.skip_pre_stop = False
+        self.volumes: runtime.VolumeMap | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._readiness_now: dict[str, asyncio.Event] = {}
+        self._terminating: asyncio.Task[None] | None = None
+        self._late_stops: list[asyncio.Task[None]] = []
+        self.finished = asyncio.Event()
+
+    # -- helpers -------------------------------------------------------------
+
+    def _event(self, reason: str, message: str) -> None:
+        self.cluster.event(f"pod/{self.pod.name}", reason, message)
+
+    def _facts(self) -> PodFacts:
+        return PodFacts(
+            name=self.pod.name,
+            namespace=self.pod.namespace,
+            uid=self.pod.uid,
+            ip=self.pod.ip,
+            node_name=NODE_NAME,
+            host_ip=str(NODE_GATEWAY),
+            labels=self.pod.labels,
+            annotations=self.pod.template.annotations,
+        )
+
+    def _setup_volumes(self) -> runtime.VolumeMap:
+        """emptyDirs under the pod's directory; a claim's directory outlives the pod."""
+        template = self.pod.template
+        uid = template.security.run_as_user or 0
+        gid = template.security.fs_group or template.security.run_as_group or uid
+        host: dict[str, Path] = {}
+        for volume in template.volumes:
+            if volume.kind == "emptyDir":
+                path = self.dir / "volumes" / volume.name
+                path.mkdir(parents=True, exist_ok=True)
+                # The kubelet creates emptyDirs world-writable.
+                path.chmod(0o777)
+            else:
+                path = self.cluster.workdir / "pvc" / f"{volume.name}-{self.pod.name}"
+                path.mkdir(parents=True, exist_ok=True)
+                os.chown(path, uid, gid)
+                path.chmod(0o770)
+            host[volume.name] = path
+        mounts: dict[str, Path] = {}
+        for container in template.all_containers():
+            for name, mount_path in container.volume_mounts:
+                mounts[mount_path] = host[name]
+        return runtime.VolumeMap(mounts)
+
+    def _log_path(self, container: Container) -> Path:
+        return self.dir / f"{container.name}.log"
+
+    # -- the pod's life ----------------------------------------------------------
+
+    async def run(self) -> None:
+        pod = self.pod
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self.dir.chmod(0o755)
+            self.volumes = self._setup_volumes()
+            pod.net = await asyncio.to_thread(
+                self.cluster.network.add_pod,
+                pod.name,
+                pod.ip,
+                self.cluster.service_ips(),
+                pod.hostname_aliases,
+            )
+            self._event("Scheduled", f"assigned to {NODE_NAME}, IP {pod.ip}, netns {pod.netns}")
+            for container in pod.template.init_containers:
+                pod.inits[container.name] = ContainerState(container.name, init=True)
+            for container in pod.template.containers:
+                pod.containers[container.name] = ContainerState(container.name)
+            for container in pod.template.init_containers:
+                if not await self._run_init(container):
+                    break
+            else:
+                if not pod.deleting:
+                    pod.init_done = True
+                    pod.phase = "Running"
+                    self._tasks = [
+                        asyncio.create_task(self._container_loop(c), name=f"{pod.name}/{c.name}")
+                        for c in pod.template.containers
+                    ]
+                    self.cluster.notify()
+            await self.deleted.wait()
+            await self._terminated()
+        except (NetworkError, OSError, ManifestError) as exc:
+            pod.phase = "Failed"
+            self._event("Failed", f"{type(exc).__name__}: {exc}")
+            await self.deleted.wait()
+            await self._terminated()
+        finally:
+            for task in self._tasks:
+                task.cancel()
+            for task in self._tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await self._teardown()
+            self.finished.set()
+
+    async def _run_init(self, container: Container) -> bool:
+        state = self.pod.inits[container.name]
+        backoff = Backoff()
+        while not self.pod.deleting:
+            code = await self._run_once(container, state, wait=True)
+            if code == 0:
+                state.reason = "Completed"
+                return True
+            if self.pod.deleting:
+                break
+            state.restart_count += 1
+            delay = backoff.delay(0)
+            if delay:
+                state.reason = "CrashLoopBackOff"
+                self._event(
+                    "BackOff", f"init container {container.name} failed, retry in {delay:g}s"
+                )
+                if await self._sleep_or_deleted(delay):
+                    break
+        return False
+
+    async def _sleep_or_deleted(self, seconds: float) -> bool:
+        """Sleep; True if the pod was deleted meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.deleted.wait(), seconds)
+        return self.deleted.is_set()
+
+    async def _container_loop(self, container: Container) -> None:
+        state = self.pod.containers[container.name]
+        backoff = Backoff()
+        policy = self.pod.template.restart_policy
+        while not self.pod.deleting:
+            started = time.monotonic()
+            code = await self._run_once(container, state, wait=True, probes=True)
+            self.cluster.notify()
+            if self.pod.deleting:
+                return
+            if policy == "Never" or (policy == "OnFailure" and code == 0):
+                return
+            delay = backoff.delay(time.monotonic() - started)
+            state.restart_count += 1
+            if delay:
+                state.reason = "CrashLoopBackOff"
+                self._event("BackOff", f"restarting {container.name} in {delay:g}s")
+                if await self._sleep_or_deleted(delay):
+                    return
+
+    async def _start(self, container: Container, state: ContainerState) -> Running:
+        assert self.volumes is not None
+        pod = self.pod
+        env = container_env(
+            container,
+            self._facts(),
+            self.cluster.config_maps(),
+            self.cluster.secrets(),
+            self.cluster.service_env() if pod.template.enable_service_links else {},
+        )
+        command, args = expand_command(container, env)
+        launch = runtime.plan(container, pod.template, command, args, env, self.volumes)
+        uid, gid, note = runtime.effective_user(launch)
+        if note:
+            self._event("Warning", f"{container.name}: {note}")
+            launch.uid, launch.gid = uid, gid
+            if launch.kind == "mysql" and "--user=root" not in launch.argv:
+                launch.argv.append("--user=root")
+        state.run_as = launch.uid
+        init_sql_path = None
+        log = self._log_path(container)
+        if launch.kind == "mysql" and launch.init_sql is not None:
+            # The official entrypoint's first-run initialisation.
+            await asyncio.to_thread(runtime.install_mysql_datadir, launch, log)
+            assert launch.datadir is not None
+            init_sql_path = launch.datadir.parent / "lab-init.sql"
+            init_sql_path.write_text(launch.init_sql)
+            os.chown(init_sql_path, launch.uid, launch.gid)
+            init_sql_path.chmod(0o600)
+            launch.argv.append(f"--init-file={init_sql_path}")
+        privilege = runtime.privilege_prefix(launch.uid, launch.gid, launch.security)
+        enter = [ip_binary(), "netns", "exec", pod.netns]
+        hostname = pod.name[:63]
+        argv = [
+            *enter,
+            # Own UTS namespace, so the process's hostname is the pod name.
+            "unshare",
+            "--uts",
+            "--",
+            "/bin/sh",
+            "-c",
+            'hostname "$0" && exec "$@"',
+            hostname,
+            *privilege,
+            *launch.argv,
+        ]
+        with log.open("ab") as out:
+            out.write(f"--- lab: starting {container.name}: {' '.join(launch.argv)}\n".encode())
+            out.flush()
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=asyncio.subprocess.STDOUT,
+                env=launch.env,
+                cwd=launch.cwd,
+                # Its own session: Ctrl-C on the lab's terminal is the lab's to
+                # handle, and a signal to the group reaches any child it forks.
+                start_new_session=True,
+            )
+        return Running(proc, launch, [*enter, *privilege], launch.env, init_sql_path)
+
+    async def _run_once(
+        self, container: Container, state: ContainerState, wait: bool, probes: bool = False
+    ) -> int | None:
+        try:
+            running = await self._start(container, state)
+        except EnvError as exc:
+            state.state, state.reason = "waiting", "CreateContainerConfigError"
+            self._event("Failed", str(exc))
+            await self._sleep_or_deleted(BACKOFF_START)
+            return None
+        except (ManifestError, RuntimeError, OSError) as exc:
+            state.state, state.reason = "waiting", "RunContainerError"
+            self._event("Failed", f"{container.name}: {exc}")
+            await self._sleep_or_deleted(BACKOFF_START)
+            return None
+        self.running[container.name] = running
+        if self.pod.deleting:
+            # Deleted while this container was starting: stop it like the rest.
+            self._late_stops.append(
+                asyncio.create_task(self._stop_process(container, running, self.grace()))
+            )
+        state.state, state.reason, state.pid = "running", "", running.proc.pid
+        state.started_at, state.exit_code = time.monotonic(), None
+        state.started = container.startup_probe is None
+        state.ready = False
+        self._event(
+            "Started",
+            f"container {container.name} (pid {running.proc.pid}, uid {running.launch.uid})",
+        )
+        prober: asyncio.Task[None] | None = None
+        if probes:
+            prober = asyncio.create_task(self._probe(container, state, running))
+        try:
+            code = await running.proc.wait()
+        finally:
+            if prober is not None:
+                prober.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await prober
+            self.running.pop(container.name, None)
+            if running.init_sql_path is not None:
+                running.init_sql_path.unlink(missing_ok=True)
+        state.state, state.pid, state.ready, state.started = "terminated", None, False, False
+        state.exit_code = code
+        if code == 0:
+            state.reason = "Completed"
+        else:
+            state.reason = "Error"
+        killed = f" (signal {-code})" if code is not None and code < 0 else ""
+        self._event(
+            "Exited" if code == 0 else "Died",
+            f"container {container.name} exited with {code}{killed}",
+        )
+        return code
+
+    # -- probes ----------------------------------------------------------------
+
+    async def _probe(self, container: Container, state: ContainerState, running: Running) -> None:
+        tasks = [asyncio.create_task(self._startup(container, state, running))]
+        tasks.append(asyncio.create_task(self._readiness(container, state, running)))
+        if container.liveness_probe is not None:
+            tasks.append(asyncio.create_task(self._liveness(container, state, running)))
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _once(self, probe: Probe, container: Container, running: Running) -> ProbeResult:
+        return await run_probe(probe, container, self.pod.ip, running.exec_prefix, running.env)
+
+    def _mark_started(self, container: Container, state: ContainerState) -> None:
+        state.started = True
+        if container.readiness_probe is None:
+            state.ready = True
+        # The kubelet runs a readiness probe that has no result yet at once
+        # (prober manager's manual trigger), not at its next period.
+        self._readiness_now.setdefault(container.name, asyncio.Event()).set()
+        self.cluster.notify()
+
+    async def _startup(self, container: Container, state: ContainerState, running: Running) -> None:
+        probe = container.startup_probe
+        if probe is None:
+            self._mark_started(container, state)
+            return
+        await asyncio.sleep(probe.initial_delay)
+        failures = 0
+        while True:
+            result = await self._once(probe, container, running)
+            state.last_probe = f"startup: {result.detail}"
+            if result.ok:
+                self._mark_started(container, state)
+                return
+            failures += 1
+            if failures >= probe.failure_threshold:
+                self._event("Unhealthy", f"{container.name} startup probe failed: {result.detail}")
+                await self._kill_container(container.name, "startup probe failed")
+                return
+            await asyncio.sleep(probe.period)
+
+    async def _readiness(
+        self, container: Container, state: ContainerState, running: Running
+    ) -> None:
+        probe = container.readiness_probe
+        if probe is None:
+            return  # ready as soon as started: the startup worker says so
+        await asyncio.sleep(probe.initial_delay)
+        trigger = self._readiness_now.setdefault(container.name, asyncio.Event())
+        successes = failures = 0
+        while True:
+            trigger.clear()
+            # As the kubelet: no readiness probing until the startup probe passed.
+            if state.started:
+                result = await self._once(probe, container, running)
+                state.last_probe = f"readiness: {result.detail}"
+                if result.ok:
+                    successes, failures = successes + 1, 0
+                    if not state.ready and successes >= probe.success_threshold:
+                        state.ready = True
+                        self._event("Ready", f"{container.name} readiness probe passed")
+                        self.cluster.notify()
+                else:
+                    successes, failures = 0, failures + 1
+                    if state.ready and failures >= probe.failure_threshold:
+                        state.ready = False
+                        self._event("Unready", f"{container.name} readiness: {result.detail}")
+                        self.cluster.notify()
+                if running.init_sql_path is not None and state.ready:
+                    # The server has run it; the passwords in it are not kept.
+                    running.init_sql_path.unlink(missing_ok=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(trigger.wait(), probe.period)
+
+    async def _liveness(
+        self, container: Container, state: ContainerState, running: Running
+    ) -> None:
+        probe = container.liveness_probe
+        assert probe is not None
+        await asyncio.sleep(probe.initial_delay)
+        failures = 0
+        while True:
+            if state.started:
+                result = await self._once(probe, container, running)
+                if result.ok:
+                    failures = 0
+                else:
+                    failures += 1
+                    if failures >= probe.failure_threshold:
+                        self._event(
+                            "Unhealthy", f"{container.name} liveness probe failed: {result.detail}"
+                        )
+                        await self._kill_container(container.name, "liveness probe failed")
+                        return
+            await asyncio.sleep(probe.period)
+
+    # -- stopping --------------------------------------------------------------
+
+    def grace(self) -> float:
+        if self.grace_override is not None:
+            return self.grace_override
+        return self.pod.template.termination_grace
+
+    async def _kill_container(self, name: str, why: str) -> None:
+        """Stop one container the kubelet's way (preStop, SIGTERM, grace, SIGKILL)."""
+        running = self.running.get(name)
+        if running is None:
+            return
+        self._event("Killing", f"container {name}: {why}")
+        container = next(c for c in self.pod.template.containers if c.name == name)
+        await self._stop_process(container, running, self.grace())
+
+    async def _run_pre_stop(self, handler: Handler, container: Container, running: Running) -> None:
+        if handler.kind == "sleep":
+            await asyncio.sleep(handler.seconds)
+        elif handler.kind == "exec":
+            await run_exec([*running.exec_prefix, *handler.command], running.env, 3600)
+        else:
+            port = container.port_number(handler.port or 80) or 80
+            await http_get(self.pod.ip, port, handler.path, 3600)
+
+    async def _stop_process(self, container: Container, running: Running, grace: float) -> None:
+        deadline = time.monotonic() + grace
+        proc = running.proc
+        if container.pre_stop is not None and not self.skip_pre_stop:
+            self._event("PreStop", f"{container.name}: {container.pre_stop.kind}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._run_pre_stop(container.pre_stop, container, running), grace
+                )
+        if proc.returncode is None:
+            _signal_group(proc.pid, signal.SIGTERM)
+            remaining = max(deadline - time.monotonic(), 0.0)
+            # The kubelet gives at least 2 s after SIGTERM when preStop ate the grace.
+            remaining = max(remaining, 2.0) if container.pre_stop is not None else remaining
+            try:
+                await asyncio.wait_for(proc.wait(), remaining)
+            except TimeoutError:
+                self._event("Killing", f"{container.name}: grace period over, SIGKILL")
+                _signal_group(proc.pid, signal.SIGKILL)
+                await proc.wait()
+
+    def request_delete(self, grace: float | None = None, skip_pre_stop: bool = False) -> None:
+        if self.pod.deleting:
+            return
+        self.grace_override = grace
+        self.skip_pre_stop = skip_pre_stop
+        self.pod.deleting = True
+        self.pod.deleted_at = time.time()
+        self._event("Killing", f"deleting pod (grace {self.grace():g}s)")
+        # Terminating pods leave their Services at once (EndpointSlice
+        # ready=false, terminating=true), while preStop and SIGTERM run.
+        self.cluster.notify()
+        self.deleted.set()
+        # Stop what runs now, whatever phase the pod is in (an init container
+        # waiting for its database must not hold the deletion up).
+        self._terminating = asyncio.create_task(self._terminate())
+
+    async def _terminated(self) -> None:
+        if self._terminating is None:
+            self._terminating = asyncio.create_task(self._terminate())
+        await self._terminating
+        # Containers that were starting while the others were being stopped.
+        await asyncio.gather(*self._late_stops, return_exceptions=True)
+
+    async def _terminate(self) -> None:
+        stops = []
+        for container in self.pod.template.all_containers():
+            running = self.running.get(container.name)
+            if running is not None:
+                stops.append(self._stop_process(container, running, self.grace()))
+        await asyncio.gather(*stops, return_exceptions=True)
+
+    async def _teardown(self) -> None:
+        pod = self.pod
+        if pod.net is not None:
+            await asyncio.to_thread(self.cluster.network.remove_pod, pod.net)
+        pod.gone = True
+        pod.phase = "Succeeded" if pod.phase == "Running" else pod.phase
+        self._event("Deleted", "pod removed, network namespace gone")
+        self.cluster.pod_gone(pod)
+        self.cluster.notify()
+
+    def kill_all(self) -> None:
+        for running in list(self.running.values()):
+            if running.proc.returncode is None:
+                _signal_group(running.proc.pid, signal.SIGKILL)
+
+    def kill_process(self, container: str | None = None, sig: int = signal.SIGKILL) -> int:
+        """Signal a container's process directly, as `kill -9 <pid>` would. Returns the pid."""
+        name = container or self.pod.template.containers[0].name
+        running = self.running.get(name)
+        if running is None:
+            raise ProcessLookupError(f"container {name} of {self.pod.name} is not running")
+        os.kill(running.proc.pid, sig)
+        return running.proc.pid
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)

@@ -1,0 +1,115 @@
+"""Every name and address the lab owns, in one place.
+
+Cleanup finds the lab's leftovers by these prefixes alone, so nothing the lab
+creates may be named otherwise, and nothing else on the machine should use
+them: network namespaces `cip-…`, host interfaces `cip…`, iptables chains
+`CIP-…`, routes with protocol number LAB_ROUTE_PROTO, /etc/netns/cip-…,
+work directories /tmp/cip-lab-….
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+import random
+import re
+
+NETNS_PREFIX = "cip-"
+IFACE_PREFIX = "cip"
+# `cip+` is how iptables spells "any interface whose name starts with cip".
+IFACE_WILDCARD = "cip+"
+CHAIN_PREFIX = "CIP-"
+WORKDIR_PREFIX = "cip-lab-"
+# A route protocol number no routing daemon uses, so `ip route flush proto 157`
+# removes exactly the lab's routes and nothing else.
+LAB_ROUTE_PROTO = 157
+STATE_DIR = "/run/cip-lab"
+
+# The cluster's pod network and service network, as kubeadm defaults them.
+POD_CIDR = ipaddress.ip_network("10.244.0.0/16")
+SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/12")
+# The one node's share of the pod network; .1 is the node's own address on it
+# (held by the node interface and by the host side of every pod veth, as the
+# CNI ptp plugin does), pods get .2 upwards.
+NODE_POD_CIDR = ipaddress.ip_network("10.244.1.0/24")
+NODE_GATEWAY = ipaddress.ip_address("10.244.1.1")
+NODE_NAME = "lab-node-1"
+# The node interface: host side of a veth whose peer sits alone in SINK_NETNS.
+# Service IPs are routed to it so that the host's own connections to a
+# ClusterIP have a route; DNAT in OUTPUT then sends them to a pod instead.
+NODE_IFACE = "cip0"
+SINK_NETNS = "cip-node-sink"
+
+# kube-proxy's masquerade mark bit.
+MASQ_MARK = "0x4000"
+
+_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def netns_name(pod_name: str) -> str:
+    return f"{NETNS_PREFIX}{pod_name}"
+
+
+def host_iface(pod_name: str) -> str:
+    # Interface names are at most 15 bytes; a hash keeps them unique and short.
+    digest = hashlib.sha256(pod_name.encode()).hexdigest()[:10]
+    return f"{IFACE_PREFIX}{digest}"
+
+
+def _hash16(text: str) -> str:
+    digest = hashlib.sha256(text.encode()).digest()
+    return base64.b32encode(digest).decode()[:16]
+
+
+def svc_chain(service_port_name: str, protocol: str) -> str:
+    """CIP-SVC-…, as kube-proxy names KUBE-SVC-… (hash of "ns/svc:port" + protocol)."""
+    return f"{CHAIN_PREFIX}SVC-{_hash16(service_port_name + protocol.lower())}"
+
+
+def sep_chain(service_port_name: str, protocol: str, endpoint: str) -> str:
+    """CIP-SEP-…, one per endpoint of a service port, like KUBE-SEP-…."""
+    return f"{CHAIN_PREFIX}SEP-{_hash16(service_port_name + protocol.lower() + endpoint)}"
+
+
+def template_hash(text: str) -> str:
+    """A pod-template-hash: short, from the safe alphabet, stable for one template."""
+    number = int(hashlib.sha256(text.encode()).hexdigest()[:16], 16)
+    chars = []
+    for _ in range(10):
+        number, rest = divmod(number, len(_SUFFIX_ALPHABET))
+        chars.append(_SUFFIX_ALPHABET[rest])
+    return "".join(chars)
+
+
+def random_suffix(rng: random.Random, length: int = 5) -> str:
+    return "".join(rng.choice(_SUFFIX_ALPHABET) for _ in range(length))
+
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def check_dns_label(name: str) -> str:
+    if len(name) > 63 or not _DNS_LABEL.match(name):
+        raise ValueError(f"{name!r} is not a valid DNS label")
+    return name
+
+
+def service_ip(namespace: str, name: str, taken: set[str]) -> str:
+    """A ClusterIP for a Service that has none in its manifest.
+
+    Kubernetes picks one at random; the lab derives it from the name, so the
+    backend's ClusterIP is the same on every run and in the docs' examples.
+    The first 16 addresses are left alone (10.96.0.1 is `kubernetes`,
+    10.96.0.10 is the DNS Service in a kubeadm cluster).
+    """
+    size = SERVICE_CIDR.num_addresses
+    start = int(hashlib.sha256(f"{namespace}/{name}".encode()).hexdigest()[:8], 16)
+    for step in range(size):
+        offset = (start + step) % size
+        if offset < 16 or offset == size - 1 or offset % 256 in (0, 255):
+            continue
+        candidate = str(SERVICE_CIDR.network_address + offset)
+        if candidate not in taken:
+            return candidate
+    raise RuntimeError("the service range is full")

@@ -1,0 +1,605 @@
+"""The lab's parts that need no root: manifests, env, kube-proxy's rules, runtime mapping, probes.
+
+These run everywhere; only the checks that read the real k8s/ need kubectl,
+and the one that feeds the rules to iptables-restore --test needs root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lab import runtime
+from lab.envvars import EnvError, PodFacts, container_env, expand, service_link_env
+from lab.iptables import (
+    Endpoint,
+    ServicePortRules,
+    binaries,
+    probability,
+    render_filter,
+    render_nat,
+)
+from lab.kubelet import Backoff
+from lab.manifests import (
+    REPO,
+    Container,
+    ManifestError,
+    Selector,
+    Service,
+    ServicePort,
+    load,
+    parse_documents,
+)
+from lab.naming import (
+    NODE_POD_CIDR,
+    SERVICE_CIDR,
+    host_iface,
+    sep_chain,
+    service_ip,
+    svc_chain,
+    template_hash,
+)
+from lab.netpol import NETPOL, PodRef, compile_policies, parse_policy
+from lab.network import _hosts_file, _resolv_conf
+from lab.probes import _programs, exec_fallback, http_get, mysql_handshake, redis_ping
+from tests.conftest import missing
+from tests.lab.labctl import lab_unavailable
+
+FACTS = PodFacts(
+    name="backend-abc-12345",
+    namespace="clusterip-demo",
+    uid="u-1",
+    ip="10.244.1.7",
+    node_name="lab-node-1",
+    host_ip="10.244.1.1",
+    labels={"app.kubernetes.io/name": "backend"},
+    annotations={},
+)
+
+
+def _container(**raw: object) -> Container:
+    return Container.parse({"name": "c", "image": "clusterip-demo/backend:0.1.0", **raw}, "test")
+
+
+@pytest.fixture(scope="module")
+def manifests():  # type: ignore[no-untyped-def]
+    if shutil.which("kubectl") is None:
+        missing("kubectl is not installed: the lab renders k8s/ with `kubectl kustomize`")
+    return load()
+
+
+# --- $(VAR) expansion and the kubelet's environment ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("$(A)", "1"),
+        ("x-$(A)-$(B)-y", "x-1-two-y"),
+        ("$$(A)", "$(A)"),
+        ("$$$(A)", "$1"),
+        ("$(MISSING)", "$(MISSING)"),
+        ("$(A", "$(A"),
+        ("$A", "$A"),
+        ("$", "$"),
+        ("$$", "$"),
+        ("$()", "$()"),
+        ("no vars", "no vars"),
+    ],
+)
+def test_expand_like_kubernetes(text: str, expected: str) -> None:
+    assert expand(text, {"A": "1", "B": "two"}.get) == expected
+
+
+def test_env_precedence_and_sources() -> None:
+    container = _container(
+        envFrom=[
+            {"configMapRef": {"name": "cm"}},
+            {"secretRef": {"name": "sec"}, "prefix": "S_"},
+            {"configMapRef": {"name": "absent", "optional": True}},
+        ],
+        env=[
+            {"name": "A", "value": "from-env"},
+            {"name": "URL", "value": "mysql://$(USER)@$(HOST):3306/$(MISSING)"},
+            {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            {"name": "NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {
+                "name": "APP",
+                "valueFrom": {
+                    "fieldRef": {"fieldPath": "metadata.labels['app.kubernetes.io/name']"}
+                },
+            },
+            {"name": "PW", "valueFrom": {"secretKeyRef": {"name": "sec", "key": "pw"}}},
+            {
+                "name": "OPT",
+                "valueFrom": {"secretKeyRef": {"name": "sec", "key": "nope", "optional": True}},
+            },
+            {
+                "name": "MEM",
+                "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}},
+            },
+        ],
+        resources={"limits": {"memory": "256Mi", "cpu": "500m"}},
+    )
+    env = container_env(
+        container,
+        FACTS,
+        {"cm": {"A": "from-cm", "USER": "app", "HOST": "mysql", "bad key": "skipped"}},
+        {"sec": {"pw": "s3cret"}},
+        {"BACKEND_SERVICE_HOST": "10.96.0.20", "A": "from-service-link"},
+    )
+    assert env["A"] == "from-env"  # env beats envFrom beats service links
+    assert env["URL"] == "mysql://app@mysql:3306/$(MISSING)"
+    assert env["IP"] == FACTS.ip and env["NAME"] == FACTS.name and env["APP"] == "backend"
+    assert env["PW"] == "s3cret" and env["S_pw"] == "s3cret"
+    assert "OPT" not in env and "bad key" not in env
+    assert env["MEM"] == "256"
+    assert env["BACKEND_SERVICE_HOST"] == "10.96.0.20"
+
+
+def test_missing_secret_is_a_config_error() -> None:
+    container = _container(
+        env=[{"name": "PW", "valueFrom": {"secretKeyRef": {"name": "nope", "key": "pw"}}}]
+    )
+    with pytest.raises(EnvError, match="Secret 'nope'"):
+        container_env(container, FACTS, {}, {}, {})
+
+
+def test_service_link_variables() -> None:
+    svc = Service("my-backend", "ns", {"a": "b"}, (ServicePort("http", 8000, "http"),), None)
+    env = service_link_env([(svc, "10.96.0.20")])
+    assert env["MY_BACKEND_SERVICE_HOST"] == "10.96.0.20"
+    assert env["MY_BACKEND_SERVICE_PORT"] == "8000"
+    assert env["MY_BACKEND_SERVICE_PORT_HTTP"] == "8000"
+    assert env["MY_BACKEND_PORT_8000_TCP_ADDR"] == "10.96.0.20"
+
+
+def test_the_real_manifests_as_the_lab_reads_them(manifests) -> None:  # type: ignore[no-untyped-def]
+    assert set(manifests.services) == {"frontend", "backend", "redis", "mysql"}
+    assert manifests.workloads["Deployment/backend"].replicas == 3
+    assert manifests.workloads["Deployment/frontend"].replicas == 2
+    backend = manifests.workloads["Deployment/backend"].template
+    assert [c.name for c in backend.init_containers] == ["migrate"]
+    assert backend.containers[0].port_number("http") == 8000
+    assert manifests.services["frontend"].ports[0].target_port == "http"
+    secret = next(iter(manifests.secrets.values()))
+    env = container_env(backend.containers[0], FACTS, manifests.config_maps, manifests.secrets, {})
+    assert env["DATABASE_PASSWORD"] == secret["MYSQL_PASSWORD"]
+    assert env["POD_IP"] == FACTS.ip and env["NODE_NAME"] == "lab-node-1"
+    assert env["REDIS_URL"] == "redis://redis:6379/0"
+
+
+# --- what the lab refuses ------------------------------------------------------------------
+
+
+def _doc(kind: str, name: str, spec: dict) -> dict:  # type: ignore[type-arg]
+    return {"kind": kind, "metadata": {"name": name, "namespace": "ns"}, "spec": spec}
+
+
+def _deployment(pod_spec: dict) -> dict:  # type: ignore[type-arg]
+    return _doc(
+        "Deployment",
+        "web",
+        {
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": pod_spec},
+        },
+    )
+
+
+def test_unsupported_fields_are_refused_not_ignored() -> None:
+    with pytest.raises(ManifestError, match="NodePort"):
+        parse_documents([_doc("Service", "web", {"type": "NodePort", "ports": [{"port": 80}]})])
+    with pytest.raises(ManifestError, match="hostNetwork"):
+        parse_documents(
+            [_deployment({"hostNetwork": True, "containers": [{"name": "c", "image": "x"}]})]
+        )
+    with pytest.raises(ManifestError, match="hostPath"):
+        parse_documents(
+            [
+                _deployment(
+                    {
+                        "containers": [{"name": "c", "image": "x"}],
+                        "volumes": [{"name": "v", "hostPath": {"path": "/"}}],
+                    }
+                )
+            ]
+        )
+    with pytest.raises(ManifestError, match="does not match"):
+        doc = _deployment({"containers": [{"name": "c", "image": "x"}]})
+        doc["spec"]["selector"] = {"matchLabels": {"app": "other"}}
+        parse_documents([doc])
+
+
+def test_selectors() -> None:
+    selector = Selector.parse(
+        {
+            "matchLabels": {"tier": "web"},
+            "matchExpressions": [
+                {"key": "app", "operator": "In", "values": ["a", "b"]},
+                {"key": "debug", "operator": "DoesNotExist"},
+            ],
+        }
+    )
+    assert selector.matches({"tier": "web", "app": "a"})
+    assert not selector.matches({"tier": "web", "app": "c"})
+    assert not selector.matches({"tier": "web", "app": "a", "debug": "1"})
+    assert Selector().matches({"anything": "x"})
+
+
+# --- names and addresses -----------------------------------------------------------------
+
+
+def test_names_fit_the_kernels_limits() -> None:
+    long_pod = "backend-" + "x" * 200
+    assert len(host_iface(long_pod)) <= 15 and host_iface(long_pod).startswith("cip")
+    assert host_iface("a") != host_iface("b")
+    chain = svc_chain("clusterip-demo/backend:http", "TCP")
+    assert chain.startswith("CIP-SVC-") and len(chain) <= 28
+    assert chain == svc_chain("clusterip-demo/backend:http", "TCP")
+    assert sep_chain("ns/s:p", "TCP", "10.244.1.2:80") != sep_chain(
+        "ns/s:p", "TCP", "10.244.1.3:80"
+    )
+    assert len(template_hash("x")) == 10 and template_hash("x") == template_hash("x")
+
+
+def test_service_ips_are_stable_and_in_range() -> None:
+    first = service_ip("clusterip-demo", "backend", set())
+    assert first == service_ip("clusterip-demo", "backend", set())
+    assert ipaddress.ip_address(first) in SERVICE_CIDR
+    other = service_ip("clusterip-demo", "backend", {first})
+    assert other != first and ipaddress.ip_address(other) in SERVICE_CIDR
+
+
+def test_hosts_and_resolv_conf_of_a_pod() -> None:
+    hosts = _hosts_file(
+        "web-0", "10.244.1.9", ["web-0.web.ns.svc.cluster.local"], {"backend": "10.96.0.20"}, "ns"
+    )
+    line = next(line for line in hosts.splitlines() if line.startswith("10.96.0.20"))
+    assert line.split()[1:] == [
+        "backend",
+        "backend.ns",
+        "backend.ns.svc",
+        "backend.ns.svc.cluster.local",
+    ]
+    assert "10.244.1.9\tweb-0.web.ns.svc.cluster.local web-0" in hosts
+    resolv = _resolv_conf("ns")
+    assert "nameserver" not in resolv and "search ns.svc.cluster.local" in resolv
+
+
+# --- kube-proxy's rules --------------------------------------------------------------------
+
+
+def _ep(ip: str, ready: bool = True, serving: bool = True, terminating: bool = False) -> Endpoint:
+    return Endpoint(ip, 8000, f"pod-{ip}", ready, serving, terminating)
+
+
+def _rules(*endpoints: Endpoint) -> ServicePortRules:
+    return ServicePortRules("ns/backend:http", "10.96.0.20", 8000, "TCP", tuple(endpoints))
+
+
+def test_probabilities_are_kube_proxys() -> None:
+    assert [probability(i, 4) for i in range(3)] == ["0.2500000000", "0.3333333333", "0.5000000000"]
+
+
+def test_nat_rules_for_three_endpoints() -> None:
+    spr = _rules(_ep("10.244.1.2"), _ep("10.244.1.3"), _ep("10.244.1.4"))
+    text = render_nat([spr])
+    svc = spr.svc_chain
+    lines = text.splitlines()
+    assert lines[0] == "*nat" and lines[-1] == "COMMIT"
+    assert f":{svc} - [0:0]" in lines
+    jumps = [line for line in lines if line.startswith(f"-A {svc} ") and "CIP-SEP-" in line]
+    assert len(jumps) == 3
+    assert "--probability 0.3333333333" in jumps[0] and "--probability 0.5000000000" in jumps[1]
+    assert "statistic" not in jumps[2]
+    assert sum("--to-destination 10.244.1." in line for line in lines) == 3
+    assert any("! -s 10.244.0.0/16" in line and "CIP-MARK-MASQ" in line for line in lines)
+    assert any("-s 10.244.1.3/32" in line and "CIP-MARK-MASQ" in line for line in lines)
+
+
+def test_only_ready_endpoints_then_terminating_serving_ones() -> None:
+    mixed = _rules(_ep("10.244.1.2"), _ep("10.244.1.3", ready=False, terminating=True))
+    assert [e.ip for e in mixed.usable()] == ["10.244.1.2"]
+    draining = _rules(_ep("10.244.1.3", ready=False, terminating=True))
+    assert [e.ip for e in draining.usable()] == ["10.244.1.3"]
+    dead = _rules(_ep("10.244.1.3", ready=False, serving=False, terminating=True))
+    assert dead.usable() == []
+    assert dead.svc_chain not in render_nat([dead])
+    assert "ns/backend:http has no endpoints" in render_filter([dead])
+
+
+def test_stale_chains_are_emptied_then_deleted() -> None:
+    text = render_nat([], stale={"CIP-SVC-OLD", "CIP-SERVICES"})
+    assert ":CIP-SVC-OLD - [0:0]" in text and "-X CIP-SVC-OLD" in text
+    assert "-X CIP-SERVICES" not in text
+
+
+def test_filter_rules_keep_lab_traffic_in() -> None:
+    text = render_filter([])
+    for rule in (
+        "-A CIP-FORWARD -i cip+ ! -o cip+",
+        "-A CIP-FORWARD ! -i cip+ -o cip+",
+        "-A CIP-FORWARD -s 10.244.0.0/16 ! -o cip+",
+        "-A CIP-FORWARD -d 10.96.0.0/12 ! -o cip+",
+        "-A CIP-FORWARD -j CIP-NETPOL",
+    ):
+        assert any(line.startswith(rule) for line in text.splitlines()), rule
+    forward = [line for line in text.splitlines() if line.startswith("-A CIP-FORWARD")]
+    assert forward[-1] == "-A CIP-FORWARD -j ACCEPT"
+    assert any("pods may not open connections to the host" in line for line in text.splitlines())
+
+
+@pytest.mark.lab
+def test_iptables_accepts_the_rules(lab_host: None) -> None:
+    """iptables-restore --test parses and checks the rules without applying them."""
+    restore = binaries()[1]
+    spr = _rules(_ep("10.244.1.2"), _ep("10.244.1.3"))
+    empty = ServicePortRules("ns/redis:redis", "10.96.0.30", 6379, "TCP", ())
+    for text in (render_nat([spr, empty]), render_filter([spr, empty])):
+        done = subprocess.run(
+            [restore, "--test", "--noflush"], input=text, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr + text
+
+
+# --- containers → processes ------------------------------------------------------------------
+
+
+def test_image_kinds() -> None:
+    assert runtime.image_kind("clusterip-demo/backend:0.1.0") == ("app", "backend")
+    assert runtime.image_kind("redis:7.4.11-bookworm") == ("redis", "redis")
+    assert runtime.image_kind("docker.io/library/mysql:8.4.11") == ("mysql", "mysql")
+    assert runtime.image_kind("mysql@sha256:abc")[0] == "mysql"
+    with pytest.raises(ManifestError):
+        runtime.image_kind("nginx:1.27")
+
+
+def test_dockerfile_cmds() -> None:
+    assert runtime.dockerfile_cmd("backend") == ["python", "-m", "backend"]
+    assert runtime.dockerfile_cmd("frontend") == ["python", "-m", "frontend"]
+
+
+def test_volume_paths_are_rewritten() -> None:
+    volumes = runtime.VolumeMap(
+        {"/var/lib/mysql": Path("/h/pvc"), "/var/lib/mysql/x": Path("/h/x")}
+    )
+    assert volumes.rewrite_arg("--datadir=/var/lib/mysql/data") == "--datadir=/h/pvc/data"
+    assert volumes.rewrite_arg("/var/lib/mysql/x/y") == "/h/x/y"
+    assert volumes.rewrite_arg("--port=3306") == "--port=3306"
+    assert volumes.host_path("/var/lib/mysqlx") == "/var/lib/mysqlx"
+
+
+def test_mysql_first_run_sql_like_the_official_entrypoint() -> None:
+    sql = runtime.mysql_init_sql(
+        {
+            "MYSQL_ROOT_PASSWORD": "r'oot",
+            "MYSQL_DATABASE": "app",
+            "MYSQL_USER": "app",
+            "MYSQL_PASSWORD": "p\\w",
+        }
+    )
+    assert "ALTER USER 'root'@'localhost' IDENTIFIED BY 'r\\'oot'" in sql
+    assert "CREATE USER 'root'@'%'" in sql
+    assert "CREATE DATABASE IF NOT EXISTS `app`" in sql
+    assert "CREATE USER 'app'@'%' IDENTIFIED BY 'p\\\\w'" in sql
+    assert "GRANT ALL ON `app`.* TO 'app'@'%'" in sql
+    with pytest.raises(ManifestError, match="MYSQL_ROOT_PASSWORD"):
+        runtime.mysql_init_sql({"MYSQL_DATABASE": "app"})
+
+
+def test_the_manifests_containers_become_these_processes(manifests, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    for tool in ("redis-server", "mariadbd"):
+        if shutil.which(tool) is None:
+            missing(f"{tool} is not installed")
+    volumes = runtime.VolumeMap(
+        {
+            "/var/lib/mysql": tmp_path / "pvc",
+            "/var/run/mysqld": tmp_path / "run",
+            "/tmp": tmp_path / "tmp",
+            "/data": tmp_path / "data",
+        }
+    )
+    mysql_wl = manifests.workloads["StatefulSet/mysql"]
+    mysql_c = mysql_wl.template.containers[0]
+    secret = next(iter(manifests.secrets.values()))
+    launch = runtime.plan(mysql_c, mysql_wl.template, [], list(mysql_c.args), secret, volumes)
+    assert launch.argv[1] == "--no-defaults"
+    assert f"--datadir={tmp_path / 'pvc' / 'data'}" in launch.argv
+    assert "--bind-address=0.0.0.0" in launch.argv
+    assert f"--tmpdir={tmp_path / 'tmp'}" in launch.argv  # never the shared /tmp
+    assert launch.uid == 999 and launch.init_sql is not None
+
+    redis_wl = manifests.workloads["Deployment/redis"]
+    redis_c = redis_wl.template.containers[0]
+    launch = runtime.plan(redis_c, redis_wl.template, [], list(redis_c.args), {}, volumes)
+    assert launch.argv[0] == shutil.which("redis-server")
+    assert launch.argv[-2:] == ["--protected-mode", "no"]
+    assert launch.cwd == str(tmp_path / "data")
+
+    backend_wl = manifests.workloads["Deployment/backend"]
+    backend_c = backend_wl.template.containers[0]
+    launch = runtime.plan(
+        backend_c, backend_wl.template, list(backend_c.command), [], {"PORT": "8000"}, volumes
+    )
+    assert launch.argv == [sys.executable, "-m", "backend"]
+    assert launch.env["PYTHONPATH"] == str(REPO) and launch.env["PORT"] == "8000"
+    assert launch.env["TMPDIR"] == str(tmp_path / "tmp")
+    assert launch.uid == 10001 and launch.security.drop_all_capabilities
+
+
+def test_restart_backoff_is_the_kubelets() -> None:
+    backoff = Backoff()
+    delays = [backoff.delay(1.0) for _ in range(8)]
+    assert delays == [0, 10, 20, 40, 80, 160, 300, 300]
+    assert backoff.delay(3600) == 0  # ran long enough: start afresh
+
+
+def test_node_addresses() -> None:
+    assert ipaddress.ip_address("10.244.1.1") in NODE_POD_CIDR
+
+
+# --- probes ---------------------------------------------------------------------------------
+
+
+def test_exec_probe_programs_and_fallbacks() -> None:
+    redis_probe = ("sh", "-c", "redis-cli -h 127.0.0.1 ping | grep -q PONG")
+    assert _programs(redis_probe) == ["sh", "redis-cli", "grep"]
+    assert exec_fallback(redis_probe) == "redis"
+    mysql_probe = ("mysqladmin", "ping", "-h", "127.0.0.1", "--silent")
+    assert _programs(mysql_probe) == ["mysqladmin"]
+    assert exec_fallback(mysql_probe) == "mysql"
+    assert exec_fallback(("cat", "/tmp/ready")) is None
+
+
+@pytest.mark.parametrize(
+    ("answer", "ok"),
+    [
+        (b"HTTP/1.1 200 OK\r\n\r\n", True),
+        (b"HTTP/1.1 302 Found\r\n\r\n", True),
+        (b"HTTP/1.1 503 Service Unavailable\r\n\r\n", False),
+    ],
+)
+def test_http_probe(answer: bytes, ok: bool) -> None:
+    async def main() -> bool:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            request = await reader.readuntil(b"\r\n\r\n")
+            assert b"User-Agent: kube-probe/" in request
+            writer.write(answer)
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            result = await http_get("127.0.0.1", port, "/readyz", 2)
+        return result.ok
+
+    assert asyncio.run(main()) is ok
+
+
+def test_network_probes_standing_in_for_exec() -> None:
+    async def main() -> tuple[bool, bool, bool]:
+        async def fake_mysql(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(b"\x4a\x00\x00\x00\x0a" + b"10.11.0" + b"\x00" * 60)
+            await writer.drain()
+            writer.close()
+
+        async def fake_redis(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readline()
+            writer.write(b"+PONG\r\n")
+            await writer.drain()
+            writer.close()
+
+        m = await asyncio.start_server(fake_mysql, "127.0.0.1", 0)
+        r = await asyncio.start_server(fake_redis, "127.0.0.1", 0)
+        redis_port = r.sockets[0].getsockname()[1]
+        async with m, r:
+            mysql_ok = await mysql_handshake("127.0.0.1", m.sockets[0].getsockname()[1], 2)
+            redis_ok = await redis_ping("127.0.0.1", redis_port, 2)
+        closed = await redis_ping("127.0.0.1", redis_port, 1)
+        return mysql_ok.ok, redis_ok.ok, closed.ok
+
+    assert asyncio.run(main()) == (True, True, False)
+
+
+def test_without_root_the_lab_tests_say_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    reason = lab_unavailable()
+    assert reason is not None and "needs root" in reason
+
+
+# --- NetworkPolicies ---------------------------------------------------------------------
+
+
+def _pod_ref(name: str, ip: str, app_name: str, ports: dict[str, tuple[int, str]]) -> PodRef:
+    return PodRef(
+        name, "clusterip-demo", ip, host_iface(name), {"app.kubernetes.io/name": app_name}, ports
+    )
+
+
+PODS = [
+    _pod_ref("frontend-a", "10.244.1.2", "frontend", {"http": (8080, "TCP")}),
+    _pod_ref("backend-a", "10.244.1.3", "backend", {"http": (8000, "TCP")}),
+    _pod_ref("backend-b", "10.244.1.4", "backend", {"http": (8000, "TCP")}),
+    _pod_ref("redis-a", "10.244.1.5", "redis", {"redis": (6379, "TCP")}),
+    _pod_ref("mysql-0", "10.244.1.6", "mysql", {"mysql": (3306, "TCP")}),
+]
+
+
+def _chain_rules(rules: list[list[str]], jump_iface: str, direction: str) -> list[str]:
+    flag = "-i" if direction == "OUT" else "-o"
+    jump = next(r for r in rules if r[1] == NETPOL and flag in r and jump_iface in r)
+    chain = jump[-1]
+    return [" ".join(r[2:]) for r in rules if r[1] == chain]
+
+
+def test_the_manifests_policies_as_iptables_rules(manifests) -> None:  # type: ignore[no-untyped-def]
+    policies = [parse_policy(d, manifests.namespace) for d in manifests.network_policies]
+    chains, rules = compile_policies(policies, PODS, manifests.namespace_labels)
+    assert len(chains) == 2 * len(PODS)  # default-deny-all isolates every pod both ways
+    frontend_out = _chain_rules(rules, PODS[0].iface, "OUT")
+    assert [r.split(" -m comment")[0] for r in frontend_out[:-1]] == [
+        "-d 10.244.1.3/32 -p tcp -m tcp --dport 8000",
+        "-d 10.244.1.4/32 -p tcp -m tcp --dport 8000",
+    ]
+    assert frontend_out[-1].endswith("-j DROP")
+    mysql_in = _chain_rules(rules, PODS[4].iface, "IN")
+    assert [r.split(" -m comment")[0] for r in mysql_in[:-1]] == [
+        "-s 10.244.1.3/32 -p tcp -m tcp --dport 3306",
+        "-s 10.244.1.4/32 -p tcp -m tcp --dport 3306",
+    ]
+    # Redis may send nothing; the frontend accepts port 8080 from anyone.
+    assert _chain_rules(rules, PODS[3].iface, "OUT") == [
+        '-m comment --comment "no NetworkPolicy allows it" -j DROP'
+    ]
+    assert _chain_rules(rules, PODS[0].iface, "IN")[0].startswith("-p tcp -m tcp --dport 8080")
+    assert rules[0][-3:] == ["ESTABLISHED,RELATED", "-j", "RETURN"]
+
+
+def test_policy_details() -> None:
+    doc = {
+        "metadata": {"name": "p"},
+        "spec": {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "backend"}},
+            "ingress": [{"ports": [{"port": "http"}, {"port": 9000, "endPort": 9010}]}],
+        },
+    }
+    policy = parse_policy(doc, "clusterip-demo")
+    assert policy.ingress is not None and policy.egress is None  # policyTypes defaulted
+    _, rules = compile_policies([policy], PODS, {})
+    backend_in = _chain_rules(rules, PODS[1].iface, "IN")
+    assert backend_in[0].startswith("-p tcp -m tcp --dport 8000")  # named port, on the pod
+    assert backend_in[1].startswith("-p tcp -m tcp --dport 9000:9010")
+    assert not [r for r in rules if "-i" in r and r[1] == NETPOL]  # no egress isolation
+    with pytest.raises(ManifestError, match="except"):
+        parse_policy(
+            {
+                "metadata": {"name": "x"},
+                "spec": {
+                    "podSelector": {},
+                    "ingress": [
+                        {"from": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}]}
+                    ],
+                },
+            },
+            "ns",
+        )
+
+
+@pytest.mark.lab
+def test_iptables_accepts_the_policy_rules(lab_host: None, manifests) -> None:  # type: ignore[no-untyped-def]
+    policies = [parse_policy(d, manifests.namespace) for d in manifests.network_policies]
+    chains, rules = compile_policies(policies, PODS, manifests.namespace_labels)
+    text = render_filter([], netpol_rules=rules, netpol_chains=chains)
+    done = subprocess.run(
+        [binaries()[1], "--test", "--noflush"], input=text, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr + text
