@@ -16,6 +16,7 @@ from backend.errors import install_error_handlers
 from backend.metrics import BackendMetrics
 from backend.routes import health, info, messages
 from backend.services import Services
+from common.gc_tuning import settle_heap
 from common.identity import PodIdentity
 from common.lifecycle import Lifecycle
 from common.logging import configure_logging
@@ -62,6 +63,7 @@ def create_app(
             "backend starting",
             extra={"database": db.describe(), "redis": cache.describe(), **identity.as_dict()},
         )
+        settle_heap()
         watcher = asyncio.create_task(_watch_dependencies(services), name="dependency-watch")
         try:
             yield

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from common.gc_tuning import settle_heap
 from common.identity import PodIdentity
 from common.lifecycle import Lifecycle
 from common.logging import configure_logging
@@ -48,9 +48,7 @@ def create_app(
         app.state.services = Services(
             settings, identity, lifecycle, backend, PodDirectory(), templates
         )
-        # Everything made so far lives as long as the process: out of the
-        # garbage collector's sight, a full collection has little to walk.
-        gc.freeze()
+        settle_heap()
         log.info(
             "frontend starting", extra={"backend_url": settings.backend_url, **identity.as_dict()}
         )
