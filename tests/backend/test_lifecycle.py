@@ -120,3 +120,33 @@ def test_old_keepalive_connections_are_closed(backend_factory: BackendFactory, a
         assert aged.headers["connection"] == "close"
         fresh = client.get("/healthz")
         assert "connection" not in fresh.headers
+
+
+def test_no_password_reaches_the_logs(tmp_path) -> None:
+    """Start against a database that refuses connections, so the backend logs its
+    URL while starting and again as it reports the database down."""
+    from tests.support.apps import AppProcess
+    from tests.support.ports import free_port
+
+    secret = "s3cret-Pa55word"
+    app = AppProcess(
+        "backend",
+        {
+            "DATABASE_URL": f"mysql+pymysql://app:{secret}@127.0.0.1:{free_port()}/app",
+            "DATABASE_PASSWORD": f"{secret}-from-env",
+            "REDIS_URL": f"redis://:{secret}@127.0.0.1:{free_port()}/0",
+            "SHUTDOWN_DELAY_SECONDS": "0",
+            "HEALTH_INTERVAL_SECONDS": "0.2",
+        },
+        tmp_path / "backend.log",
+    )
+    try:
+        app.start(wait_ready=False)
+        wait_until(lambda: "database is down" in app.logs(), timeout=20)
+        ready = httpx.get(f"{app.url}/readyz", timeout=5)
+        assert ready.status_code == 503
+    finally:
+        app.stop()
+    logs = app.logs()
+    assert "mysql+pymysql://app:***@127.0.0.1" in logs  # the URL is there, masked
+    assert secret not in logs
