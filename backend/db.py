@@ -52,16 +52,21 @@ class CreatedMessage:
 
 def _utc(value: datetime) -> str:
     # Stored naive in UTC (SQLite keeps no zone); sent with an explicit Z.
-    return value.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.isoformat() + "Z"
 
 
 def _row_to_dict(row: Any) -> dict[str, Any]:
+    # Positional unpacking: attribute access on a Row costs a look-up per
+    # field, and a page converts twenty rows per request.
+    id_, author, text_, created_at, written_by = row
     return {
-        "id": row.id,
-        "author": row.author,
-        "text": row.text,
-        "created_at": _utc(row.created_at),
-        "written_by": row.written_by,
+        "id": id_,
+        "author": author,
+        "text": text_,
+        "created_at": _utc(created_at),
+        "written_by": written_by,
     }
 
 
@@ -313,7 +318,7 @@ class Database:
                 "idempotency_key_reused",
                 "this Idempotency-Key was already used for a different message",
             )
-        return CreatedMessage(row=_row_to_dict(found), replayed=True)
+        return CreatedMessage(row=_row_to_dict(found[1:]), replayed=True)
 
     def dispose(self) -> None:
         self.engine.dispose()
