@@ -110,6 +110,22 @@ def _comment(text: str) -> list[str]:
     return ["-m", "comment", "--comment", f'"{text}"']
 
 
+def _to_cluster_ip(spr: ServicePortRules, comment: str) -> list[str]:
+    """Match one Service port's ClusterIP, as kube-proxy's rules spell it."""
+    proto = spr.protocol.lower()
+    return [
+        "-d",
+        f"{spr.cluster_ip}/32",
+        "-p",
+        proto,
+        *_comment(comment),
+        "-m",
+        proto,
+        "--dport",
+        str(spr.port),
+    ]
+
+
 def render_nat(ports: Sequence[ServicePortRules], stale: Iterable[str] = ()) -> str:
     """The nat table's CIP chains, as `iptables-restore --noflush` input."""
     chains = [SERVICES, MARK_MASQ, POSTROUTING]
@@ -145,21 +161,7 @@ def render_nat(ports: Sequence[ServicePortRules], stale: Iterable[str] = ()) -> 
         svc = spr.svc_chain
         chains.append(svc)
         rules.append(
-            [
-                "-A",
-                SERVICES,
-                "-d",
-                f"{spr.cluster_ip}/32",
-                "-p",
-                proto,
-                *_comment(f"{spr.port_name} cluster IP"),
-                "-m",
-                proto,
-                "--dport",
-                str(spr.port),
-                "-j",
-                svc,
-            ]
+            ["-A", SERVICES, *_to_cluster_ip(spr, f"{spr.port_name} cluster IP"), "-j", svc]
         )
         # Traffic from outside the pod network (the node itself) is
         # masqueraded so the pod's reply comes back through this node.
@@ -170,15 +172,7 @@ def render_nat(ports: Sequence[ServicePortRules], stale: Iterable[str] = ()) -> 
                 "!",
                 "-s",
                 str(POD_CIDR),
-                "-d",
-                f"{spr.cluster_ip}/32",
-                "-p",
-                proto,
-                *_comment(f"{spr.port_name} cluster IP"),
-                "-m",
-                proto,
-                "--dport",
-                str(spr.port),
+                *_to_cluster_ip(spr, f"{spr.port_name} cluster IP"),
                 "-j",
                 MARK_MASQ,
             ]
@@ -229,22 +223,8 @@ def render_filter(
     for spr in sorted(ports, key=lambda p: (p.port_name, p.protocol)):
         if spr.usable():
             continue
-        proto = spr.protocol.lower()
         rules.append(
-            [
-                "-A",
-                SERVICES,
-                "-d",
-                f"{spr.cluster_ip}/32",
-                "-p",
-                proto,
-                *_comment(f"{spr.port_name} has no endpoints"),
-                "-m",
-                proto,
-                "--dport",
-                str(spr.port),
-                *reject,
-            ]
+            ["-A", SERVICES, *_to_cluster_ip(spr, f"{spr.port_name} has no endpoints"), *reject]
         )
     never_leaves = _comment("lab traffic never leaves the lab's interfaces")
     rules += [
