@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis as redis_sync
 
-from tests.support.apps import AppProcess, migrate
+from tests.support.apps import AppProcess, Launcher, migrate
 from tests.support.servers import MariaDB, Redis, mariadb_binaries, redis_binary
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -59,16 +59,17 @@ def fresh_redis(redis_server: Redis) -> Redis:
 BackendFactory = Callable[..., AppProcess]
 
 
-class BackendLauncher:
+class BackendLauncher(Launcher):
     """Starts real backend processes and stops them all at the end.
 
     Defaults: a fresh SQLite file, no Redis. The schema is migrated first,
     exactly as the init container does.
     """
 
+    module = "backend"
+
     def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.started: list[AppProcess] = []
+        super().__init__(workdir)
         self.migrated: set[str] = set()
 
     def __call__(
@@ -79,31 +80,18 @@ class BackendLauncher:
         wait_ready: bool = True,
         **env: str,
     ) -> AppProcess:
-        index = len(self.started)
         url = database_url or f"sqlite:///{self.workdir / 'guestbook.db'}"
         base_env = {
             "DATABASE_URL": url,
             "REDIS_URL": redis_url,
-            "POD_NAME": pod_name or f"backend-test-{index}",
-            "POD_IP": "127.0.0.1",
-            "NODE_NAME": "test-node",
-            "SHUTDOWN_DELAY_SECONDS": "0",
             "HEALTH_INTERVAL_SECONDS": "0.2",
             "RATE_LIMIT_WRITES": "100000",
-            "LOG_LEVEL": "INFO",
         }
         full_env = base_env | {k.upper(): v for k, v in env.items()}
         if url not in self.migrated:
             migrate(full_env)
             self.migrated.add(url)
-        app = AppProcess("backend", full_env, self.workdir / f"backend-{index}.log")
-        self.started.append(app)
-        app.start(wait_ready=wait_ready)
-        return app
-
-    def stop_all(self) -> None:
-        for app in self.started:
-            app.stop()
+        return self.launch(full_env, pod_name, wait_ready)
 
 
 @pytest.fixture

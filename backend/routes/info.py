@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from backend.cache import CacheUnavailable
-from backend.errors import DependencyUnavailable
 from backend.schemas import Info, Stats
 from backend.services import Services, get_services
 
@@ -36,6 +35,3 @@ async def stats(services: Annotated[Services, Depends(get_services)]) -> Stats:
         except CacheUnavailable:
             visits = None
     return Stats(messages=total, visits=visits, writes_by_pod=by_pod)
-
-
-__all__ = ["DependencyUnavailable", "router"]

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from tests.support.apps import AppProcess
+from tests.support.apps import AppProcess, Launcher
 
 
-class FrontendLauncher:
+class FrontendLauncher(Launcher):
     """Starts frontend processes pointed at a BACKEND_URL and stops them all at the end."""
 
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.started: list[AppProcess] = []
+    module = "frontend"
 
     def __call__(
         self,
@@ -21,24 +17,5 @@ class FrontendLauncher:
         wait_ready: bool = True,
         **env: str,
     ) -> AppProcess:
-        index = len(self.started)
-        base_env = {
-            "BACKEND_URL": backend_url,
-            "POD_NAME": pod_name or f"frontend-test-{index}",
-            "POD_IP": "127.0.0.1",
-            "NODE_NAME": "test-node",
-            "SHUTDOWN_DELAY_SECONDS": "0",
-            "LOG_LEVEL": "INFO",
-        }
-        app = AppProcess(
-            "frontend",
-            base_env | {k.upper(): v for k, v in env.items()},
-            self.workdir / f"frontend-{index}.log",
-        )
-        self.started.append(app)
-        app.start(wait_ready=wait_ready)
-        return app
-
-    def stop_all(self) -> None:
-        for app in self.started:
-            app.stop()
+        overrides = {k.upper(): v for k, v in env.items()}
+        return self.launch({"BACKEND_URL": backend_url} | overrides, pod_name, wait_ready)
