@@ -116,14 +116,18 @@ class Cache:
             self.state == "up" or time.monotonic() >= self._retry_at
         )
 
-    async def _call(self, op: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
-        if not self._may_try():
+    async def _call(self, op: Callable[[aioredis.Redis], Awaitable[T]], force: bool = False) -> T:
+        """Run `op` unless the breaker is open; `force` tries Redis even then."""
+        if self._client is None or not (force or self._may_try()):
             raise CacheUnavailable
-        assert self._client is not None
         started = time.perf_counter()
         try:
             recovering = self.state == "down"
-            if recovering or self._flush_needed:
+            # Only a write that could not invalidate makes Redis's pages
+            # suspect. Flushing on every recovery would also throw away good
+            # pages after a mere timeout, and while the database is down those
+            # pages are all that reads have left.
+            if self._flush_needed:
                 await self._flush(self._client)
             result = await op(self._client)
         except (RedisError, OSError) as exc:
@@ -163,8 +167,12 @@ class Cache:
             return False
         return True
 
-    async def lookup_page(self, field: str) -> PageLookup:
-        """Count the visit and fetch the cached page in one round trip."""
+    async def lookup_page(self, field: str, force: bool = False) -> PageLookup:
+        """Count the visit and fetch the cached page in one round trip.
+
+        `force` asks Redis even while the breaker is open: the caller's last
+        resort when the database cannot answer either.
+        """
 
         assert self._lookup is not None
         lookup = self._lookup
@@ -174,7 +182,7 @@ class Cache:
                 keys=[VISITS_KEY, GENERATION_KEY, PAGES_KEY], args=[field], client=client
             )
 
-        gen, body = await self._call(op)
+        gen, body = await self._call(op, force=force)
         self._on_result("hit" if body is not None else "miss")
         return PageLookup(
             body=body if isinstance(body, bytes) else None,

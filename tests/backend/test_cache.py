@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -183,6 +184,44 @@ def test_hung_redis_keeps_its_data_but_no_stale_page_comes_back(
         wait_until(lambda: client.get("/api/info").json()["cache"] == "up", timeout=15)
         page = client.get("/api/messages").json()
         assert page["items"][0]["text"] == "new", page
+    finally:
+        client.close()
+        if fresh_redis.proc is not None:
+            fresh_redis.proc.send_signal(signal.SIGCONT)
+
+
+def test_a_redis_timeout_keeps_the_cached_pages(
+    backend_factory: BackendFactory, fresh_redis: Redis
+) -> None:
+    """Redis hung for a moment with no write in between: once it answers
+    again its pages are still good, so the read that finds it back is a hit."""
+    import signal
+
+    # A slow dependency watch, so the read below is what finds Redis back.
+    app = backend_factory(redis_url=fresh_redis.url(), health_interval_seconds="60")
+    client = httpx.Client(base_url=app.url, timeout=10)
+    assert fresh_redis.proc is not None
+    try:
+        client.post("/api/messages", json={"author": "a", "text": "kept"})
+        client.get("/api/messages")
+        assert client.get("/api/messages").json()["cache"] == "hit"
+
+        fresh_redis.proc.send_signal(signal.SIGSTOP)
+        hung = client.get("/api/messages").json()
+        assert (hung["cache"], hung["cache_state"]) == ("off", "down")
+        fresh_redis.proc.send_signal(signal.SIGCONT)
+
+        # Reads skip Redis until the breaker's back-off has passed; the first
+        # one that tries it again is the one that must find the page.
+        pages: list[dict[str, Any]] = []
+
+        def redis_tried() -> bool:
+            pages.append(client.get("/api/messages").json())
+            return pages[-1]["cache"] != "off"
+
+        wait_until(redis_tried)
+        assert pages[-1]["cache"] == "hit", pages[-1]
+        assert pages[-1]["items"][0]["text"] == "kept"
     finally:
         client.close()
         if fresh_redis.proc is not None:

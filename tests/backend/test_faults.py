@@ -5,6 +5,7 @@ These tests stop the session's own MariaDB; each restarts it before it ends.
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 import uuid
@@ -86,6 +87,42 @@ def test_database_down_then_back(
         assert "lost?" not in texts
     finally:
         client.close()
+
+
+def test_cached_pages_outlive_the_breaker_while_the_database_is_down(
+    backend_factory: BackendFactory, mysql_url: str, fresh_redis: Redis, restart_mariadb: MariaDB
+) -> None:
+    """MariaDB down, and the Redis breaker open after a hang: a page that
+    Redis still holds is served anyway, rather than a 503 for both."""
+    # A slow dependency watch, so only requests move the breaker here.
+    app = backend_factory(
+        database_url=mysql_url, redis_url=fresh_redis.url(), health_interval_seconds="60"
+    )
+    client = httpx.Client(base_url=app.url, timeout=15)
+    assert fresh_redis.proc is not None
+    try:
+        client.post("/api/messages", json={"author": "a", "text": "kept"})
+        client.get("/api/messages")
+        assert client.get("/api/messages").json()["cache"] == "hit"
+
+        restart_mariadb.stop()
+        fresh_redis.proc.send_signal(signal.SIGSTOP)
+        # Both hung or gone: nothing can answer, and each failed try at Redis
+        # doubles the breaker's back-off (to 5 s at most).
+        hung = [client.get("/api/messages").status_code for _ in range(4)]
+        assert hung == [503] * 4, hung
+        fresh_redis.proc.send_signal(signal.SIGCONT)
+        assert client.get("/api/info").json()["cache"] == "down"  # the breaker is open
+
+        page = client.get("/api/messages")
+        assert page.status_code == 200, page.text
+        assert page.json()["cache"] == "hit"
+        assert page.json()["items"][0]["text"] == "kept"
+        # A page Redis never held still needs the database.
+        assert client.get("/api/messages", params={"limit": 3}).status_code == 503
+    finally:
+        client.close()
+        fresh_redis.proc.send_signal(signal.SIGCONT)
 
 
 def test_no_write_is_lost_or_doubled_across_a_restart(
