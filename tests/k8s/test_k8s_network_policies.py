@@ -46,6 +46,14 @@ def endpoints_from(workloads) -> list[Endpoint]:
             ((53, "UDP", "dns"), (53, "TCP", "dns-tcp")),
         ),
         Endpoint("ingress-controller", "ingress-nginx", {"app": "ingress"}, ((443, "TCP", ""),)),
+        Endpoint(
+            "prometheus",
+            "monitoring",
+            {"app.kubernetes.io/name": "prometheus"},
+            ((9090, "TCP", "web"),),
+        ),
+        # Another pod of the monitoring namespace (Grafana, say) is not the scraper.
+        Endpoint("grafana", "monitoring", {"app.kubernetes.io/name": "grafana"}, ()),
         Endpoint("internet", None, {}, ((443, "TCP", ""),)),
     ]
 
@@ -151,7 +159,9 @@ EXPECTED = {
         for proto in ("UDP", "TCP")
     },
     # port-forward, an Ingress controller, a load balancer: from anywhere outside.
-    *{(source, "frontend", 8080, "TCP") for source in OUTSIDE},
+    *{(source, "frontend", 8080, "TCP") for source in (*OUTSIDE, "prometheus", "grafana")},
+    # Prometheus scrapes /metrics on the backend too, on its HTTP port.
+    ("prometheus", "backend", 8000, "TCP"),
 }
 
 
@@ -188,7 +198,15 @@ def test_data_tiers_and_strays_open_no_connection(policies, endpoints):
 
 @pytest.mark.parametrize(
     "name",
-    ["default-deny-all", "allow-dns-egress", "frontend", "backend", "redis", "mysql"],
+    [
+        "default-deny-all",
+        "allow-dns-egress",
+        "frontend",
+        "backend",
+        "redis",
+        "mysql",
+        "allow-metrics-scrape",
+    ],
 )
 def test_every_policy_changes_what_is_reachable(policies, endpoints, name):
     # The calculator really reads the policies: without any one of them, the answer moves.
@@ -216,3 +234,11 @@ def test_a_widened_rule_is_noticed(policies, endpoints):
 def test_dns_is_allowed_only_to_cluster_dns(policies, endpoints):
     edges = reachable(policies, endpoints)
     assert {e[1] for e in edges if e[2] == 53} == {"kube-dns"}
+
+
+def test_the_scraper_reaches_only_the_http_ports_of_frontend_and_backend(policies, endpoints):
+    edges = reachable(policies, endpoints)
+    scraped = {(e[1], e[2]) for e in edges if e[0] == "prometheus"}
+    assert scraped == {("frontend", 8080), ("backend", 8000)}
+    # The backend's API stays closed to everyone else outside the namespace.
+    assert {e[0] for e in edges if e[1] == "backend"} == {"frontend", "prometheus"}

@@ -39,6 +39,7 @@ EXPECTED_OBJECTS = {
     ("NetworkPolicy", "backend"),
     ("NetworkPolicy", "redis"),
     ("NetworkPolicy", "mysql"),
+    ("NetworkPolicy", "allow-metrics-scrape"),
 }
 GENERATED = {"ConfigMap", "Secret"}  # kustomize appends a content hash to their names
 TIERS = {"frontend", "backend", "redis", "mysql"}

@@ -281,7 +281,15 @@ def test_safety_fences_while_running(before: dict[str, Any], app: Any) -> None:
 
 # --- NetworkPolicies ---------------------------------------------------------------------
 
-POLICIES = ("allow-dns-egress", "backend", "default-deny-all", "frontend", "mysql", "redis")
+POLICIES = (
+    "allow-dns-egress",
+    "allow-metrics-scrape",
+    "backend",
+    "default-deny-all",
+    "frontend",
+    "mysql",
+    "redis",
+)
 
 
 def _connects(pod: dict[str, Any], targets: list[tuple[str, int]], limit: float = 1.0) -> list[str]:
