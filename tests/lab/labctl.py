@@ -157,6 +157,17 @@ class LabProcess:
                 return list(eps["in_iptables"])
         return []
 
+    def warnings(self, limit: int = 40) -> list[str]:
+        """The last warning and error lines the pods logged: for a failing fault test's
+        message, so CI output says which dependency each backend pod saw go down."""
+        lines: list[tuple[str, str]] = []
+        for log in sorted((Path(self.status()["workdir"]) / "pods").glob("*/*.log")):
+            for line in log.read_text(errors="replace").splitlines():
+                if '"level": "warning"' in line or '"level": "error"' in line:
+                    lines.append((line[:300], log.parent.name))
+        # Each line starts with its timestamp: sorted, the pods' lines interleave in time.
+        return [f"{pod}: {line}" for line, pod in sorted(lines)[-limit:]]
+
     def wait_for(
         self, predicate: Callable[[dict[str, Any]], bool], timeout: float, what: str
     ) -> float:

@@ -517,7 +517,7 @@ def test_stop_redis(app: Any) -> None:
     assert any(o.cache_state == "down" for o in reads), summary(reads)
     data_hop = next(h for h in route["hops"] if h["key"] == "data")
     assert "Redis is down" in data_hop["detail"], route
-    assert whole["failed"] == 0, whole
+    assert whole["failed"] == 0, (whole, app.warnings())
     after = {p["name"]: p["restarts"] for p in app.status()["pods"] if "redis" not in p["name"]}
     assert after == before, "no other pod was restarted or replaced"
 
@@ -574,9 +574,10 @@ def test_stop_mysql(app: Any) -> None:
         summary(reads),
         round(t_gone, 2),
         [(round(o.at, 2), o.kind, o.status, o.cache) for o in load.between(t_stop - 2, t_start)],
+        app.warnings(),
     )
     assert writes and all(o.status == 503 for o in writes), summary(writes)
-    assert not unexpected, summary(unexpected)
+    assert not unexpected, (summary(unexpected), app.warnings())
 
 
 # --- rollouts and connection max-age -----------------------------------------------------
