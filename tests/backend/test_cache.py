@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.backend.pages import write_and_cache
 from tests.conftest import BackendFactory
 from tests.support.servers import Redis
 from tests.support.waiting import wait_until
@@ -99,9 +101,7 @@ def test_redis_stopped_then_restarted(backend_factory: BackendFactory, fresh_red
     app = backend_factory(redis_url=fresh_redis.url())
     client = httpx.Client(base_url=app.url, timeout=10)
     try:
-        client.post("/api/messages", json={"author": "a", "text": "before"})
-        client.get("/api/messages")
-        assert client.get("/api/messages").json()["cache"] == "hit"
+        write_and_cache(client, "before")
 
         fresh_redis.stop()
         down_at = time.monotonic()
@@ -160,15 +160,11 @@ def test_hung_redis_keeps_its_data_but_no_stale_page_comes_back(
     It keeps the old pages, so a write that could not invalidate them must be
     made good before the cache is trusted again.
     """
-    import signal
-
     app = backend_factory(redis_url=fresh_redis.url())
     client = httpx.Client(base_url=app.url, timeout=10)
     assert fresh_redis.proc is not None
     try:
-        client.post("/api/messages", json={"author": "a", "text": "old"})
-        client.get("/api/messages")
-        assert client.get("/api/messages").json()["cache"] == "hit"
+        write_and_cache(client, "old")
 
         fresh_redis.proc.send_signal(signal.SIGSTOP)
         pages = [client.get("/api/messages") for _ in range(20)]
@@ -195,16 +191,12 @@ def test_a_redis_timeout_keeps_the_cached_pages(
 ) -> None:
     """Redis hung for a moment with no write in between: once it answers
     again its pages are still good, so the read that finds it back is a hit."""
-    import signal
-
     # A slow dependency watch, so the read below is what finds Redis back.
     app = backend_factory(redis_url=fresh_redis.url(), health_interval_seconds="60")
     client = httpx.Client(base_url=app.url, timeout=10)
     assert fresh_redis.proc is not None
     try:
-        client.post("/api/messages", json={"author": "a", "text": "kept"})
-        client.get("/api/messages")
-        assert client.get("/api/messages").json()["cache"] == "hit"
+        write_and_cache(client, "kept")
 
         fresh_redis.proc.send_signal(signal.SIGSTOP)
         hung = client.get("/api/messages").json()
