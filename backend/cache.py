@@ -154,11 +154,17 @@ class Cache:
         self._on_result("error")
 
     async def _flush(self, client: aioredis.Redis) -> None:
-        async with client.pipeline(transaction=True) as pipe:
-            pipe.incr(GENERATION_KEY)
-            pipe.delete(PAGES_KEY)
-            await pipe.execute()
+        # Cleared before the flush, not after it: a write whose invalidation
+        # fails while this flush is in flight sets the flag again, and keeps it.
         self._flush_needed = False
+        try:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.incr(GENERATION_KEY)
+                pipe.delete(PAGES_KEY)
+                await pipe.execute()
+        except BaseException:
+            self._flush_needed = True
+            raise
 
     async def ping(self) -> bool:
         try:
