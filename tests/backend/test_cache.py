@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -162,28 +161,24 @@ def test_hung_redis_keeps_its_data_but_no_stale_page_comes_back(
     """
     app = backend_factory(redis_url=fresh_redis.url())
     client = httpx.Client(base_url=app.url, timeout=10)
-    assert fresh_redis.proc is not None
     try:
         write_and_cache(client, "old")
 
-        fresh_redis.proc.send_signal(signal.SIGSTOP)
-        pages = [client.get("/api/messages") for _ in range(20)]
-        assert all(p.status_code == 200 for p in pages)
-        # Each try against a hung Redis costs its full timeout; the breaker
-        # must keep most requests from trying at all.
-        tried = sum("cache;dur" in p.headers["server-timing"] for p in pages)
-        assert tried <= 5, f"{tried} of 20 reads waited on a hung Redis"
-        written = client.post("/api/messages", json={"author": "a", "text": "new"})
-        assert written.status_code == 201
+        with fresh_redis.hung():
+            pages = [client.get("/api/messages") for _ in range(20)]
+            assert all(p.status_code == 200 for p in pages)
+            # Each try against a hung Redis costs its full timeout; the breaker
+            # must keep most requests from trying at all.
+            tried = sum("cache;dur" in p.headers["server-timing"] for p in pages)
+            assert tried <= 5, f"{tried} of 20 reads waited on a hung Redis"
+            written = client.post("/api/messages", json={"author": "a", "text": "new"})
+            assert written.status_code == 201
 
-        fresh_redis.proc.send_signal(signal.SIGCONT)
         wait_until(lambda: client.get("/api/info").json()["cache"] == "up", timeout=15)
         page = client.get("/api/messages").json()
         assert page["items"][0]["text"] == "new", page
     finally:
         client.close()
-        if fresh_redis.proc is not None:
-            fresh_redis.proc.send_signal(signal.SIGCONT)
 
 
 def test_a_redis_timeout_keeps_the_cached_pages(
@@ -194,14 +189,12 @@ def test_a_redis_timeout_keeps_the_cached_pages(
     # A slow dependency watch, so the read below is what finds Redis back.
     app = backend_factory(redis_url=fresh_redis.url(), health_interval_seconds="60")
     client = httpx.Client(base_url=app.url, timeout=10)
-    assert fresh_redis.proc is not None
     try:
         write_and_cache(client, "kept")
 
-        fresh_redis.proc.send_signal(signal.SIGSTOP)
-        hung = client.get("/api/messages").json()
-        assert (hung["cache"], hung["cache_state"]) == ("off", "down")
-        fresh_redis.proc.send_signal(signal.SIGCONT)
+        with fresh_redis.hung():
+            hung = client.get("/api/messages").json()
+            assert (hung["cache"], hung["cache_state"]) == ("off", "down")
 
         # Reads skip Redis until the breaker's back-off has passed; the first
         # one that tries it again is the one that must find the page.
@@ -216,5 +209,3 @@ def test_a_redis_timeout_keeps_the_cached_pages(
         assert pages[-1]["items"][0]["text"] == "kept"
     finally:
         client.close()
-        if fresh_redis.proc is not None:
-            fresh_redis.proc.send_signal(signal.SIGCONT)

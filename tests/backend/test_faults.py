@@ -5,7 +5,6 @@ These tests stop the session's own MariaDB; each restarts it before it ends.
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 import uuid
@@ -100,17 +99,15 @@ def test_cached_pages_outlive_the_breaker_while_the_database_is_down(
         database_url=mysql_url, redis_url=fresh_redis.url(), health_interval_seconds="60"
     )
     client = httpx.Client(base_url=app.url, timeout=15)
-    assert fresh_redis.proc is not None
     try:
         write_and_cache(client, "kept")
 
         restart_mariadb.stop()
-        fresh_redis.proc.send_signal(signal.SIGSTOP)
-        # Both hung or gone: nothing can answer, and each failed try at Redis
-        # doubles the breaker's back-off (to 5 s at most).
-        hung = [client.get("/api/messages").status_code for _ in range(4)]
-        assert hung == [503] * 4, hung
-        fresh_redis.proc.send_signal(signal.SIGCONT)
+        with fresh_redis.hung():
+            # Both hung or gone: nothing can answer, and each failed try at Redis
+            # doubles the breaker's back-off (to 5 s at most).
+            hung = [client.get("/api/messages").status_code for _ in range(4)]
+            assert hung == [503] * 4, hung
         assert client.get("/api/info").json()["cache"] == "down"  # the breaker is open
 
         page = client.get("/api/messages")
@@ -121,7 +118,6 @@ def test_cached_pages_outlive_the_breaker_while_the_database_is_down(
         assert client.get("/api/messages", params={"limit": 3}).status_code == 503
     finally:
         client.close()
-        fresh_redis.proc.send_signal(signal.SIGCONT)
 
 
 def test_no_write_is_lost_or_doubled_across_a_restart(

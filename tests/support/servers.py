@@ -7,12 +7,14 @@ anything else on the machine.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -210,6 +212,17 @@ class Redis:
     def stop(self) -> None:
         _terminate(self.proc, self.port, grace=10)
         self.proc = None
+
+    @contextlib.contextmanager
+    def hung(self) -> Iterator[None]:
+        """Redis stops answering (SIGSTOP) until the block ends: a partition, not a
+        restart; its connections stay open and its data stays."""
+        assert self.proc is not None, "redis is not running"
+        self.proc.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            self.proc.send_signal(signal.SIGCONT)
 
     def url(self, db: int = 0) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
