@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help venv run test lint format lock lint-k8s lab lab-down bench bench-quick e2e-kind up clean
+.PHONY: help venv run test lint format lock lint-k8s images standins lab lab-down bench bench-quick e2e-kind up down scale clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -47,8 +47,25 @@ lint-k8s: $(STAMP) ## Manifests, Dockerfiles and compose, checked without a clus
 e2e-kind: $(STAMP) ## Build images, load into kind, apply k8s/, run tests/e2e (needs docker + kind)
 	scripts/e2e-kind.sh
 
-up: ## docker compose up (needs a Docker engine)
-	docker compose up --build
+images: ## Build both images (Docker or podman), tagged as k8s/kustomization.yaml pins; PYTHON_IMAGE=… to change the base
+	scripts/build-images.sh
+
+standins: ## Build stand-in python/mysql/redis images from Debian packages (only where Docker Hub is unreachable; root)
+	scripts/standin-images.sh
+
+# Compose v2 (`docker compose`) where it exists, else Debian 12's docker-compose 1.29.
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+BACKENDS ?= 3
+
+up: ## Compose: build and start every tier in the background (http://127.0.0.1:8080)
+	$(COMPOSE) up --build --detach
+	@echo "up: http://127.0.0.1:8080   (logs: $(COMPOSE) logs -f; stop: make down)"
+
+scale: ## Compose: run BACKENDS backend replicas (default 3) without re-running the one-shot migrate
+	$(COMPOSE) up --detach --no-deps --scale backend=$(BACKENDS) backend
+
+down: ## Compose: stop and remove the containers, networks and the MySQL volume
+	$(COMPOSE) down --volumes --remove-orphans
 
 lab: $(STAMP) ## The app in network namespaces behind kube-proxy-style iptables rules (root; Ctrl-C stops)
 	$(PY) -m lab up
