@@ -38,7 +38,9 @@ class BackendSettings(CommonSettings):
     @cached_property
     def sqlalchemy_url(self) -> URL:
         url = make_url(self.database_url)
-        if self.database_password is not None:
+        # SQLite has no password: a Secret still mounted after switching a pod to
+        # SQLite must not turn the URL into an invalid one.
+        if self.database_password is not None and url.get_backend_name() != "sqlite":
             url = url.set(password=self.database_password.get_secret_value())
         if url.get_backend_name() == "mysql" and "charset" not in url.query:
             # utf8mb4, or MySQL mangles emoji and other 4-byte characters.

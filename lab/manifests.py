@@ -149,22 +149,38 @@ class Handler:
 
 @dataclass(frozen=True)
 class SecurityContext:
+    """A pod's or a container's securityContext (the fields the lab acts on)."""
+
     run_as_user: int | None = None
     run_as_group: int | None = None
+    run_as_non_root: bool | None = None
     fs_group: int | None = None
+    supplemental_groups: tuple[int, ...] = ()
     drop_all_capabilities: bool = False
+    add_capabilities: tuple[str, ...] = ()
     no_new_privileges: bool = False
+    read_only_root_filesystem: bool = False
+    seccomp: str | None = None  # RuntimeDefault, Unconfined; None: not set here
 
     @classmethod
     def parse(cls, raw: dict[str, Any] | None) -> SecurityContext:
         raw = raw or {}
-        drops = [str(c).upper() for c in (raw.get("capabilities") or {}).get("drop") or []]
+        capabilities = raw.get("capabilities") or {}
+        drops = [str(c).upper() for c in capabilities.get("drop") or []]
+        seccomp = (raw.get("seccompProfile") or {}).get("type")
+        if seccomp not in (None, "RuntimeDefault", "Unconfined"):
+            raise ManifestError(f"seccompProfile.type {seccomp!r} is not supported in the lab")
         return cls(
             run_as_user=raw.get("runAsUser"),
             run_as_group=raw.get("runAsGroup"),
+            run_as_non_root=raw.get("runAsNonRoot"),
             fs_group=raw.get("fsGroup"),
+            supplemental_groups=tuple(int(g) for g in raw.get("supplementalGroups") or ()),
             drop_all_capabilities="ALL" in drops,
+            add_capabilities=tuple(str(c).upper() for c in capabilities.get("add") or ()),
             no_new_privileges=raw.get("allowPrivilegeEscalation") is False,
+            read_only_root_filesystem=bool(raw.get("readOnlyRootFilesystem")),
+            seccomp=seccomp,
         )
 
 
@@ -237,6 +253,8 @@ class Container:
 class Volume:
     name: str
     kind: str  # emptyDir, persistentVolumeClaim (from a StatefulSet claim template)
+    medium: str = ""  # emptyDir: "" (node disk) or "Memory" (tmpfs)
+    size_limit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -259,7 +277,16 @@ class PodTemplate:
         volumes: list[Volume] = []
         for vol in spec.get("volumes") or []:
             if "emptyDir" in vol:
-                volumes.append(Volume(vol["name"], "emptyDir"))
+                empty = vol["emptyDir"] or {}
+                limit = empty.get("sizeLimit")
+                volumes.append(
+                    Volume(
+                        vol["name"],
+                        "emptyDir",
+                        medium=empty.get("medium", ""),
+                        size_limit=None if limit is None else str(limit),
+                    )
+                )
             else:
                 kinds = sorted(set(vol) - {"name"})
                 raise ManifestError(f"{where}: volume {vol['name']} of kind {kinds} not supported")

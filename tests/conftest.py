@@ -107,3 +107,23 @@ def mysql_url(mariadb: MariaDB) -> str:
     if mariadb.proc is None:
         mariadb.start()
     return mariadb.url(mariadb.create_database())
+
+
+# Figures a test measured (image sizes, memory against limits, shutdown times): printed
+# in a "measured" section at the end of the run, so CI's log carries them.
+MEASURED = pytest.StashKey[list[str]]()
+
+
+@pytest.fixture(scope="session")
+def measured(request: pytest.FixtureRequest) -> list[str]:
+    return request.config.stash.setdefault(MEASURED, [])
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    lines = config.stash.get(MEASURED, [])
+    if lines:
+        terminalreporter.section("measured")
+        for line in lines:
+            terminalreporter.line(line)

@@ -32,6 +32,15 @@ def test_password_from_its_own_variable_needs_no_escaping(monkeypatch) -> None:
     assert settings.database_kind == "mysql"
 
 
+def test_a_password_is_not_put_into_a_sqlite_url(monkeypatch) -> None:
+    # A pod switched to SQLite keeps its Secret: the URL must stay valid.
+    monkeypatch.setenv("DATABASE_URL", "sqlite:////tmp/guestbook.db")
+    monkeypatch.setenv("DATABASE_PASSWORD", "secret")
+    url = BackendSettings().sqlalchemy_url
+    assert url.password is None
+    assert url.database == "/tmp/guestbook.db"
+
+
 def test_local_default_is_sqlite_without_redis(monkeypatch) -> None:
     for name in ("DATABASE_URL", "REDIS_URL", "DATABASE_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
