@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Literal
 
 import httpx
 from pydantic import Field, field_validator, model_validator
@@ -33,6 +34,9 @@ class FrontendSettings(CommonSettings):
     # Set to true when the page is served over HTTPS (an Ingress with TLS):
     # the CSRF cookie is then never sent over plain HTTP.
     csrf_cookie_secure: bool = False
+    # What the route panel says stands between the tiers; `auto` decides from
+    # what the process sees (see frontend/runs_on.py).
+    runs_on: Literal["auto", "kubernetes", "compose", "local"] = "auto"
 
     @field_validator("backend_url")
     @classmethod
