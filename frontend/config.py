@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Literal
 
 import httpx
 from pydantic import Field, field_validator, model_validator
@@ -14,8 +15,10 @@ SERVICE_NAME = "frontend"
 
 class FrontendSettings(CommonSettings):
     port: int = Field(default=8080, ge=1, le=65535)
-    # A Service name on Kubernetes and in compose (`http://backend:8000`):
-    # DNS turns it into the ClusterIP, kube-proxy picks a pod per connection.
+    # A name on Kubernetes and in compose (`http://backend:8000`). On
+    # Kubernetes DNS turns it into the Service's ClusterIP and the kernel,
+    # following kube-proxy's rules, picks a pod per connection; under compose
+    # Docker's DNS answers with the containers' own addresses.
     backend_url: str = "http://127.0.0.1:8000"
     backend_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
     backend_read_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
@@ -33,6 +36,9 @@ class FrontendSettings(CommonSettings):
     # Set to true when the page is served over HTTPS (an Ingress with TLS):
     # the CSRF cookie is then never sent over plain HTTP.
     csrf_cookie_secure: bool = False
+    # What the route panel says stands between the tiers; `auto` decides from
+    # what the process sees (see frontend/runs_on.py).
+    runs_on: Literal["auto", "kubernetes", "compose", "local"] = "auto"
 
     @field_validator("backend_url")
     @classmethod

@@ -1,8 +1,11 @@
 """The route panel: how one page view reached its data, hop by hop.
 
 frontend pod → the name in BACKEND_URL → the address it resolved to (on
-Kubernetes, the Service's ClusterIP) → the backend pod that answered →
-Redis or the database. Each hop carries its time, a plain-words explanation
+Kubernetes, the Service's ClusterIP; under compose, a container's own
+address; under `make run`, a loopback address) → the backend pod that
+answered → Redis or the database. What the hops say depends on where the
+frontend runs (frontend/runs_on.py), so the panel never shows a ClusterIP
+that is not there. Each hop carries its time, a plain-words explanation
 and, when the route broke there, the error. The same model feeds the HTML
 panel and `GET /api/route`.
 """
@@ -22,6 +25,7 @@ from common.identity import PodIdentity
 from frontend.backend_client import Attempt, BackendReply, BackendUnavailable, CallTrace
 from frontend.config import FrontendSettings
 from frontend.pods import PodDirectory
+from frontend.runs_on import Place, RunsOn, runs_on
 
 SERVICE_DOCS = "https://kubernetes.io/docs/concepts/services-networking/service/"
 DNS_DOCS = "https://kubernetes.io/docs/concepts/services-networking/dns-pod-service/"
@@ -109,7 +113,12 @@ class Route:
     total_ms: float | None
     retried: bool
     request_id: str | None
+    runs_on: RunsOn = field(default_factory=lambda: RunsOn("unknown", ""))
     docs: str = SERVICE_DOCS
+
+    @property
+    def between(self) -> str:
+        return BETWEEN[self.runs_on.place]
 
     @property
     def ok(self) -> bool:
@@ -150,9 +159,113 @@ class Route:
             "request_id": self.request_id,
             "total_ms": None if self.total_ms is None else round(self.total_ms, 2),
             "retried": self.retried,
+            "runs_on": {"place": self.runs_on.place, "because": self.runs_on.because},
+            "between": self.between,
             "docs": self.docs,
             "hops": hops,
         }
+
+
+# What stands between the frontend and the backend, in one sentence per place.
+BETWEEN: dict[Place, str] = {
+    "kubernetes": (
+        "Between the tiers: the `backend` Service's ClusterIP, a virtual address; the node's"
+        " kernel picks a backend pod for each new connection to it."
+    ),
+    "compose": (
+        "Between the tiers: Docker's DNS, answering `backend` with the containers' own"
+        " addresses. No Service and no virtual IP: the client connects straight to a container."
+    ),
+    "local": (
+        "Between the tiers: nothing but a loopback address (`make run`). No Service, no"
+        " ClusterIP, one backend process; the lab or a cluster shows what a ClusterIP adds."
+    ),
+    "unknown": (
+        "Where this frontend runs could not be told (set `RUNS_ON`): on Kubernetes the name"
+        " would resolve to a Service's ClusterIP."
+    ),
+}
+
+_FRONTEND_WHY: dict[Place, str] = {
+    "kubernetes": (
+        "Your browser reached this pod from outside the cluster: `kubectl port-forward"
+        " svc/frontend` picks one pod and tunnels straight to it, past the ClusterIP (the"
+        " lab's forward connects to the ClusterIP instead); an Ingress or a load balancer"
+        " also ends at a pod. It knows the backend only by the name in `BACKEND_URL`, never"
+        " by a pod's address."
+    ),
+    "compose": (
+        "Your browser reached this container through the port compose publishes on the"
+        " host. It knows the backend only by the name in `BACKEND_URL`."
+    ),
+    "local": (
+        "Your browser reached this process directly on its own port: under `make run`"
+        " nothing stands in between. It knows the backend only by `BACKEND_URL`."
+    ),
+    "unknown": "It knows the backend only by what `BACKEND_URL` says.",
+}
+
+_NAME_WHY: dict[Place, str] = {
+    "kubernetes": (
+        "The resolver turns `{host}` into an address: the cluster DNS answers a Service's"
+        " name with its ClusterIP, one stable address for however many pods, whichever of"
+        " them come and go."
+    ),
+    "compose": (
+        "Docker's embedded DNS (127.0.0.11) answers `{host}` with the backend containers' own"
+        " addresses, one per replica, and the client takes one. There is no virtual IP: a"
+        " client that keeps an answer keeps its container, even one that is gone. Kubernetes"
+        " puts a virtual IP in front of the pods for exactly this reason."
+    ),
+    "local": (
+        "`{host}` resolved to a loopback address: the backend runs on this machine, with no"
+        " Service and no ClusterIP in between. On Kubernetes the cluster DNS would answer"
+        " the Service's name with its ClusterIP."
+    ),
+    "unknown": (
+        "The resolver turns `{host}` into an address. On Kubernetes the cluster DNS answers a"
+        " Service's name with its ClusterIP."
+    ),
+}
+
+_ADDRESS_TITLE: dict[Place, str] = {
+    "kubernetes": "Address (ClusterIP)",
+    "compose": "Address (a container's own, no virtual IP)",
+    "local": "Address (loopback, no Service)",
+    "unknown": "Address",
+}
+
+_ADDRESS_WHY: dict[Place, str] = {
+    "kubernetes": (
+        "No machine owns a ClusterIP. kube-proxy (or the cluster's Service proxy) wrote rules"
+        " into every node's kernel; when this pod opens a TCP connection to the ClusterIP,"
+        " the kernel, following them, picks one ready backend pod and rewrites the"
+        " destination to it (DNAT, destination NAT). It picks once per connection: every"
+        " request on a kept-alive connection reaches the same pod, until the backend closes"
+        " it for age (`MAX_CONNECTION_AGE_SECONDS`)."
+    ),
+    "compose": (
+        "A backend container's own address: the connection goes straight to it, nothing"
+        " rewrites it on the way. Which container answers depends on which DNS answer the"
+        " client took, and for how long it keeps it."
+    ),
+    "local": (
+        "A loopback address: the connection goes to the one backend process on this machine."
+        " Nothing picks a pod, because there is only one; on Kubernetes this would be the"
+        " Service's ClusterIP, and the kernel would pick a pod per connection."
+    ),
+    "unknown": (
+        "The address the name resolved to. On Kubernetes it is the Service's ClusterIP, and"
+        " the node's kernel picks a pod for each new connection."
+    ),
+}
+
+_POD_WHO: dict[Place, str] = {
+    "kubernetes": "The pod the kernel picked when this connection opened.",
+    "compose": "The container whose address the client connected to.",
+    "local": "The one backend process.",
+    "unknown": "The backend that answered.",
+}
 
 
 def _ms(value: float | None) -> str:
@@ -273,30 +386,25 @@ def build_route(
     attempt: Attempt | None = trace.last if trace.attempts else None
     host = settings.backend_host
     total_ms = trace.total_ms if trace.attempts else None
+    where = runs_on(settings.runs_on, resolution.addresses)
+    place = where.place
 
     frontend = Hop(
         key="frontend",
         title="This frontend pod",
         value=identity.pod_name,
         detail=f"{identity.pod_ip} on node {identity.node_name}",
-        explanation=(
-            "Your browser reached this pod through the `frontend` Service. It knows the"
-            " backend only by the name in `BACKEND_URL`, never by a pod's address."
-        ),
+        explanation=_FRONTEND_WHY[place],
         link=SERVICE_DOCS,
         timings=[Timing("round trip to the backend", total_ms)],
     )
 
     name = Hop(
         key="name",
-        title="Service name",
+        title="Service name" if place == "kubernetes" else "Backend name",
         value=f"{host}:{settings.backend_port}",
         detail="",
-        explanation=(
-            f"The resolver turns `{host}` into an address. On Kubernetes the cluster DNS"
-            " answers a Service's name with its ClusterIP: one stable address for however"
-            " many pods, whichever of them come and go."
-        ),
+        explanation=_NAME_WHY[place].format(host=host),
         link=DNS_DOCS,
         timings=[Timing("name lookup", resolution.ms)],
     )
@@ -318,18 +426,12 @@ def build_route(
 
     address = Hop(
         key="address",
-        title="Address (ClusterIP)",
+        title=_ADDRESS_TITLE[place],
         value=(attempt.peer_addr if attempt and attempt.peer_addr else None)
         or ", ".join(resolution.addresses)
         or "unknown",
         detail=_connection_detail(trace) if attempt else "",
-        explanation=(
-            "No machine owns a ClusterIP. When this pod opens a TCP connection to it,"
-            " kube-proxy's rules in the node's kernel pick one ready backend pod and rewrite"
-            " the destination, once per connection: every request on a kept-alive connection"
-            " reaches the same pod, until the backend closes it for age"
-            " (`MAX_CONNECTION_AGE_SECONDS`)."
-        ),
+        explanation=_ADDRESS_WHY[place],
         link=VIRTUAL_IP_DOCS,
         timings=[Timing("connect", attempt.connect_ms if attempt else None)],
     )
@@ -340,18 +442,18 @@ def build_route(
     pod_info = pods.get(pod_name)
     backend_ms = reply.server_timing.get("app") if reply else None
     wire_ms = trace.total_ms - backend_ms if backend_ms is not None else None
-    where = []
+    located = []
     if pod_info and pod_info.ip:
-        where.append(pod_info.ip)
+        located.append(pod_info.ip)
     if pod_info and pod_info.node:
-        where.append(f"on node {pod_info.node}")
+        located.append(f"on node {pod_info.node}")
     pod = Hop(
         key="pod",
         title="Backend pod",
         value=pod_name or ("unknown" if reply else "not reached"),
-        detail=" ".join(where),
+        detail=" ".join(located),
         explanation=(
-            "The pod kube-proxy chose. It names itself in the `X-Served-By` response header"
+            f"{_POD_WHO[place]} It names itself in the `X-Served-By` response header"
             " and times its work in `Server-Timing`. Reload: a kept-alive connection keeps"
             " this pod; the spread view shows what new connections do."
         ),
@@ -387,6 +489,7 @@ def build_route(
         total_ms=total_ms,
         retried=trace.retried,
         request_id=request_id,
+        runs_on=where,
     )
 
 

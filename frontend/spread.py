@@ -1,8 +1,9 @@
 """The spread view: which backend pods answer N requests, and why it depends on connections.
 
-kube-proxy chooses a backend pod when a TCP connection is opened, never per
-request. N requests each on a new connection scatter over the pods; the same
-N on one kept-alive connection all land on the pod chosen when it opened.
+The node's kernel, following the rules kube-proxy wrote, chooses a backend
+pod when a TCP connection to a ClusterIP is opened, never per request. N
+requests each on a new connection scatter over the pods; the same N on one
+kept-alive connection all land on the pod chosen when it opened.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from frontend.pods import PodDirectory
 _FRESH_CONCURRENCY = 8
 _PROBE_PATH = "/api/info"
 
-HEADLINE = "kube-proxy balances connections, not requests."
+HEADLINE = "A ClusterIP spreads connections, not requests."
 DETAIL = (
-    "It picks a backend pod when a TCP connection to the ClusterIP is opened, and every"
-    " request on that connection goes to the same pod. Requests each on a new connection"
+    "kube-proxy only writes the rules; the node's kernel, following them, picks a backend"
+    " pod when a TCP connection to the ClusterIP is opened, and every request on that"
+    " connection goes to the same pod. Requests each on a new connection"
     " spread over the pods; the same requests on one kept-alive connection all reach one"
     " pod. That is why the backend closes a kept-alive connection once it is older than"
     " `MAX_CONNECTION_AGE_SECONDS` (30 s by default): busy clients reconnect, and the"

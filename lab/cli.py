@@ -71,7 +71,8 @@ def _instructions(lab: Lab, status: dict[str, Any]) -> str:
         lines += [
             f"Open http://{lab.forward.listen_host}:{lab.forward.listen_port}/",
             f"  ({lab.forward.listen_host}:{lab.forward.listen_port} → Service {svc} "
-            f"{lab.cluster_ips[svc]}:{port.port} → a {svc} pod picked by iptables)",
+            f"{lab.cluster_ips[svc]}:{port.port} → a {svc} pod picked per connection by the"
+            " kernel; kubectl port-forward would tunnel to one pod instead)",
             "",
         ]
     backends = [p for p in status["pods"] if p["labels"].get("app.kubernetes.io/name") == "backend"]
@@ -89,7 +90,9 @@ def _instructions(lab: Lab, status: dict[str, Any]) -> str:
     backend_svc = lab.manifests.services.get("backend")
     if backend_svc is not None and backend_svc.ports:
         chain = svc_chain(backend_svc.port_name(backend_svc.ports[0]), "TCP")
-        lines.append("  kube-proxy's rules:      sudo iptables -t nat -S CIP-SERVICES")
+        lines.append(
+            "  kube-proxy's rules:      sudo iptables -t nat -S CIP-SERVICES   # iptables mode"
+        )
         lines.append(f"                           sudo iptables -t nat -S {chain}   # backend")
     frontends = [
         p for p in status["pods"] if p["labels"].get("app.kubernetes.io/name") == "frontend"

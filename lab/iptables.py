@@ -8,8 +8,9 @@ kube-proxy's chains:
         → `-m statistic --mode random --probability 1/n` → CIP-SEP-<hash>
         (one per endpoint) → DNAT to podIP:targetPort
 
-plus CIP-MARK-MASQ / CIP-POSTROUTING for hairpin traffic (a pod reaching its
-own Service) and the filter table's REJECT for a Service with no endpoints.
+plus CIP-MARK-MASQ / CIP-POSTROUTING for hairpin traffic (a pod's connection
+to its own Service that the rules balance back to that same pod) and the
+filter table's REJECT for a Service with no endpoints.
 
 Each sync renders every CIP chain of a table and loads it with one
 `iptables-restore --noflush`, which replaces the declared chains atomically,
@@ -186,8 +187,9 @@ def render_nat(ports: Sequence[ServicePortRules], stale: Iterable[str] = ()) -> 
             if i < n - 1:
                 pick += ["-m", "statistic", "--mode", "random", "--probability", probability(i, n)]
             rules.append([*pick, "-j", sep])
-            # Hairpin: a pod reaching itself through its Service must see the
-            # reply come from the Service, so the node masquerades it.
+            # Hairpin: when a pod's connection to its Service is balanced back
+            # to that same pod, the reply must come from the Service, so the
+            # node masquerades it.
             rules.append(
                 ["-A", sep, "-s", f"{ep.ip}/32", *_comment(spr.port_name), "-j", MARK_MASQ]
             )

@@ -1,9 +1,12 @@
-"""kubectl-style tables of the lab's status: get pods -o wide, get svc, get endpointslices."""
+"""kubectl's tables of the lab's status: get svc -o wide and get endpointslices as kubectl
+prints them; get pods -o wide's first columns plus a PID column kubectl does not have."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
+
+from lab.naming import slice_name
 
 
 def _age(since: float, now: float) -> str:
@@ -67,24 +70,53 @@ def services(status: dict[str, Any]) -> str:
     return _table(["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE", "SELECTOR"], rows)
 
 
+def _list_with_more(items: list[str], limit: int = 3) -> str:
+    """kubectl's listWithMoreString: the first three, then "+ N more...", or <unset>."""
+    shown = ",".join(items[:limit])
+    if len(items) > limit:
+        return f"{shown} + {len(items) - limit} more..."
+    return shown or "<unset>"
+
+
 def endpointslices(status: dict[str, Any]) -> str:
+    """`kubectl get endpointslices`, as kubectl's printer prints it.
+
+    One slice per Service (the lab never needs a second: the controller splits
+    at 100 endpoints). ENDPOINTS lists every endpoint's address whatever its
+    conditions, as kubectl does: a terminating or unready pod is still in the
+    slice, only its `ready` condition says whether kube-proxy sends it new
+    connections (`-o json` shows the conditions).
+    """
     now = time.time()
-    rows = []
-    for eps in status["endpoints"]:
-        ready = [e for e in eps["endpoints"] if e["ready"]]
-        others = len(eps["endpoints"]) - len(ready)
-        addresses = ",".join(e["ip"] for e in ready) or "<unset>"
-        if others:
-            addresses += f" + {others} not ready"
-        ports = ",".join(sorted({str(e["port"]) for e in eps["endpoints"]})) or "<unset>"
-        rows.append([eps["service"], "IPv4", ports, addresses, _age(status["started_at"], now)])
+    namespace = status.get("namespace", "default")
+    by_service: dict[str, dict[str, list[str]]] = {}
+    for rule in status["endpoints"]:
+        entry = by_service.setdefault(rule["service"], {"ports": [], "addresses": []})
+        for endpoint in rule["endpoints"]:
+            if str(endpoint["port"]) not in entry["ports"]:
+                entry["ports"].append(str(endpoint["port"]))
+            if endpoint["ip"] not in entry["addresses"]:
+                entry["addresses"].append(endpoint["ip"])
+    rows = [
+        [
+            slice_name(namespace, service),
+            "IPv4",
+            _list_with_more(entry["ports"]),
+            _list_with_more(entry["addresses"]),
+            _age(status["started_at"], now),
+        ]
+        for service, entry in sorted(by_service.items())
+    ]
+    rows.sort(key=lambda row: row[0])
     return _table(["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"], rows)
 
 
 def everything(status: dict[str, Any]) -> str:
     return "\n\n".join(
         [
-            "$ kubectl get pods -o wide\n" + pods(status),
+            # Not kubectl's output: its columns, plus the lab's process ids.
+            "pods (kubectl get pods -o wide's columns, plus each container's PID):\n"
+            + pods(status),
             "$ kubectl get svc -o wide\n" + services(status),
             "$ kubectl get endpointslices\n" + endpointslices(status),
         ]

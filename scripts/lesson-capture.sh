@@ -3,6 +3,7 @@
 # run each lesson command, save outputs and screenshots under /tmp/lesson, stop the lab.
 set -u
 cd "$(dirname "$0")/.." || exit 1
+command -v jq > /dev/null || { echo "lesson-capture: jq is needed (apt-get install jq)" >&2; exit 1; }
 # Word splitting of $L (the lab command) is wanted here.
 # shellcheck disable=SC2086
 OUT=/tmp/lesson; rm -rf $OUT; mkdir -p $OUT
@@ -28,8 +29,12 @@ SVC=$(iptables -t nat -S CIP-SERVICES | grep "clusterip-demo/backend:http" | gre
 run backend_chain iptables -t nat -S $SVC
 SEP=$(iptables -t nat -S $SVC | grep -o "CIP-SEP-[A-Z0-9]*" | head -1)
 run backend_sep iptables -t nat -S $SEP
-run route curl -s http://127.0.0.1:8080/api/route
-run spread curl -s "http://127.0.0.1:8080/api/spread?n=60"
+# The lesson shows these two through jq filters; run them exactly so.
+echo "\$ curl -s http://127.0.0.1:8080/api/route | jq -r '.hops[] | [.key, .value, .detail] | @tsv'" > $OUT/route.txt
+curl -s http://127.0.0.1:8080/api/route | jq -r '.hops[] | [.key, .value, .detail] | @tsv' >> $OUT/route.txt 2>&1
+echo "\$ curl -s \"http://127.0.0.1:8080/api/spread?n=60\" | jq -c '.fresh_connections, .one_kept_alive_connection | {answered, connections_opened, pods}'" > $OUT/spread.txt
+curl -s "http://127.0.0.1:8080/api/spread?n=60" | jq -c '.fresh_connections, .one_kept_alive_connection | {answered, connections_opened, pods}' >> $OUT/spread.txt 2>&1
+curl -s http://127.0.0.1:8080/api/route > $OUT/route.json
 echo "\$ ip netns exec cip-$FE timeout 3 bash -c 'echo > /dev/tcp/mysql/3306' && echo open || echo blocked" > $OUT/netpol_frontend.txt
 ip netns exec cip-$FE timeout 3 bash -c 'echo > /dev/tcp/mysql/3306' >> $OUT/netpol_frontend.txt 2>&1 && echo open >> $OUT/netpol_frontend.txt || echo blocked >> $OUT/netpol_frontend.txt
 BE2=$($L get pods | awk '$1 ~ /^backend/ {print $1; exit}')

@@ -117,7 +117,7 @@ def test_spread_json_on_one_backend(solo: Stack) -> None:
     fresh, kept = body["fresh_connections"], body["one_kept_alive_connection"]
     assert fresh["pods"] == {"backend-solo": 5} and fresh["connections_opened"] == 5
     assert kept["pods"] == {"backend-solo": 5} and kept["connections_opened"] == 1
-    assert body["explanation"].startswith("kube-proxy balances connections, not requests.")
+    assert body["explanation"].startswith("A ClusterIP spreads connections, not requests.")
     default = solo.client().get("/api/spread").json()
     assert default["n"] == 30
 
@@ -201,3 +201,25 @@ def test_a_client_per_request_opens_a_connection_per_view(
         address = {hop["key"]: hop for hop in route["hops"]}["address"]
         assert address["detail"].startswith("a new connection")
         assert address["timings"][0]["ms"] is not None
+
+
+def test_the_panel_says_no_clusterip_stands_between_local_tiers(solo: Stack) -> None:
+    # BACKEND_URL=http://localhost:<port>: a loopback address, as under `make run`.
+    body = solo.client().get("/api/route").json()
+    assert body["runs_on"]["place"] == "local"
+    assert "loopback" in body["runs_on"]["because"]
+    assert "No Service, no ClusterIP" in body["between"]
+    hops = {hop["key"]: hop for hop in body["hops"]}
+    assert hops["address"]["title"] == "Address (loopback, no Service)"
+    assert "ClusterIP" not in hops["address"]["title"]
+    page = solo.client().get("/").text
+    assert 'data-runs-on="local"' in page
+
+
+def test_runs_on_names_compose_and_its_dns(solo: Stack, frontend_factory: FrontendLauncher) -> None:
+    app = frontend_factory(f"http://localhost:{solo.backends[0].port}", runs_on="compose")
+    body = httpx.get(app.url + "/api/route", timeout=20).json()
+    assert body["runs_on"] == {"place": "compose", "because": "set by RUNS_ON=compose"}
+    hops = {hop["key"]: hop for hop in body["hops"]}
+    assert "Docker's embedded DNS" in hops["name"]["explanation"]
+    assert hops["address"]["title"] == "Address (a container's own, no virtual IP)"

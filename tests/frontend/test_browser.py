@@ -133,6 +133,6 @@ def test_spread_view_in_the_browser(trio: Stack, page) -> None:
     pods = {"backend-a", "backend-b", "backend-c"}
     assert len(pods & set(fresh_pods)) >= 2
     assert len(pods & set(kept_pods)) == 1
-    assert "kube-proxy balances connections, not requests." in page.inner_text(".takeaway")
+    assert "A ClusterIP spreads connections, not requests." in page.inner_text(".takeaway")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "spread.png"), full_page=True)

@@ -220,7 +220,7 @@ def test_spread_page_draws_both_runs(solo: Stack) -> None:
     assert "6 requests on one kept-alive connection" in html
     assert "6 connections opened" in html and "1 connection opened" in html
     assert ">backend-solo</text>" in html
-    assert "kube-proxy balances connections, not requests." in html
+    assert "A ClusterIP spreads connections, not requests." in html
     assert "MAX_CONNECTION_AGE_SECONDS" in html
     assert "<script" not in html.lower()
 

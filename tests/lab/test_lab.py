@@ -200,6 +200,10 @@ def test_route_panel_shows_the_cluster_ip_and_a_lab_pod(app: Any) -> None:
     assert vip in hops["name"]["detail"]
     assert hops["address"]["value"] == f"{vip}:8000"
     assert hops["pod"]["value"] in backend_pods
+    # The frontend tells it runs on "Kubernetes" from the kubelet-style search
+    # path the lab writes into each pod's resolv.conf.
+    assert route["runs_on"]["place"] == "kubernetes", route["runs_on"]
+    assert hops["address"]["title"] == "Address (ClusterIP)"
     page = httpx.get(f"{app.base_url}/", timeout=10).text
     assert vip in page
     assert any(name in page for name in backend_pods)
