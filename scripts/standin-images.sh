@@ -17,7 +17,7 @@
 # STAND-IN and is not the official image. Where Docker Hub is reachable, do not run
 # this: pull the real images (`docker pull mysql:8.4.11` replaces a stand-in tag).
 #
-# Each image is labelled with a hash of its recipe (this script and scripts/standins/):
+# Each image is labelled with a hash of its recipe (this script and its scripts/standins/ folder):
 # a later run reuses it by tag while the recipe is unchanged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,14 +32,16 @@ SECURITY=${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 PYTHON_TAG=clusterip-demo/standin-python:3.11-bookworm
 MYSQL_TAG=$(awk '$1 == "image:" && $2 ~ /^mysql:/ {print $2; exit}' docker-compose.yml)
 REDIS_TAG=$(awk '$1 == "image:" && $2 ~ /^redis:/ {print $2; exit}' docker-compose.yml)
-RECIPE=$(cat "$0" scripts/standins/*/* | sha256sum | cut -c1-16)
 
 log() { echo "standin-images: $*" >&2; }
 
-current() {
+# The recipe of one stand-in: this script and its folder under scripts/standins/.
+recipe() { cat "$0" scripts/standins/"$1"/* | sha256sum | cut -c1-16; }
+
+current() { # tag recipe
   local label
   label=$($ENGINE image inspect --format '{{ index .Config.Labels "clusterip-demo.standin.recipe" }}' "$1" 2>/dev/null) || return 1
-  [[ $label == "$RECIPE" ]]
+  [[ $label == "$2" ]]
 }
 
 # A user/group with a fixed id, written before the packages' postinst scripts run, so
@@ -72,15 +74,16 @@ rootfs() { # kind packages [essential-hook]
 }
 
 build() { # kind tag packages [essential-hook]
-  local kind=$1 tag=$2 packages=$3 hook=${4:-true}
-  if ((!FORCE)) && current "$tag"; then
-    log "$tag is up to date (recipe $RECIPE)"
+  local kind=$1 tag=$2 packages=$3 hook=${4:-true} sum
+  sum=$(recipe "$kind")
+  if ((!FORCE)) && current "$tag" "$sum"; then
+    log "$tag is up to date (recipe $sum)"
     return
   fi
   local base
   base=$(rootfs "$kind" "$packages" "$hook")
   $ENGINE build --quiet --network host --build-arg "ROOTFS=$base" \
-    --label "clusterip-demo.standin.recipe=$RECIPE" -t "$tag" "scripts/standins/$kind" >/dev/null
+    --label "clusterip-demo.standin.recipe=$sum" -t "$tag" "scripts/standins/$kind" >/dev/null
   $ENGINE rmi "$base" >/dev/null
   log "built $tag ($($ENGINE image inspect --format '{{.Size}}' "$tag" | awk '{printf "%.0f MB", $1/1e6}'))"
 }
