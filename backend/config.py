@@ -73,7 +73,7 @@ class BackendSettings(CommonSettings):
         if self.database_password is not None:
             raise ValueError("set DATABASE_PASSWORD or DATABASE_PASSWORD_FILE, not both")
         try:
-            text = path.read_text()
+            text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ValueError(f"DATABASE_PASSWORD_FILE={path}: {exc.strerror}") from None
         # As the official MySQL image's file_env ($(< file)): trailing newlines are not

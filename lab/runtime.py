@@ -126,7 +126,13 @@ def privilege_prefix(uid: int, gid: int, security: SecurityContext) -> list[str]
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         raise ManifestError("setpriv (util-linux) is needed to run containers as their user")
-    prefix = [setpriv, f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
+    # The kubelet adds the pod's fsGroup as a supplementary group: it owns the Secret
+    # volume's files, so a container whose own group differs can still read them.
+    fs_group = security.fs_group
+    groups = (
+        f"--groups={fs_group}" if fs_group is not None and fs_group != gid else "--clear-groups"
+    )
+    prefix = [setpriv, f"--reuid={uid}", f"--regid={gid}", groups]
     if security.drop_all_capabilities:
         prefix += ["--inh-caps=-all", "--bounding-set=-all"]
     if security.no_new_privileges:
@@ -257,6 +263,7 @@ def plan(
     merged = SecurityContext(
         run_as_user=uid,
         run_as_group=gid,
+        fs_group=pod_sec.fs_group,
         drop_all_capabilities=sec.drop_all_capabilities,
         no_new_privileges=sec.no_new_privileges,
     )

@@ -283,6 +283,16 @@ def test_secret_volume_is_written_like_the_kubelets(
         assert (written.stat().st_uid, written.stat().st_gid) == (0, fs_group or 0)
 
 
+def test_fs_group_is_a_supplementary_group_as_the_kubelet_adds_it() -> None:
+    if shutil.which("setpriv") is None:
+        missing("setpriv (util-linux) is not installed")
+    same = runtime.SecurityContext(run_as_user=10001, run_as_group=10001, fs_group=10001)
+    other = runtime.SecurityContext(run_as_user=10001, run_as_group=10001, fs_group=2000)
+    assert "--clear-groups" in runtime.privilege_prefix(10001, 10001, same)
+    assert "--groups=2000" in runtime.privilege_prefix(10001, 10001, other)
+    assert "--clear-groups" in runtime.privilege_prefix(10001, 10001, runtime.SecurityContext())
+
+
 def test_mysql_file_env_like_the_official_entrypoint(tmp_path: Path) -> None:
     password = tmp_path / "MYSQL_PASSWORD"
     password.write_text("p'w\n\n")
@@ -554,6 +564,7 @@ def test_the_manifests_containers_become_these_processes(manifests, tmp_path: Pa
     assert password_file.read_text() == secret["MYSQL_PASSWORD"]
     assert launch.env["TMPDIR"] == str(tmp_path / "tmp")
     assert launch.uid == 10001 and launch.security.drop_all_capabilities
+    assert launch.security.fs_group == 10001  # the Secret files' group
 
 
 def test_restart_backoff_is_the_kubelets() -> None:
