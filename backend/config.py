@@ -8,6 +8,7 @@ from typing import Self
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
 from common.settings import CommonSettings
 
@@ -61,8 +62,12 @@ class BackendSettings(CommonSettings):
     def _password(self) -> Self:
         # One validator, in this order: the file first, then the check on its content.
         self._read_password_file()
+        try:
+            password = self.sqlalchemy_url.password
+        except ArgumentError as exc:
+            raise ValueError(f"DATABASE_URL is not a database URL: {exc}") from None
         development = self.environment.strip().lower() == DEVELOPMENT
-        if not development and self.sqlalchemy_url.password == SHIPPED_DEVELOPMENT_PASSWORD:
+        if not development and password == SHIPPED_DEVELOPMENT_PASSWORD:
             raise ValueError(_REFUSAL)
         return self
 
@@ -76,6 +81,9 @@ class BackendSettings(CommonSettings):
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ValueError(f"DATABASE_PASSWORD_FILE={path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            # Said without the offending bytes: they are part of the password.
+            raise ValueError(f"DATABASE_PASSWORD_FILE={path}: not UTF-8 text") from None
         # As the official MySQL image's file_env ($(< file)): trailing newlines are not
         # part of the password, so an editor's final newline does no harm.
         self.database_password = SecretStr(text.rstrip("\r\n"))

@@ -41,6 +41,22 @@ def test_file_and_variable_together_are_refused(monkeypatch, tmp_path: Path) -> 
         BackendSettings()
 
 
+def test_an_unreadable_password_says_what_without_the_bytes(monkeypatch, tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_bytes(b"\xffsecret")
+    monkeypatch.setenv("DATABASE_PASSWORD_FILE", str(secret))
+    with pytest.raises(SystemExit, match="not UTF-8 text") as raised:
+        load_settings()
+    message = str(raised.value)
+    assert message.endswith(f"DATABASE_PASSWORD_FILE={secret}: not UTF-8 text"), message
+
+
+def test_a_malformed_url_is_a_clear_refusal(monkeypatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "not a url")
+    with pytest.raises(SystemExit, match="DATABASE_URL is not a database URL"):
+        load_settings()
+
+
 def test_a_missing_file_is_named(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DATABASE_PASSWORD_FILE", str(tmp_path / "absent"))
     with pytest.raises(SystemExit, match=r"refusing to start: DATABASE_PASSWORD_FILE=.*absent"):
