@@ -47,7 +47,7 @@ lint-k8s: $(STAMP) ## Manifests, Dockerfiles and compose, checked without a clus
 e2e-kind: $(STAMP) ## Build images, load into kind, apply k8s/, run tests/e2e (needs docker + kind)
 	scripts/e2e-kind.sh
 
-images: ## Build both images (Docker or podman), tagged as k8s/kustomization.yaml pins; PYTHON_IMAGE=… to change the base
+images: ## Build both images (Docker or podman), tagged as k8s/base/kustomization.yaml pins; PYTHON_IMAGE=… to change the base
 	scripts/build-images.sh
 
 standins: ## Build stand-in python/mysql/redis images from Debian packages (only where Docker Hub is unreachable; root)

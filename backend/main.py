@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from backend.cache import Cache
-from backend.config import SERVICE_NAME, BackendSettings
+from backend.config import SERVICE_NAME, BackendSettings, load_settings
 from backend.db import Database
 from backend.errors import install_error_handlers
 from backend.metrics import BackendMetrics
@@ -100,7 +100,7 @@ def create_app(
 def run() -> None:
     from common.server import serve
 
-    settings = BackendSettings()
+    settings = load_settings()
     configure_logging(settings.log_level, settings.pod_name, SERVICE_NAME)
     lifecycle = Lifecycle()
     serve(create_app(settings, lifecycle), lifecycle, settings, settings.port)

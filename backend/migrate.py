@@ -19,7 +19,7 @@ from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from backend.config import SERVICE_NAME, BackendSettings
+from backend.config import SERVICE_NAME, BackendSettings, load_settings
 from common.logging import configure_logging
 
 log = logging.getLogger("migrate")
@@ -71,7 +71,7 @@ def upgrade(settings: BackendSettings, wait_seconds: float = 120.0) -> None:
 
 
 def main() -> int:
-    settings = BackendSettings()
+    settings = load_settings()
     configure_logging(settings.log_level, settings.pod_name, f"{SERVICE_NAME}-migrate")
     database = settings.sqlalchemy_url.render_as_string(hide_password=True)
     log.info("migrating to head", extra={"database": database})

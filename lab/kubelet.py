@@ -32,6 +32,7 @@ from lab.manifests import Container, Handler, ManifestError, PodTemplate, Probe,
 from lab.naming import NODE_GATEWAY, NODE_NAME, netns_name
 from lab.network import HostNetwork, NetworkError, PodNetwork, ip_binary
 from lab.probes import ProbeResult, http_get, run_exec, run_probe
+from lab.volumes import write_secret_volume
 
 BACKOFF_START = 10.0
 BACKOFF_MAX = 300.0
@@ -226,7 +227,9 @@ class PodWorker:
         )
 
     def _setup_volumes(self) -> runtime.VolumeMap:
-        """emptyDirs under the pod's directory; a claim's directory outlives the pod."""
+        """emptyDirs and Secrets under the pod's directory; a claim's directory outlives
+        the pod. The lab has no mount namespace: runtime.plan points a container at
+        these directories wherever its args or env name a path under a mountPath."""
         template = self.pod.template
         uid = template.security.run_as_user or 0
         gid = template.security.fs_group or template.security.run_as_group or uid
@@ -237,6 +240,10 @@ class PodWorker:
                 path.mkdir(parents=True, exist_ok=True)
                 # The kubelet creates emptyDirs world-writable.
                 path.chmod(0o777)
+            elif volume.kind == "secret":
+                path = self.dir / "volumes" / volume.name
+                secret = self.cluster.secrets().get(volume.secret_name or "")
+                write_secret_volume(path, volume, secret, template.security.fs_group)
             else:
                 path = self.cluster.workdir / "pvc" / f"{volume.name}-{self.pod.name}"
                 path.mkdir(parents=True, exist_ok=True)

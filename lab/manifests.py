@@ -252,9 +252,36 @@ class Container:
 @dataclass(frozen=True)
 class Volume:
     name: str
-    kind: str  # emptyDir, persistentVolumeClaim (from a StatefulSet claim template)
+    kind: str  # emptyDir, secret, persistentVolumeClaim (from a StatefulSet claim template)
     medium: str = ""  # emptyDir: "" (node disk) or "Memory" (tmpfs)
     size_limit: str | None = None
+    # secret volumes: the Secret, the (key, path) items (empty: every key), file mode.
+    secret_name: str | None = None
+    items: tuple[tuple[str, str], ...] = ()
+    default_mode: int = 0o644
+    optional: bool = False
+
+    @classmethod
+    def secret(cls, raw: dict[str, Any], where: str) -> Volume:
+        source = raw["secret"] or {}
+        if "secretName" not in source:
+            raise ManifestError(f"{where}: secret volume {raw['name']} names no secretName")
+        items = []
+        for item in source.get("items") or ():
+            if "mode" in item:
+                raise ManifestError(f"{where}: secret volume {raw['name']}: per-item mode")
+            path = str(item["path"])
+            if path.startswith("/") or ".." in path.split("/"):
+                raise ManifestError(f"{where}: secret volume {raw['name']}: bad path {path!r}")
+            items.append((str(item["key"]), path))
+        return cls(
+            raw["name"],
+            "secret",
+            secret_name=str(source["secretName"]),
+            items=tuple(items),
+            default_mode=int(source.get("defaultMode", 0o644)),
+            optional=bool(source.get("optional", False)),
+        )
 
 
 @dataclass(frozen=True)
@@ -287,6 +314,8 @@ class PodTemplate:
                         size_limit=None if limit is None else str(limit),
                     )
                 )
+            elif "secret" in vol:
+                volumes.append(Volume.secret(vol, where))
             else:
                 kinds = sorted(set(vol) - {"name"})
                 raise ManifestError(f"{where}: volume {vol['name']} of kind {kinds} not supported")
@@ -414,6 +443,10 @@ def _service(doc: dict[str, Any], namespace: str) -> Service:
     kind = spec.get("type", "ClusterIP")
     if kind != "ClusterIP":
         raise ManifestError(f"Service {name}: type {kind} is not supported, only ClusterIP")
+    if spec.get("sessionAffinity", "None") != "None":
+        # kube-proxy's `recent` match is not written by the lab's proxier: say so rather
+        # than show an even spread the manifests did not ask for.
+        raise ManifestError(f"Service {name}: sessionAffinity is not supported in the lab")
     ports = []
     for raw in spec.get("ports") or []:
         protocol = raw.get("protocol", "TCP")

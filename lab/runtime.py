@@ -13,9 +13,12 @@ run, started inside the pod's network namespace.
   from the MYSQL_* environment), with MySQL 8.4's defaults where MariaDB's
   differ (utf8mb4, listening on all addresses, no name resolution).
 
-Volumes: an emptyDir is a fresh directory per pod; a StatefulSet's claim is a
-directory per claim and pod name that outlives the pod, as a PVC does. Paths
-in args under a mount path are rewritten to the host directory.
+Volumes: an emptyDir is a fresh directory per pod; a Secret volume is a
+directory of the Secret's files (lab/volumes.py); a StatefulSet's claim is a
+directory per claim and pod name that outlives the pod, as a PVC does. There
+is no mount namespace, so paths under a mount path in args and in env values
+(DATABASE_PASSWORD_FILE=/run/secrets/mysql/…) are rewritten to the host
+directory: the process opens the same file the container would.
 
 securityContext: runAsUser/runAsGroup are honoured with `setpriv`, and
 `capabilities.drop: [ALL]` / `allowPrivilegeEscalation: false` become an empty
@@ -123,7 +126,13 @@ def privilege_prefix(uid: int, gid: int, security: SecurityContext) -> list[str]
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         raise ManifestError("setpriv (util-linux) is needed to run containers as their user")
-    prefix = [setpriv, f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
+    # The kubelet adds the pod's fsGroup as a supplementary group: it owns the Secret
+    # volume's files, so a container whose own group differs can still read them.
+    fs_group = security.fs_group
+    groups = (
+        f"--groups={fs_group}" if fs_group is not None and fs_group != gid else "--clear-groups"
+    )
+    prefix = [setpriv, f"--reuid={uid}", f"--regid={gid}", groups]
     if security.drop_all_capabilities:
         prefix += ["--inh-caps=-all", "--bounding-set=-all"]
     if security.no_new_privileges:
@@ -144,6 +153,10 @@ class VolumeMap:
                 return str(host) + path[len(mount.rstrip("/")) :]
         return path
 
+    def rewrite_env(self, env: Mapping[str, str]) -> dict[str, str]:
+        """Values that are paths under a mount path → the same file in the host directory."""
+        return {k: self.host_path(v) if v.startswith("/") else v for k, v in env.items()}
+
     def rewrite_arg(self, arg: str) -> str:
         """`--datadir=/var/lib/mysql/data` → `--datadir=<host dir>/data`."""
         if arg.startswith("/"):
@@ -161,6 +174,33 @@ def _sql_string(value: str) -> str:
 
 def _sql_ident(value: str) -> str:
     return "`" + value.replace("`", "``") + "`"
+
+
+# The variables the official mysql image's entrypoint also reads from VAR_FILE (file_env).
+FILE_ENV = (
+    "MYSQL_ROOT_PASSWORD",
+    "MYSQL_PASSWORD",
+    "MYSQL_USER",
+    "MYSQL_DATABASE",
+    "MYSQL_ROOT_HOST",
+)
+
+
+def file_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The entrypoint's file_env: VAR_FILE's content becomes VAR ($(< file) drops trailing
+    newlines); setting both is refused, as the image refuses it."""
+    resolved = dict(env)
+    for name in FILE_ENV:
+        path = resolved.pop(f"{name}_FILE", None)
+        if path is None:
+            continue
+        if name in resolved:
+            raise ManifestError(f"mysql container: both {name} and {name}_FILE are set")
+        try:
+            resolved[name] = Path(path).read_text().rstrip("\n")
+        except OSError as exc:
+            raise ManifestError(f"mysql container: {name}_FILE={path}: {exc.strerror}") from None
+    return resolved
 
 
 def mysql_init_sql(env: Mapping[str, str]) -> str:
@@ -212,6 +252,7 @@ def plan(
 ) -> Launch:
     """How to run one container: argv, env, cwd, user."""
     kind, tier = image_kind(container.image)
+    env = volumes.rewrite_env(env)
     pod_sec, sec = template.security, container.security
     uid = sec.run_as_user if sec.run_as_user is not None else pod_sec.run_as_user
     gid = sec.run_as_group if sec.run_as_group is not None else pod_sec.run_as_group
@@ -222,6 +263,7 @@ def plan(
     merged = SecurityContext(
         run_as_user=uid,
         run_as_group=gid,
+        fs_group=pod_sec.fs_group,
         drop_all_capabilities=sec.drop_all_capabilities,
         no_new_privileges=sec.no_new_privileges,
     )
@@ -313,7 +355,7 @@ def plan(
         if uid == 0:
             argv.append("--user=root")  # as root, mariadbd refuses to start without it
         full_env.update(env)
-        init_sql = None if (datadir / "mysql").is_dir() else mysql_init_sql(env)
+        init_sql = None if (datadir / "mysql").is_dir() else mysql_init_sql(file_env(env))
         launch = Launch(
             argv,
             full_env,

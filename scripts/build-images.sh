@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make images`: builds clusterip-demo/backend and clusterip-demo/frontend with the
 # machine's container engine (Docker or podman), for the host's architecture, tagged
-# with the tag k8s/kustomization.yaml pins: the manifests and the images cannot drift.
+# with the tag k8s/base/kustomization.yaml pins: the manifests and the images cannot drift.
 #
 #   make images                                                 # on python:3.11.16-slim-bookworm
 #   make images PYTHON_IMAGE=clusterip-demo/standin-python:3.11-bookworm   # no Docker Hub

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make e2e-kind: the whole app on a real (kind) cluster, end to end.
 #
-#   1. build both images from this checkout with `make images` (tag from k8s/kustomization.yaml)
+#   1. build both images from this checkout with `make images` (tag from k8s/base/kustomization.yaml)
 #   2. create the kind cluster if it does not exist, and load the images into it
 #   3. kubectl apply -k k8s/, wait for the StatefulSet and every Deployment
 #   4. port-forward svc/frontend and run tests/e2e against it:
@@ -46,7 +46,7 @@ command -v kubectl >/dev/null 2>&1 ||
 "$PYTHON" -c 'import pytest' 2>/dev/null ||
     die "$PYTHON cannot import pytest: run it from the project's venv (make dev) or set PYTHON"
 
-TAG="$(scripts/image-tag.sh)" || die "could not read one image tag (newTag) from k8s/kustomization.yaml"
+TAG="$(scripts/image-tag.sh)" || die "could not read one image tag (newTag) from k8s/base/kustomization.yaml"
 BACKEND_IMAGE="clusterip-demo/backend:${TAG}"
 FRONTEND_IMAGE="clusterip-demo/frontend:${TAG}"
 

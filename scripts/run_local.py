@@ -20,6 +20,9 @@ REPO = Path(__file__).resolve().parent.parent
 def main() -> int:
     env = os.environ.copy()
     env.setdefault("PYTHONPATH", str(REPO))
+    # A laptop is a development setup: the backend accepts the shipped development
+    # password here (it refuses it anywhere ENVIRONMENT is not "development").
+    env.setdefault("ENVIRONMENT", "development")
     subprocess.run([sys.executable, "-m", "backend.migrate"], cwd=REPO, env=env, check=True)
     tiers = ["backend"]
     if (REPO / "frontend" / "__main__.py").exists():

@@ -23,11 +23,14 @@ from k8s_manifests import (  # noqa: E402
     parse_env_file,
     pod_spec,
     render,
+    secret_mount_files,
 )
 
 COMPOSE_FILE = REPO / "docker-compose.yml"
 DOWNWARD = {"POD_NAME", "POD_IP", "NODE_NAME"}  # Kubernetes only; compose uses the hostname
 LONG_RUNNING = ("frontend", "backend", "redis", "mysql")
+SECRETS_PATH = "/run/secrets"  # where compose mounts a secret whose target is relative
+PASSWORDS = ("MYSQL_PASSWORD", "MYSQL_ROOT_PASSWORD")
 
 
 @pytest.fixture(scope="module")
@@ -108,9 +111,15 @@ def test_docker_compose_config_rejects_a_broken_file(tmp_path):
     assert result.returncode != 0
 
 
+def _clusterip_services(k8s) -> set[str]:
+    # A headless Service (the StatefulSet's governing one) has no compose counterpart:
+    # compose's DNS has no virtual IPs to leave out.
+    return {n for n, s in k8s["Service"].items() if s["spec"].get("clusterIP") != "None"}
+
+
 def test_same_service_names_as_kubernetes(compose, k8s):
-    assert set(k8s["Service"]) <= set(compose["services"])
-    assert set(compose["services"]) == set(k8s["Service"]) | {"migrate"}
+    assert _clusterip_services(k8s) <= set(compose["services"])
+    assert set(compose["services"]) == _clusterip_services(k8s) | {"migrate"}
 
 
 def test_frontend_published_on_localhost_8080_at_the_kubernetes_target_port(compose, k8s):
@@ -159,19 +168,60 @@ def test_urls_name_compose_services_on_the_kubernetes_ports(compose, k8s):
         assert url.port in service_ports, name
 
 
+def _secret_files(compose, service: str) -> dict[str, Path]:
+    """Path inside the container -> host file, for the service's compose secrets."""
+    files = {}
+    for entry in compose["services"][service].get("secrets", []):
+        target = entry["target"]
+        path = target if target.startswith("/") else f"{SECRETS_PATH}/{target}"
+        declared = _interpolate_default(compose["secrets"][entry["source"]]["file"])
+        files[path] = REPO / declared
+    return files
+
+
 def test_mysql_credentials_match_the_kubernetes_secret(compose, k8s):
     secret = next(iter(k8s["Secret"].values()))
     expected = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
-    mysql_env = {
-        k: _interpolate_default(v) for k, v in _compose_env(compose["services"]["mysql"]).items()
-    }
-    assert mysql_env == expected
+    mysql_env = _compose_env(compose["services"]["mysql"])
+    mysql_files = _secret_files(compose, "mysql")
+    for key in ("MYSQL_DATABASE", "MYSQL_USER"):
+        assert mysql_env[key] == expected[key]
+    for key in PASSWORDS:
+        # The same files feed the Kubernetes Secret and compose's secrets.
+        assert mysql_files[mysql_env[f"{key}_FILE"]].read_text() == expected[key]
     for service in ("backend", "migrate"):
         env = _compose_env(compose["services"][service])
-        assert _interpolate_default(env["DATABASE_PASSWORD"]) == expected["MYSQL_PASSWORD"]
-        # the same variable feeds MySQL and the backend, so one setting changes both
-        assert "${MYSQL_PASSWORD" in env["DATABASE_PASSWORD"]
-    assert "${MYSQL_PASSWORD" in compose["services"]["mysql"]["environment"]["MYSQL_PASSWORD"]
+        files = _secret_files(compose, service)
+        assert files[env["DATABASE_PASSWORD_FILE"]].read_text() == expected["MYSQL_PASSWORD"]
+        # The backend gets the application's password, never root's.
+        assert set(files.values()) == {mysql_files[mysql_env["MYSQL_PASSWORD_FILE"]]}
+
+
+def test_secrets_are_mounted_where_kubernetes_mounts_them(compose, k8s):
+    for service, workload, container in (
+        ("mysql", "mysql", "mysql"),
+        ("backend", "backend", "backend"),
+    ):
+        spec = pod_spec((k8s.get("Deployment", {}) | k8s["StatefulSet"])[workload])
+        (wanted,) = [c for c in spec["containers"] if c["name"] == container]
+        assert set(_secret_files(compose, service)) == set(secret_mount_files(wanted, spec))
+
+
+def test_no_password_in_any_service_environment(compose, k8s):
+    secret = next(iter(k8s["Secret"].values()))
+    passwords = {base64.b64decode(secret["data"][k]).decode() for k in PASSWORDS}
+    text = COMPOSE_FILE.read_text()
+    assert not any(p in text for p in passwords), "a password written in docker-compose.yml"
+    for name, service in compose["services"].items():
+        for variable, value in _compose_env(service).items():
+            if "PASSWORD" in variable.upper():
+                assert variable.endswith("_FILE") and value.startswith("/"), (name, variable)
+            assert _interpolate_default(value) not in passwords, (name, variable)
+
+
+def test_compose_says_it_is_development(compose):
+    for service in ("backend", "migrate"):
+        assert _compose_env(compose["services"][service])["ENVIRONMENT"] == "development"
 
 
 def test_same_third_party_images(compose, k8s):

@@ -2,6 +2,10 @@
 
 No cluster and no container engine are needed. Where kubectl is missing the tests skip
 with the reason, except under CI=true, where a missing tool is a failure.
+
+Every check runs over each rendering in RENDERINGS: development (`k8s/`), production
+(`k8s/overlays/production/`), and each optional component switched on the way a user
+switches it on, by adding it to `components:` (in a copy of k8s/).
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +24,49 @@ REPO = Path(__file__).resolve().parents[2]
 K8S_DIR = REPO / "k8s"
 NAMESPACE = "clusterip-demo"
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "ReplicaSet"}
+BASE_DIR = K8S_DIR / "base"
+DEVELOPMENT_DIR = K8S_DIR / "development"
+PRODUCTION_DIR = K8S_DIR / "overlays" / "production"
+# What production expects to exist before the apply (overlays/production/README.md): the
+# keys, with the non-secret values the README creates; the passwords are unknown here.
+EXTERNAL_SECRETS = {
+    "mysql-credentials": {
+        "MYSQL_DATABASE": "app",
+        "MYSQL_USER": "app",
+        "MYSQL_PASSWORD": "<created before the apply>",
+        "MYSQL_ROOT_PASSWORD": "<created before the apply>",
+    }
+}
+
+
+@dataclass(frozen=True)
+class Rendering:
+    name: str
+    directory: Path  # the kustomization that is applied
+    extra_components: tuple[str, ...] = ()  # names under k8s/components/ switched on
+    # Fields of the kustomization removed with them, as its comments tell a user to.
+    drop: tuple[str, ...] = ()
+
+    @property
+    def environment(self) -> str:
+        return "production" if self.directory == PRODUCTION_DIR else "development"
+
+    def components(self) -> set[str]:
+        """Every component this rendering switches on (listed or added)."""
+        kustomization = yaml.safe_load((self.directory / "kustomization.yaml").read_text())
+        listed = {Path(c).name for c in kustomization.get("components") or []}
+        return listed | set(self.extra_components)
+
+
+RENDERINGS = (
+    Rendering("development", K8S_DIR),
+    Rendering("production", PRODUCTION_DIR),
+    Rendering("development+hpa", K8S_DIR, ("hpa",)),
+    Rendering("development+session-affinity", K8S_DIR, ("session-affinity",)),
+    # The overlay's `replicas:` would put a count back that the autoscaler owns.
+    Rendering("production+hpa", PRODUCTION_DIR, ("hpa",), drop=("replicas",)),
+    Rendering("production+session-affinity", PRODUCTION_DIR, ("session-affinity",)),
+)
 
 
 def in_ci() -> bool:
@@ -47,6 +95,24 @@ def render(directory: Path = K8S_DIR) -> list[dict[str, Any]]:
     )
     assert result.returncode == 0, f"kubectl kustomize {directory} failed:\n{result.stderr}"
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def render_rendering(rendering: Rendering, scratch: Path) -> list[dict[str, Any]]:
+    """The objects of one rendering; extra components are added in a copy of k8s/."""
+    if not rendering.extra_components:
+        return render(rendering.directory)
+    copy = scratch / "k8s"
+    shutil.copytree(K8S_DIR, copy)
+    directory = copy / rendering.directory.relative_to(K8S_DIR)
+    path = directory / "kustomization.yaml"
+    kustomization = yaml.safe_load(path.read_text())
+    for name in rendering.extra_components:
+        component = os.path.relpath(copy / "components" / name, directory)
+        kustomization.setdefault("components", []).append(component)
+    for key in rendering.drop:
+        del kustomization[key]
+    path.write_text(yaml.safe_dump(kustomization, sort_keys=False))
+    return render(directory)
 
 
 def pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
@@ -142,3 +208,31 @@ def container_env(
         else:
             env[item["name"]] = ("other", source)
     return env
+
+
+def secret_mount_files(
+    container: dict[str, Any], spec: dict[str, Any]
+) -> dict[str, tuple[str, str]]:
+    """Path of each file a container sees from a Secret volume -> (Secret name, key)."""
+    volumes = {v["name"]: v["secret"] for v in spec.get("volumes", []) if "secret" in v}
+    files: dict[str, tuple[str, str]] = {}
+    for mount in container.get("volumeMounts", []):
+        secret = volumes.get(mount["name"])
+        if secret is None:
+            continue
+        assert mount.get("readOnly") is True, f"{container['name']}: Secret mounted writable"
+        assert "subPath" not in mount, "a subPath mount of a Secret never sees updates"
+        for item in secret.get("items", []):
+            path = f"{mount['mountPath'].rstrip('/')}/{item['path']}"
+            files[path] = (secret["secretName"], item["key"])
+    return files
+
+
+def effective_replicas(obj: dict[str, Any], hpas: dict[str, dict[str, Any]]) -> int:
+    """What runs when nothing is under load: the autoscaler's minimum where one targets
+    this workload, else spec.replicas (default 1)."""
+    for hpa in hpas.values():
+        target = hpa["spec"]["scaleTargetRef"]
+        if (target["kind"], target["name"]) == (obj["kind"], obj["metadata"]["name"]):
+            return int(hpa["spec"].get("minReplicas", 1))
+    return int(obj["spec"].get("replicas", 1))

@@ -184,7 +184,7 @@ def _dockerignore_excludes(path: str, patterns: list[str]) -> bool:
         (".git/HEAD", True),
         (".venv/bin/python", True),
         ("tests/k8s/conftest.py", True),
-        ("k8s/mysql/credentials.env", True),
+        ("k8s/development/mysql-password", True),
         ("var/guestbook.db", True),
         (".env", True),
         ("backend/__pycache__/main.cpython-311.pyc", True),

@@ -149,6 +149,7 @@ def reachable(policies, endpoints) -> set[tuple[str, str, int, str]]:
 
 
 OUTSIDE = ("kube-dns", "ingress-controller", "internet")
+# The network-policies component: exactly the tiers' connections.
 EXPECTED = {
     ("frontend", "backend", 8000, "TCP"),
     ("backend", "redis", 6379, "TCP"),
@@ -160,9 +161,27 @@ EXPECTED = {
     },
     # port-forward, an Ingress controller, a load balancer: from anywhere outside.
     *{(source, "frontend", 8080, "TCP") for source in (*OUTSIDE, "prometheus", "grafana")},
-    # Prometheus scrapes /metrics on the backend too, on its HTTP port.
-    ("prometheus", "backend", 8000, "TCP"),
 }
+# The metrics-scrape component: Prometheus scrapes /metrics on the backend too.
+SCRAPE = {("prometheus", "backend", 8000, "TCP")}
+POLICIES = {
+    "network-policies": (
+        "default-deny-all",
+        "allow-dns-egress",
+        "frontend",
+        "backend",
+        "redis",
+        "mysql",
+    ),
+    "metrics-scrape": ("allow-metrics-scrape",),
+}
+
+
+@pytest.fixture(scope="module")
+def expected(rendering):
+    components = rendering.components()
+    assert "network-policies" in components, "every environment denies by default"
+    return EXPECTED | (SCRAPE if "metrics-scrape" in components else set())
 
 
 @pytest.fixture(scope="module")
@@ -175,10 +194,10 @@ def endpoints(workloads):
     return endpoints_from(workloads)
 
 
-def test_allowed_edges_are_exactly_the_design(policies, endpoints):
+def test_allowed_edges_are_exactly_the_design(policies, endpoints, expected):
     edges = reachable(policies, endpoints)
-    assert edges - EXPECTED == set(), "allowed but not in the design"
-    assert EXPECTED - edges == set(), "in the design but blocked"
+    assert edges - expected == set(), "allowed but not in the design"
+    assert expected - edges == set(), "in the design but blocked"
 
 
 def test_frontend_reaches_neither_database_nor_cache(policies, endpoints):
@@ -196,23 +215,14 @@ def test_data_tiers_and_strays_open_no_connection(policies, endpoints):
     assert not {e for e in edges if e[0] in {"mysql", "redis", "stray"}}
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "default-deny-all",
-        "allow-dns-egress",
-        "frontend",
-        "backend",
-        "redis",
-        "mysql",
-        "allow-metrics-scrape",
-    ],
-)
-def test_every_policy_changes_what_is_reachable(policies, endpoints, name):
+def test_every_policy_changes_what_is_reachable(policies, endpoints, rendering):
     # The calculator really reads the policies: without any one of them, the answer moves.
-    assert name in {p["metadata"]["name"] for p in policies}
-    remaining = [p for p in policies if p["metadata"]["name"] != name]
-    assert reachable(remaining, endpoints) != reachable(policies, endpoints)
+    names = [n for c in sorted(rendering.components()) for n in POLICIES.get(c, ())]
+    assert sorted(names) == sorted(p["metadata"]["name"] for p in policies)
+    full = reachable(policies, endpoints)
+    for name in names:
+        remaining = [p for p in policies if p["metadata"]["name"] != name]
+        assert reachable(remaining, endpoints) != full, name
 
 
 def test_without_policies_everything_is_open(endpoints):
@@ -221,14 +231,14 @@ def test_without_policies_everything_is_open(endpoints):
     assert ("internet", "mysql", 3306, "TCP") in edges
 
 
-def test_a_widened_rule_is_noticed(policies, endpoints):
+def test_a_widened_rule_is_noticed(policies, endpoints, expected):
     widened = copy.deepcopy(policies)
     mysql = next(p for p in widened if p["metadata"]["name"] == "mysql")
     del mysql["spec"]["ingress"][0]["from"]  # from anywhere
     edges = reachable(widened, endpoints)
     assert ("frontend", "mysql", 3306, "TCP") not in edges  # frontend egress still closed
     assert ("internet", "mysql", 3306, "TCP") in edges
-    assert edges != EXPECTED
+    assert edges != expected
 
 
 def test_dns_is_allowed_only_to_cluster_dns(policies, endpoints):
@@ -236,7 +246,10 @@ def test_dns_is_allowed_only_to_cluster_dns(policies, endpoints):
     assert {e[1] for e in edges if e[2] == 53} == {"kube-dns"}
 
 
-def test_the_scraper_reaches_only_the_http_ports_of_frontend_and_backend(policies, endpoints):
+def test_the_scraper_reaches_only_the_http_ports_of_frontend_and_backend(
+    policies, endpoints, rendering
+):
+    assert "metrics-scrape" in rendering.components()
     edges = reachable(policies, endpoints)
     scraped = {(e[1], e[2]) for e in edges if e[0] == "prometheus"}
     assert scraped == {("frontend", 8080), ("backend", 8000)}

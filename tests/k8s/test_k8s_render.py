@@ -1,5 +1,6 @@
-"""k8s/ renders, every object passes the Kubernetes JSON schemas in strict mode, and the
-objects, names, labels and images are the ones DESIGN.md promises."""
+"""Every rendering (development, production, each component on) renders, every object
+passes the Kubernetes JSON schemas in strict mode, and the objects, names, labels and
+images are the ones DESIGN.md promises."""
 
 from __future__ import annotations
 
@@ -7,12 +8,24 @@ import base64
 import copy
 import os
 import re
+import shutil
 from pathlib import Path
 
 import kubernetes_validate
 import pytest
 import yaml
-from k8s_manifests import K8S_DIR, NAMESPACE, all_containers, pod_labels, pod_spec, render
+from k8s_manifests import (
+    BASE_DIR,
+    DEVELOPMENT_DIR,
+    K8S_DIR,
+    NAMESPACE,
+    PRODUCTION_DIR,
+    RENDERINGS,
+    all_containers,
+    pod_labels,
+    pod_spec,
+    render,
+)
 
 # 1.33 is the contract; 1.30 is the oldest release whose schema has the preStop `sleep`
 # action these manifests use; the newest bundled schema catches removals early.
@@ -22,11 +35,11 @@ EXPECTED_OBJECTS = {
     ("Namespace", "clusterip-demo"),
     ("ConfigMap", "backend-config"),
     ("ConfigMap", "frontend-config"),
-    ("Secret", "mysql-credentials"),
     ("Service", "frontend"),
     ("Service", "backend"),
     ("Service", "redis"),
     ("Service", "mysql"),
+    ("Service", "mysql-headless"),
     ("Deployment", "frontend"),
     ("Deployment", "backend"),
     ("Deployment", "redis"),
@@ -39,7 +52,25 @@ EXPECTED_OBJECTS = {
     ("NetworkPolicy", "backend"),
     ("NetworkPolicy", "redis"),
     ("NetworkPolicy", "mysql"),
-    ("NetworkPolicy", "allow-metrics-scrape"),
+}
+# What each environment or component adds to the objects above.
+ADDED_BY = {
+    "development": {("Secret", "mysql-credentials")},
+    "production": set(),
+    "network-policies": {
+        ("NetworkPolicy", name)
+        for name in (
+            "default-deny-all",
+            "allow-dns-egress",
+            "frontend",
+            "backend",
+            "redis",
+            "mysql",
+        )
+    },
+    "metrics-scrape": {("NetworkPolicy", "allow-metrics-scrape")},
+    "hpa": {("HorizontalPodAutoscaler", "backend"), ("HorizontalPodAutoscaler", "frontend")},
+    "session-affinity": set(),
 }
 GENERATED = {"ConfigMap", "Secret"}  # kustomize appends a content hash to their names
 TIERS = {"frontend", "backend", "redis", "mysql"}
@@ -56,10 +87,26 @@ def _base_name(doc: dict) -> str:
     return name
 
 
-def test_renders_exactly_the_expected_objects(rendered):
+def test_renders_exactly_the_expected_objects(rendered, rendering):
     found = [(doc["kind"], _base_name(doc)) for doc in rendered]
     assert len(found) == len(set(found)), f"duplicate objects: {found}"
-    assert set(found) == EXPECTED_OBJECTS
+    expected = set(EXPECTED_OBJECTS) | ADDED_BY[rendering.environment]
+    for component in rendering.components():
+        expected |= ADDED_BY[component]
+    assert set(found) == expected
+
+
+def test_development_and_production_switch_on_the_default_components():
+    # NetworkPolicies everywhere; the scrape policy too (it admits nobody where no
+    # Prometheus runs). The others are for whoever switches them on.
+    for rendering in RENDERINGS[:2]:
+        assert rendering.components() == {"network-policies", "metrics-scrape"}
+
+
+def test_every_component_is_rendered_by_some_test():
+    components = {p.name for p in (K8S_DIR / "components").iterdir() if p.is_dir()}
+    assert components == set().union(*(r.components() for r in RENDERINGS))
+    assert components == set(ADDED_BY) - {"development", "production"}
 
 
 def test_generated_names_carry_a_content_hash(rendered):
@@ -98,12 +145,38 @@ def test_every_namespaced_object_lands_in_the_namespace(rendered):
         assert doc["metadata"].get("namespace") == NAMESPACE, f"{doc['kind']}/{_base_name(doc)}"
 
 
-def test_kustomization_sits_at_the_root_of_k8s():
-    # So that `kubectl apply -k k8s/` works as the README says.
-    assert (K8S_DIR / "kustomization.yaml").is_file()
-    kustomization = yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text())
+@pytest.mark.parametrize("directory", [K8S_DIR, BASE_DIR, PRODUCTION_DIR], ids=str)
+def test_kustomizations_set_the_namespace_and_modern_labels(directory):
+    # k8s/ itself is one of them, so that `kubectl apply -k k8s/` works as the README says.
+    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
     assert "commonLabels" not in kustomization, "commonLabels is deprecated; use labels:"
     assert kustomization["namespace"] == NAMESPACE
+
+
+def test_the_base_holds_no_secret_and_no_environment():
+    kustomization = yaml.safe_load((BASE_DIR / "kustomization.yaml").read_text())
+    assert "secretGenerator" not in kustomization
+    docs = render(BASE_DIR)
+    assert not [d for d in docs if d["kind"] == "Secret"]
+    backend_config = next(d for d in docs if d["metadata"]["name"].startswith("backend-config"))
+    assert "ENVIRONMENT" not in backend_config["data"]
+
+
+def test_production_generates_no_secret_and_expects_mysql_credentials():
+    rendered = render(PRODUCTION_DIR)
+    assert not [d for d in rendered if d["kind"] == "Secret"]
+    # Referenced by its plain name: the one `kubectl create secret` or a secret manager makes.
+    text = yaml.safe_dump_all(rendered)
+    assert "secretName: mysql-credentials\n" in text
+    assert "name: mysql-credentials\n" in text
+
+
+def test_only_development_says_it_is_development(rendering, config_maps):
+    (backend,) = [data for name, data in config_maps.items() if name.startswith("backend-config")]
+    if rendering.environment == "development":
+        assert backend["ENVIRONMENT"] == "development"
+    else:
+        assert "ENVIRONMENT" not in backend
 
 
 def test_every_object_carries_the_recommended_labels(rendered):
@@ -127,7 +200,8 @@ def test_pod_templates_are_labelled_and_selectors_stay_minimal(workloads):
 
 
 def test_images_are_pinned(workloads):
-    kustomization = yaml.safe_load((K8S_DIR / "kustomization.yaml").read_text())
+    # The tag is written once, in the base, for every environment.
+    kustomization = yaml.safe_load((BASE_DIR / "kustomization.yaml").read_text())
     own_tags = {image["name"]: image["newTag"] for image in kustomization["images"]}
     assert set(own_tags) == {"clusterip-demo/backend", "clusterip-demo/frontend"}
     for name, obj in workloads.items():
@@ -155,7 +229,44 @@ def test_docs_exist_for_the_manifests():
     assert (Path(K8S_DIR).parent / "docs" / "kubernetes.md").is_file()
 
 
-def test_credentials_can_be_replaced_by_an_overlay(tmp_path, secrets):
+def test_images_can_be_pinned_by_digest_in_the_production_overlay(tmp_path):
+    # What overlays/production/README.md tells a release to do, applied to a copy. The
+    # digest is made up for this test only; no real one is written in the repository.
+    fake_digest = "sha256:" + "0123456789abcdef" * 4
+    copy = tmp_path / "k8s"
+    shutil.copytree(K8S_DIR, copy)
+    overlay = copy / PRODUCTION_DIR.relative_to(K8S_DIR) / "kustomization.yaml"
+    kustomization = yaml.safe_load(overlay.read_text())
+    kustomization["images"] = [
+        {
+            "name": f"clusterip-demo/{tier}",
+            "newName": f"registry.example/{tier}",
+            "digest": fake_digest,
+        }
+        for tier in ("backend", "frontend")
+    ]
+    overlay.write_text(yaml.safe_dump(kustomization))
+    images = {
+        c["image"]
+        for d in render(overlay.parent)
+        if d["kind"] in ("Deployment", "StatefulSet")
+        for c in all_containers(pod_spec(d))
+    }
+    assert {f"registry.example/{t}@{fake_digest}" for t in ("backend", "frontend")} <= images
+    assert not any(i.startswith("clusterip-demo/") for i in images)
+    # The shipped overlay pins nothing yet: a digest is read from the registry at release.
+    assert not re.search(
+        r"sha256:[0-9a-f]{64}", (PRODUCTION_DIR / "kustomization.yaml").read_text()
+    )
+
+
+def test_development_password_files_hold_the_password_alone():
+    for name in ("mysql-password", "mysql-root-password"):
+        value = (DEVELOPMENT_DIR / name).read_text()
+        assert value and value == value.strip(), f"{name}: whitespace would be part of it"
+
+
+def test_credentials_can_be_replaced_by_an_overlay(tmp_path):
     # The recipe docs/kubernetes.md gives for real credentials really works: a
     # secretGenerator with behavior: replace, values taken literally, references rewritten.
     password = "s3cret@/:?#&%+ x"
@@ -163,6 +274,7 @@ def test_credentials_can_be_replaced_by_an_overlay(tmp_path, secrets):
         "MYSQL_DATABASE=app\nMYSQL_USER=app\n"
         f"MYSQL_PASSWORD={password}\nMYSQL_ROOT_PASSWORD=another-one\n"
     )
+    (shipped,) = [d["metadata"]["name"] for d in render() if d["kind"] == "Secret"]
     (tmp_path / "kustomization.yaml").write_text(
         yaml.safe_dump(
             {
@@ -183,7 +295,6 @@ def test_credentials_can_be_replaced_by_an_overlay(tmp_path, secrets):
     (secret,) = [d for d in docs if d["kind"] == "Secret"]
     values = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
     assert values["MYSQL_PASSWORD"] == password
-    shipped = next(iter(secrets))
     assert secret["metadata"]["name"] != shipped
     text = yaml.safe_dump_all(docs)
     assert shipped not in text

@@ -10,14 +10,18 @@ from urllib.parse import urlsplit
 
 import pytest
 from k8s_manifests import (
-    K8S_DIR,
+    BASE_DIR,
+    DEVELOPMENT_DIR,
     NAMESPACE,
     REPO,
     all_containers,
+    container_env,
+    effective_replicas,
     in_ci,
     parse_env_file,
     pod_labels,
     pod_spec,
+    secret_mount_files,
     selector_matches,
 )
 
@@ -28,7 +32,14 @@ SERVICE_PORTS = {
     "redis": {"port": 6379, "containerPort": 6379, "name": "redis"},
     "mysql": {"port": 3306, "containerPort": 3306, "name": "mysql"},
 }
-REPLICAS = {"frontend": 2, "backend": 3, "redis": 1, "mysql": 1}
+REPLICAS = {
+    "development": {"frontend": 2, "backend": 3, "redis": 1, "mysql": 1},
+    "production": {"frontend": 3, "backend": 4, "redis": 1, "mysql": 1},
+}
+# The StatefulSet's governing Service: headless, the one Service with no virtual IP.
+HEADLESS = {"mysql-headless": "mysql"}
+CREDENTIALS = ("MYSQL_USER", "MYSQL_PASSWORD", "MYSQL_DATABASE", "MYSQL_ROOT_PASSWORD")
+PASSWORDS = ("MYSQL_PASSWORD", "MYSQL_ROOT_PASSWORD")
 DOWNWARD = {"POD_NAME": "metadata.name", "POD_IP": "status.podIP", "NODE_NAME": "spec.nodeName"}
 APP_TIERS = ("frontend", "backend")
 
@@ -71,24 +82,27 @@ def _main(obj):
 def test_no_service_has_a_type(by_kind):
     for name, service in by_kind["Service"].items():
         assert "type" not in service["spec"], f"Service {name} sets type:"
-        assert service["spec"].get("clusterIP") != "None", f"Service {name} is headless"
+        headless = service["spec"].get("clusterIP") == "None"
+        assert headless == (name in HEADLESS), f"Service {name}: headless is {headless}"
 
 
 def test_every_service_selects_exactly_one_tier(by_kind, workloads):
     for name, service in by_kind["Service"].items():
         assert service["spec"].get("selector"), f"Service {name} has no selector"
-        assert _service_targets(service, workloads) == [name], name
+        tier = HEADLESS.get(name, name)
+        assert _service_targets(service, workloads) == [tier], name
 
 
 def test_service_ports_follow_the_design(by_kind, workloads):
-    assert set(by_kind["Service"]) == set(SERVICE_PORTS)
-    for name, expected in SERVICE_PORTS.items():
+    assert set(by_kind["Service"]) == set(SERVICE_PORTS) | set(HEADLESS)
+    for name in [*SERVICE_PORTS, *HEADLESS]:
+        expected = SERVICE_PORTS[HEADLESS.get(name, name)]
         ports = by_kind["Service"][name]["spec"]["ports"]
         assert len(ports) == 1, name
         port = ports[0]
         assert port["port"] == expected["port"], name
         assert port["name"] == expected["name"], name
-        landed = _resolve_target_port(port, workloads[name])
+        landed = _resolve_target_port(port, workloads[HEADLESS.get(name, name)])
         assert landed is not None, f"Service {name}: targetPort {port['targetPort']} missing"
         assert landed[1] == expected["containerPort"], name
 
@@ -98,15 +112,58 @@ def test_target_port_check_catches_a_wrong_name(by_kind, workloads):
     assert _resolve_target_port(port, workloads["backend"]) is None
 
 
-def test_replicas(workloads):
-    for name, expected in REPLICAS.items():
-        assert workloads[name]["spec"]["replicas"] == expected, name
+def test_replicas(workloads, hpas, rendering):
+    for name, expected in REPLICAS[rendering.environment].items():
+        if name in hpas:
+            # The design's count is the autoscaler's floor, and the Deployment leaves
+            # the number to it.
+            expected = REPLICAS["development"][name]
+            assert "replicas" not in workloads[name]["spec"], name
+        assert effective_replicas(workloads[name], hpas) == expected, name
 
 
-def test_statefulset_uses_an_existing_service_and_keeps_its_disk(workloads, by_kind):
+def test_autoscalers_scale_the_app_tiers_on_cpu(hpas, workloads, rendering):
+    if "hpa" not in rendering.components():
+        assert not hpas
+        return
+    assert set(hpas) == set(APP_TIERS)
+    for name, hpa in hpas.items():
+        spec = hpa["spec"]
+        assert spec["scaleTargetRef"] == {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": name,
+        }
+        assert spec["minReplicas"] == REPLICAS["development"][name] < spec["maxReplicas"]
+        (metric,) = spec["metrics"]
+        assert metric["resource"]["name"] == "cpu"
+        assert metric["resource"]["target"]["type"] == "Utilization"
+        # Utilization is a share of the requests: every container must ask for CPU.
+        for container in pod_spec(workloads[name])["containers"]:
+            assert container["resources"]["requests"]["cpu"], name
+
+
+def test_session_affinity_only_where_switched_on(by_kind, rendering):
+    backend = by_kind["Service"]["backend"]["spec"]
+    if "session-affinity" in rendering.components():
+        assert backend["sessionAffinity"] == "ClientIP"
+        assert backend["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"] > 0
+    else:
+        assert backend.get("sessionAffinity", "None") == "None"
+    for name, service in by_kind["Service"].items():
+        if name != "backend":
+            assert "sessionAffinity" not in service["spec"], name
+
+
+def test_statefulset_is_governed_by_a_headless_service_and_keeps_its_disk(workloads, by_kind):
     mysql = workloads["mysql"]
     assert mysql["kind"] == "StatefulSet"
-    assert mysql["spec"]["serviceName"] in by_kind["Service"]
+    governing = by_kind["Service"][mysql["spec"]["serviceName"]]
+    # Headless: the name answers with pod addresses and mysql-0.<service> names the pod;
+    # the backend uses the ClusterIP Service `mysql`.
+    assert governing["spec"]["clusterIP"] == "None"
+    assert _service_targets(governing, workloads) == ["mysql"]
+    assert governing["metadata"]["name"] != "mysql"
     claims = {c["metadata"]["name"]: c for c in mysql["spec"]["volumeClaimTemplates"]}
     mounts = {m["name"]: m["mountPath"] for m in _main(mysql)["volumeMounts"]}
     assert mounts[next(iter(claims))] == "/var/lib/mysql"
@@ -135,33 +192,90 @@ def test_urls_in_the_environment_name_services_that_exist(
     assert _service_targets(target, workloads) == [service]
 
 
-def test_database_url_matches_the_secret_and_holds_no_password(envs, secrets):
+def _file_source(workloads, envs, workload, container_name, variable):
+    """The (Secret, key) the file named by `variable` comes from, in that container."""
+    spec = pod_spec(workloads[workload])
+    (container,) = [c for c in all_containers(spec) if c["name"] == container_name]
+    path = envs[(workload, container_name)][variable]
+    assert isinstance(path, str), f"{variable} should be a plain path, not {path!r}"
+    files = secret_mount_files(container, spec)
+    assert path in files, f"{workload}/{container_name}: {variable}={path} is no Secret file"
+    return files[path]
+
+
+def test_database_url_matches_the_secret_and_holds_no_password(envs, secrets, workloads):
     env = envs[("backend", "backend")]
     url = urlsplit(env["DATABASE_URL"])
     assert url.scheme == "mysql+pymysql"
     assert url.password is None, "the password comes from the Secret, not the URL"
-    kind, secret, key = env["DATABASE_PASSWORD"]
-    assert (kind, key) == ("secret", "MYSQL_PASSWORD")
+    secret, key = _file_source(workloads, envs, "backend", "backend", "DATABASE_PASSWORD_FILE")
+    assert key == "MYSQL_PASSWORD"
     credentials = secrets[secret]
     assert url.username == credentials["MYSQL_USER"]
     assert url.path.lstrip("/") == credentials["MYSQL_DATABASE"]
-    assert {"MYSQL_USER", "MYSQL_PASSWORD", "MYSQL_DATABASE", "MYSQL_ROOT_PASSWORD"} <= set(
-        credentials
-    )
+    assert set(CREDENTIALS) <= set(credentials)
 
 
-def test_mysql_reads_the_same_secret_as_the_backend(envs):
+def test_mysql_reads_the_same_secret_as_the_backend(envs, workloads):
     mysql = envs[("mysql", "mysql")]
-    backend_secret = envs[("backend", "backend")]["DATABASE_PASSWORD"][1]
-    for key in ("MYSQL_USER", "MYSQL_PASSWORD", "MYSQL_DATABASE", "MYSQL_ROOT_PASSWORD"):
+    backend_secret, _ = _file_source(
+        workloads, envs, "backend", "backend", "DATABASE_PASSWORD_FILE"
+    )
+    for key in ("MYSQL_USER", "MYSQL_DATABASE"):
         assert mysql[key] == ("secret", backend_secret, key)
+    for key in PASSWORDS:
+        # The official image's entrypoint reads MYSQL_*_FILE (file_env).
+        source = _file_source(workloads, envs, "mysql", "mysql", f"{key}_FILE")
+        assert source == (backend_secret, key)
+
+
+def test_the_backend_pods_never_see_the_root_password(workloads):
+    spec = pod_spec(workloads["backend"])
+    for container in all_containers(spec):
+        keys = {key for _, key in secret_mount_files(container, spec).values()}
+        assert keys == {"MYSQL_PASSWORD"}, container["name"]
+
+
+def test_no_password_in_any_container_environment(workloads, envs, secrets):
+    # Passwords are files: a variable shows in `kubectl describe`, /proc/<pid>/environ
+    # and every child process.
+    passwords = {v for values in secrets.values() for k, v in values.items() if k in PASSWORDS}
+    for name, obj in workloads.items():
+        for container in all_containers(pod_spec(obj)):
+            where = f"{name}/{container['name']}"
+            assert not any("secretRef" in s for s in container.get("envFrom", [])), where
+            for variable, value in envs[(name, container["name"])].items():
+                if "PASSWORD" in variable.upper():
+                    assert variable.endswith("_FILE"), f"{where}: {variable}"
+                if isinstance(value, tuple) and value[0] == "secret":
+                    assert value[2] not in PASSWORDS, f"{where}: {variable} from {value}"
+                assert value not in passwords, f"{where}: {variable}"
+
+
+def test_the_environment_check_catches_a_password_variable():
+    # Guards the check above: the old way (a secretKeyRef) reads as a password variable.
+    ref = {"secretKeyRef": {"name": "s", "key": "MYSQL_PASSWORD"}}
+    wired = {"name": "c", "env": [{"name": "DATABASE_PASSWORD", "valueFrom": ref}]}
+    value = container_env(wired, {}, {"s": {"MYSQL_PASSWORD": "x"}})["DATABASE_PASSWORD"]
+    assert value == ("secret", "s", "MYSQL_PASSWORD") and value[2] in PASSWORDS
+
+
+def test_secret_files_are_readable_by_the_pod_user_only_through_its_group(workloads):
+    for name in ("backend", "mysql"):
+        spec = pod_spec(workloads[name])
+        (volume,) = [v["secret"] for v in spec["volumes"] if "secret" in v]
+        assert volume["defaultMode"] == 0o440, name
+        # Secret files belong to root and the pod's fsGroup: the group is the app's.
+        assert spec["securityContext"]["fsGroup"] == spec["securityContext"]["runAsGroup"]
 
 
 def test_no_password_in_a_config_map(config_maps, secrets):
     secret_values = {v for values in secrets.values() for v in values.values() if len(v) > 3}
     for name, data in config_maps.items():
         for key, value in data.items():
-            assert "PASSWORD" not in key.upper(), f"ConfigMap {name} holds {key}"
+            if "PASSWORD" in key.upper():
+                # Where the password is, never what it is.
+                assert key.endswith("_FILE") and value.startswith("/"), f"{name} holds {key}"
             assert value not in secret_values, f"ConfigMap {name}: {key} holds a secret"
             assert urlsplit(value).password is None, f"ConfigMap {name}: {key} embeds one"
 
@@ -195,8 +309,9 @@ def test_migrations_run_in_an_init_container_of_every_backend_pod(workloads, env
     assert init["command"] == ["python", "-m", "backend.migrate"]
     assert init["image"] == spec["containers"][0]["image"]
     init_env, main_env = envs[("backend", init["name"])], envs[("backend", "backend")]
-    for variable in ("DATABASE_URL", "DATABASE_PASSWORD"):
+    for variable in ("DATABASE_URL", "DATABASE_PASSWORD_FILE"):
         assert init_env[variable] == main_env[variable]
+    assert secret_mount_files(init, spec) == secret_mount_files(spec["containers"][0], spec)
 
 
 def _probe_port(probe, container):
@@ -273,10 +388,10 @@ def test_frontend_keepalive_expires_before_the_backend_closes(envs):
 
 
 @pytest.mark.parametrize("tier", APP_TIERS)
-def test_disruption_budgets_allow_one_at_a_time(tier, by_kind, workloads):
+def test_disruption_budgets_allow_one_at_a_time(tier, by_kind, workloads, hpas):
     pdb = by_kind["PodDisruptionBudget"][tier]
     assert selector_matches(pdb["spec"]["selector"], pod_labels(workloads[tier]))
-    replicas = workloads[tier]["spec"]["replicas"]
+    replicas = effective_replicas(workloads[tier], hpas)
     if "minAvailable" in pdb["spec"]:
         assert 1 <= pdb["spec"]["minAvailable"] < replicas
     else:
@@ -293,7 +408,11 @@ def test_backend_spreads_over_nodes(workloads):
     assert selector_matches(host["labelSelector"], pod_labels(workloads["backend"]))
 
 
-def test_config_files_feed_the_config_maps(config_maps):
+def test_config_files_feed_the_config_maps(config_maps, rendering):
     for tier in APP_TIERS:
         (name,) = [n for n in config_maps if n.startswith(f"{tier}-config-")]
-        assert config_maps[name] == parse_env_file(Path(K8S_DIR) / tier / "config.env")
+        expected = parse_env_file(Path(BASE_DIR) / tier / "config.env")
+        development = DEVELOPMENT_DIR / f"{tier}.env"
+        if rendering.environment == "development" and development.exists():
+            expected |= parse_env_file(development)
+        assert config_maps[name] == expected

@@ -142,6 +142,10 @@ def test_pods_are_what_the_manifests_say(app: Any) -> None:
     for pod in status["pods"]:
         assert ipaddress.ip_address(pod["ip"]) in POD_CIDR
     for svc in status["services"]:
+        if manifests.services[svc["name"]].headless:
+            # The StatefulSet's governing Service: no virtual IP, no NAT rules.
+            assert svc["cluster_ip"] == "None"
+            continue
         assert ipaddress.ip_address(svc["cluster_ip"]) in SERVICE_CIDR
     secret = next(iter(manifests.secrets.values()))
 
@@ -152,12 +156,18 @@ def test_pods_are_what_the_manifests_say(app: Any) -> None:
         for item in Path(f"/proc/{pid}/environ").read_text().split("\0")
         if "=" in item
     )
-    # Downward API, the ConfigMap (envFrom) and the Secret (secretKeyRef), as the kubelet does.
+    # Downward API, the ConfigMap (envFrom) and the Secret (a read-only volume), as the
+    # kubelet does: the password is a file, never a variable.
     assert environ["POD_NAME"] == backend["name"]
     assert environ["POD_IP"] == backend["ip"]
     assert environ["NODE_NAME"] == backend["node"]
     assert environ["DATABASE_URL"] == "mysql+pymysql://app@mysql:3306/app"
-    assert environ["DATABASE_PASSWORD"] == secret["MYSQL_PASSWORD"]
+    assert "DATABASE_PASSWORD" not in environ
+    password_file = Path(environ["DATABASE_PASSWORD_FILE"])
+    assert password_file.read_text() == secret["MYSQL_PASSWORD"]
+    assert password_file.stat().st_mode & 0o777 == 0o440
+    assert (password_file.stat().st_uid, password_file.stat().st_gid) == (0, 10001)
+    assert environ["ENVIRONMENT"] == "development"
     assert environ["HOST"] == "0.0.0.0"
     # The process lives in its pod's network namespace, as the manifests' user.
     assert (

@@ -36,6 +36,7 @@ from lab.manifests import (
     Selector,
     Service,
     ServicePort,
+    Volume,
     load,
     parse_documents,
 )
@@ -52,6 +53,7 @@ from lab.naming import (
 from lab.netpol import NETPOL, PodRef, compile_policies, parse_policy
 from lab.network import _hosts_file, _resolv_conf
 from lab.probes import _programs, exec_fallback, http_get, mysql_handshake, redis_ping
+from lab.volumes import MountError, secret_files, write_secret_volume
 from tests.conftest import missing
 from tests.lab.labctl import lab_unavailable
 
@@ -165,16 +167,28 @@ def test_service_link_variables() -> None:
 
 
 def test_the_real_manifests_as_the_lab_reads_them(manifests) -> None:  # type: ignore[no-untyped-def]
-    assert set(manifests.services) == {"frontend", "backend", "redis", "mysql"}
+    assert set(manifests.services) == {"frontend", "backend", "redis", "mysql", "mysql-headless"}
+    headless = manifests.services["mysql-headless"]
+    assert headless.headless and headless.cluster_ip is None
+    assert not manifests.services["mysql"].headless
+    assert manifests.workloads["StatefulSet/mysql"].service_name == "mysql-headless"
     assert manifests.workloads["Deployment/backend"].replicas == 3
     assert manifests.workloads["Deployment/frontend"].replicas == 2
     backend = manifests.workloads["Deployment/backend"].template
     assert [c.name for c in backend.init_containers] == ["migrate"]
     assert backend.containers[0].port_number("http") == 8000
     assert manifests.services["frontend"].ports[0].target_port == "http"
-    secret = next(iter(manifests.secrets.values()))
     env = container_env(backend.containers[0], FACTS, manifests.config_maps, manifests.secrets, {})
-    assert env["DATABASE_PASSWORD"] == secret["MYSQL_PASSWORD"]
+    # The password is a file of the Secret volume, never a variable.
+    assert env["DATABASE_PASSWORD_FILE"] == "/run/secrets/mysql/MYSQL_PASSWORD"
+    assert not [name for name in env if "PASSWORD" in name and not name.endswith("_FILE")]
+    (volume,) = [v for v in backend.volumes if v.kind == "secret"]
+    assert volume.secret_name in manifests.secrets
+    assert volume.items == (("MYSQL_PASSWORD", "MYSQL_PASSWORD"),)
+    assert volume.default_mode == 0o440
+    assert volume.name == "mysql-credentials"
+    assert dict(backend.containers[0].volume_mounts)[volume.name] == "/run/secrets/mysql"
+    assert env["ENVIRONMENT"] == "development"  # the dev kustomization, which the lab runs
     assert env["POD_IP"] == FACTS.ip and env["NODE_NAME"] == "lab-node-1"
     assert env["REDIS_URL"] == "redis://redis:6379/0"
 
@@ -219,6 +233,107 @@ def test_unsupported_fields_are_refused_not_ignored() -> None:
         doc = _deployment({"containers": [{"name": "c", "image": "x"}]})
         doc["spec"]["selector"] = {"matchLabels": {"app": "other"}}
         parse_documents([doc])
+    with pytest.raises(ManifestError, match="sessionAffinity"):
+        spec = {"sessionAffinity": "ClientIP", "ports": [{"port": 80}]}
+        parse_documents([_doc("Service", "web", spec)])
+    with pytest.raises(ManifestError, match="bad path"):
+        volume = {
+            "name": "s",
+            "secret": {"secretName": "x", "items": [{"key": "k", "path": "../k"}]},
+        }
+        parse_documents(
+            [_deployment({"containers": [{"name": "c", "image": "x"}], "volumes": [volume]})]
+        )
+
+
+# --- Secret volumes ------------------------------------------------------------------------
+
+
+def _secret_volume(**source: object) -> Volume:
+    return Volume.secret({"name": "creds", "secret": {"secretName": "db", **source}}, "test")
+
+
+def test_secret_volume_files_follow_items_and_optional() -> None:
+    data = {"MYSQL_PASSWORD": "pw", "MYSQL_ROOT_PASSWORD": "root"}
+    every = _secret_volume()
+    assert secret_files(every, data) == data
+    picked = _secret_volume(items=[{"key": "MYSQL_PASSWORD", "path": "app/password"}])
+    assert secret_files(picked, data) == {"app/password": "pw"}
+    with pytest.raises(MountError, match="Secret 'db' not found"):
+        secret_files(every, None)
+    with pytest.raises(MountError, match="key 'nope'"):
+        secret_files(_secret_volume(items=[{"key": "nope", "path": "p"}]), data)
+    assert secret_files(_secret_volume(optional=True), None) == {}
+
+
+@pytest.mark.parametrize(("fs_group", "mode"), [(None, 0o400), (10001, 0o440)])
+def test_secret_volume_is_written_like_the_kubelets(
+    tmp_path: Path, fs_group: int | None, mode: int
+) -> None:
+    volume = _secret_volume(
+        items=[{"key": "MYSQL_PASSWORD", "path": "MYSQL_PASSWORD"}], defaultMode=0o400
+    )
+    target = tmp_path / "pods" / "p" / "volumes" / "creds"
+    (target).mkdir(parents=True)
+    (target / "stale").write_text("from an earlier start")
+    write_secret_volume(target, volume, {"MYSQL_PASSWORD": "pw\n", "OTHER": "x"}, fs_group)
+    assert sorted(p.name for p in target.iterdir()) == ["MYSQL_PASSWORD"]
+    written = target / "MYSQL_PASSWORD"
+    assert written.read_text() == "pw\n"  # the value exactly, as the kubelet writes it
+    # With fsGroup the kubelet makes the files group-readable for the pod's group.
+    assert written.stat().st_mode & 0o777 == mode
+    if os.geteuid() == 0:
+        assert (written.stat().st_uid, written.stat().st_gid) == (0, fs_group or 0)
+
+
+def test_fs_group_is_a_supplementary_group_as_the_kubelet_adds_it() -> None:
+    if shutil.which("setpriv") is None:
+        missing("setpriv (util-linux) is not installed")
+    same = runtime.SecurityContext(run_as_user=10001, run_as_group=10001, fs_group=10001)
+    other = runtime.SecurityContext(run_as_user=10001, run_as_group=10001, fs_group=2000)
+    assert "--clear-groups" in runtime.privilege_prefix(10001, 10001, same)
+    assert "--groups=2000" in runtime.privilege_prefix(10001, 10001, other)
+    assert "--clear-groups" in runtime.privilege_prefix(10001, 10001, runtime.SecurityContext())
+
+
+def test_mysql_file_env_like_the_official_entrypoint(tmp_path: Path) -> None:
+    password = tmp_path / "MYSQL_PASSWORD"
+    password.write_text("p'w\n\n")
+    env = runtime.file_env({"MYSQL_PASSWORD_FILE": str(password), "MYSQL_USER": "app"})
+    assert env == {"MYSQL_PASSWORD": "p'w", "MYSQL_USER": "app"}
+    with pytest.raises(ManifestError, match="both MYSQL_PASSWORD and MYSQL_PASSWORD_FILE"):
+        runtime.file_env({"MYSQL_PASSWORD_FILE": str(password), "MYSQL_PASSWORD": "x"})
+    with pytest.raises(ManifestError, match=r"MYSQL_ROOT_PASSWORD_FILE=.*absent"):
+        runtime.file_env({"MYSQL_ROOT_PASSWORD_FILE": str(tmp_path / "absent")})
+
+
+def test_env_paths_under_a_mount_point_at_the_volume() -> None:
+    volumes = runtime.VolumeMap({"/run/secrets/mysql": Path("/h/pod/volumes/creds")})
+    env = volumes.rewrite_env(
+        {
+            "DATABASE_PASSWORD_FILE": "/run/secrets/mysql/MYSQL_PASSWORD",
+            "OTHER_FILE": "/run/secrets/other",
+            "HOST": "0.0.0.0",
+        }
+    )
+    assert env["DATABASE_PASSWORD_FILE"] == "/h/pod/volumes/creds/MYSQL_PASSWORD"
+    assert env["OTHER_FILE"] == "/run/secrets/other" and env["HOST"] == "0.0.0.0"
+
+
+def test_a_headless_service_gets_no_virtual_ip_and_no_rules(manifests, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from lab.cluster import Lab, Options
+    from lab.iptables import IptablesError
+
+    try:
+        lab = Lab(manifests, Options(print_events=False), tmp_path)
+    except IptablesError as exc:
+        missing(str(exc))
+    lab.allocate_service_ips()
+    assert "mysql-headless" not in lab.cluster_ips and "mysql" in lab.cluster_ips
+    assert not any("MYSQL_HEADLESS" in name for name in lab.service_env())
+    chains = {rule.port_name for rule in lab._compute_endpoints()}
+    assert "clusterip-demo/mysql:mysql" in chains
+    assert not any("mysql-headless" in chain for chain in chains)
 
 
 def test_selectors() -> None:
@@ -402,23 +517,36 @@ def test_the_manifests_containers_become_these_processes(manifests, tmp_path: Pa
     for tool in ("redis-server", "mariadbd"):
         if shutil.which(tool) is None:
             missing(f"{tool} is not installed")
+    mysql_wl = manifests.workloads["StatefulSet/mysql"]
+    (creds,) = [v for v in mysql_wl.template.volumes if v.kind == "secret"]
+    secret = manifests.secrets[creds.secret_name]
+    write_secret_volume(tmp_path / "creds", creds, secret, mysql_wl.template.security.fs_group)
     volumes = runtime.VolumeMap(
         {
             "/var/lib/mysql": tmp_path / "pvc",
             "/var/run/mysqld": tmp_path / "run",
             "/tmp": tmp_path / "tmp",
             "/data": tmp_path / "data",
+            "/run/secrets/mysql": tmp_path / "creds",
         }
     )
-    mysql_wl = manifests.workloads["StatefulSet/mysql"]
     mysql_c = mysql_wl.template.containers[0]
-    secret = next(iter(manifests.secrets.values()))
-    launch = runtime.plan(mysql_c, mysql_wl.template, [], list(mysql_c.args), secret, volumes)
+    env = container_env(mysql_c, FACTS, manifests.config_maps, manifests.secrets, {})
+    assert "MYSQL_PASSWORD" not in env and "MYSQL_ROOT_PASSWORD" not in env
+    launch = runtime.plan(mysql_c, mysql_wl.template, [], list(mysql_c.args), env, volumes)
+    # The first-run SQL has the passwords read from the Secret's files (file_env).
+    assert launch.init_sql is not None
+    assert f"IDENTIFIED BY '{secret['MYSQL_ROOT_PASSWORD']}'" in launch.init_sql
+    assert (
+        f"CREATE USER '{secret['MYSQL_USER']}'@'%' IDENTIFIED BY '{secret['MYSQL_PASSWORD']}'"
+        in launch.init_sql
+    )
+    assert launch.env["MYSQL_PASSWORD_FILE"] == str(tmp_path / "creds" / "MYSQL_PASSWORD")
     assert launch.argv[1] == "--no-defaults"
     assert f"--datadir={tmp_path / 'pvc' / 'data'}" in launch.argv
     assert "--bind-address=0.0.0.0" in launch.argv
     assert f"--tmpdir={tmp_path / 'tmp'}" in launch.argv  # never the shared /tmp
-    assert launch.uid == 999 and launch.init_sql is not None
+    assert launch.uid == 999
 
     redis_wl = manifests.workloads["Deployment/redis"]
     redis_c = redis_wl.template.containers[0]
@@ -429,13 +557,17 @@ def test_the_manifests_containers_become_these_processes(manifests, tmp_path: Pa
 
     backend_wl = manifests.workloads["Deployment/backend"]
     backend_c = backend_wl.template.containers[0]
-    launch = runtime.plan(
-        backend_c, backend_wl.template, list(backend_c.command), [], {"PORT": "8000"}, volumes
-    )
+    env = container_env(backend_c, FACTS, manifests.config_maps, manifests.secrets, {})
+    launch = runtime.plan(backend_c, backend_wl.template, list(backend_c.command), [], env, volumes)
     assert launch.argv == [sys.executable, "-m", "backend"]
     assert launch.env["PYTHONPATH"] == str(REPO) and launch.env["PORT"] == "8000"
+    # The backend opens the file the container would see at /run/secrets/mysql/….
+    password_file = Path(launch.env["DATABASE_PASSWORD_FILE"])
+    assert password_file == tmp_path / "creds" / "MYSQL_PASSWORD"
+    assert password_file.read_text() == secret["MYSQL_PASSWORD"]
     assert launch.env["TMPDIR"] == str(tmp_path / "tmp")
     assert launch.uid == 10001 and launch.security.drop_all_capabilities
+    assert launch.security.fs_group == 10001  # the Secret files' group
 
 
 def test_restart_backoff_is_the_kubelets() -> None:
