@@ -124,7 +124,9 @@ def run_spec(
         if volume.kind == "emptyDir" and volume.medium == "Memory":
             mounts.append(Mount(target=path, tmpfs=True))
         else:
-            mounts.append(Mount(target=path, source=str(volume_dirs[name])))
+            # A Secret is always mounted read-only, whatever the volumeMount says.
+            read_only = volume.kind == "secret"
+            mounts.append(Mount(target=path, source=str(volume_dirs[name]), read_only=read_only))
     limits = container.resources.get("limits", {})
     memory = int(parse_quantity(limits["memory"])) if "memory" in limits else None
     cpus = float(parse_quantity(limits["cpu"])) if "cpu" in limits else None

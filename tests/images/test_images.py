@@ -158,6 +158,12 @@ def test_runs_as_the_manifest_says(pods: PodRunner, stack: dict[str, Pod], tier:
         assert int(status[caps], 16) == 0, f"{caps} {status[caps]}"
     assert status["NoNewPrivs"] == "1"
     assert status["Seccomp"] == "2"  # a filter: the runtime's default profile
+    # No password in the process's environment: the backend reads it from a file.
+    environ = pods.engine("exec", pod.containers[tier], "cat", "/proc/1/environ")
+    passwords = [v for k, v in spec.env.items() if "PASSWORD" in k and not k.endswith("_FILE")]
+    assert not passwords
+    for secret in pods.manifests.secrets.values():
+        assert not [key for key, value in secret.items() if value in environ], "a secret leaked"
 
 
 WALK = """
@@ -183,7 +189,8 @@ def test_nothing_is_writable_outside_the_empty_dirs(
 ) -> None:
     pod = stack[tier]
     container = pod.containers[tier]
-    mounts = [m.target for m in pod.specs[tier].mounts]
+    # The emptyDirs; the Secret's mount (backend) is read-only and walked like the rest.
+    mounts = [m.target for m in pod.specs[tier].mounts if not m.read_only]
     assert mounts == ["/tmp"]
     writable = pods.engine("exec", container, "python", "-c", WALK, *mounts)
     assert writable == ""

@@ -24,6 +24,7 @@ from pathlib import Path
 from lab.engine import Engine, RunSpec, run_argv, run_spec, sandbox_argv
 from lab.envvars import PodFacts, container_env, expand_command
 from lab.manifests import Container, Manifests, PodTemplate, Workload
+from lab.volumes import write_secret_volume
 
 REPO = Path(__file__).resolve().parents[2]
 LABEL = "clusterip-demo.test"
@@ -149,17 +150,24 @@ class PodRunner:
         pod.specs[container.name] = spec
 
     def _volumes(self, pod_name: str, workload: Workload) -> dict[str, Path]:
-        """A fresh host directory per volume, mode 0777 as the kubelet makes an emptyDir."""
+        """A host directory per volume, as the kubelet makes them.
+
+        emptyDir and claims: fresh, mode 0777 (with fsGroup: group-owned, setgid);
+        secret: the Secret's files, root-owned, group fsGroup, defaultMode.
+        """
         dirs: dict[str, Path] = {}
+        fs_group = workload.template.security.fs_group
         for volume in workload.template.volumes:
             path = self.workdir / pod_name / volume.name
-            path.mkdir(parents=True)
-            path.chmod(0o777)
-            fs_group = workload.template.security.fs_group
-            if fs_group is not None:
-                # What the kubelet does for fsGroup: the group owns it, setgid keeps it so.
-                os.chown(path, 0, fs_group)
-                path.chmod(0o2777)
+            if volume.kind == "secret":
+                data = self.manifests.secrets.get(volume.secret_name or "")
+                write_secret_volume(path, volume, data, fs_group)
+            else:
+                path.mkdir(parents=True)
+                path.chmod(0o777)
+                if fs_group is not None:
+                    os.chown(path, 0, fs_group)
+                    path.chmod(0o2777)
             dirs[volume.name] = path
         return dirs
 
