@@ -6,6 +6,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# kube-proxy mode of `make lab`: iptables (the default, as kube-proxy's) or nftables.
+PROXY_MODE ?= iptables
 
 .DEFAULT_GOAL := help
 
@@ -67,8 +69,8 @@ scale: ## Compose: run BACKENDS backend replicas (default 3) without re-running 
 down: ## Compose: stop and remove the containers, networks and the MySQL volume
 	$(COMPOSE) down --volumes --remove-orphans
 
-lab: $(STAMP) ## The app in network namespaces behind kube-proxy-style iptables rules (root; Ctrl-C stops)
-	$(PY) -m lab up
+lab: $(STAMP) ## The app in network namespaces behind kube-proxy's rules, PROXY_MODE=iptables|nftables (root; Ctrl-C stops)
+	$(PY) -m lab up --proxy-mode $(PROXY_MODE)
 
 lab-down: ## Stop a running lab and remove everything a lab added (root)
 	$(PY) -m lab down

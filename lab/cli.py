@@ -1,4 +1,7 @@
-"""`python -m lab up | down | get | kill | delete | scale | rollout-restart | logs | check`."""
+"""`python -m lab` up, down, get, rules, kill, delete, scale, rollout-restart, logs, check.
+
+`rules` prints kube-proxy's rules of the running lab's proxy mode.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -19,9 +23,14 @@ from typing import Any
 from lab import tables
 from lab.cluster import Lab, Options
 from lab.control import ControlError, ControlServer, request
+from lab.iptables import IptablesError, ServicePortRules
 from lab.manifests import DEFAULT_KUSTOMIZE_DIR, REPO, ManifestError, load, parse_text, render
 from lab.naming import WORKDIR_PREFIX, svc_chain
 from lab.network import IP_FORWARD, NetworkError, cleanup, leftovers
+from lab.nftables import FAMILY as NFT_FAMILY
+from lab.nftables import TABLE as NFT_TABLE
+from lab.nftables import service_chain
+from lab.proxier import MODES, ProxyError, make_mode
 from lab.state import LabBusy, Lock, read_state, stop_running_lab, write_state
 
 
@@ -32,10 +41,13 @@ def _python() -> str:
     return str(exe)
 
 
-def preflight() -> None:
+def preflight(proxy_mode: str = "iptables") -> None:
     if os.geteuid() != 0:
         raise SystemExit("the lab needs root (network namespaces, iptables): run `sudo make lab`")
-    for tool, package in (("ip", "iproute2"), ("iptables", "iptables"), ("kubectl", "kubectl")):
+    tools = [("ip", "iproute2"), ("iptables", "iptables"), ("kubectl", "kubectl")]
+    if proxy_mode == "nftables":
+        tools.append(("nft", "nftables"))
+    for tool, package in tools:
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is not installed (it comes with {package})")
 
@@ -87,13 +99,24 @@ def _instructions(lab: Lab, status: dict[str, Any]) -> str:
             f"    # {victim['name']}"
         )
     lines.append(f"  watch pods and Services: sudo {py} -m lab get all")
+    lines.append(f"  kube-proxy's rules:      sudo {py} -m lab rules")
     backend_svc = lab.manifests.services.get("backend")
-    if backend_svc is not None and backend_svc.ports:
+    if backend_svc is not None and backend_svc.ports and lab.proxier.mode.name == "iptables":
         chain = svc_chain(backend_svc.port_name(backend_svc.ports[0]), "TCP")
         lines.append(
-            "  kube-proxy's rules:      sudo iptables -t nat -S CIP-SERVICES   # iptables mode"
+            "                           sudo iptables -t nat -S CIP-SERVICES   # iptables mode"
         )
         lines.append(f"                           sudo iptables -t nat -S {chain}   # backend")
+    elif backend_svc is not None and backend_svc.ports:
+        port = backend_svc.ports[0]
+        rules = ServicePortRules(backend_svc.port_name(port), "", port.port, port.protocol)
+        lines.append(
+            f"                           sudo nft list map {NFT_FAMILY} {NFT_TABLE} service-ips"
+        )
+        lines.append(
+            f"                           sudo nft list chain {NFT_FAMILY} {NFT_TABLE} "
+            f"'{service_chain(rules)}'   # backend"
+        )
     frontends = [
         p for p in status["pods"] if p["labels"].get("app.kubernetes.io/name") == "frontend"
     ]
@@ -176,7 +199,7 @@ async def _serve(lab: Lab, args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    preflight()
+    preflight(args.proxy_mode)
     try:
         manifests = load(
             Path(args.kustomize) if args.kustomize else None,
@@ -215,6 +238,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             forward_port=args.port or None,
             forward_service=args.forward_service,
             min_sync_period=args.min_sync_period,
+            proxy_mode=args.proxy_mode,
             print_events=not args.quiet,
             network_policies=not args.no_network_policies,
         )
@@ -299,6 +323,25 @@ def cmd_get(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rules(args: argparse.Namespace) -> int:
+    """The running lab's kube-proxy rules, as `iptables -t nat -S` / `nft list table` print them."""
+    mode_name = args.proxy_mode or _ask("status").get("proxy_mode", "iptables")
+    try:
+        mode = make_mode(mode_name)
+    except (ProxyError, IptablesError) as exc:
+        raise SystemExit(f"lab: {exc}") from None
+    for argv in mode.rules_commands():
+        done = subprocess.run(list(argv), capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"lab: {' '.join(argv)}: {done.stderr.strip()}")
+        lines = done.stdout.splitlines()
+        if argv[0] != getattr(mode, "nft_bin", None):
+            lines = [line for line in lines if "CIP-" in line]  # the host's own rules stay out
+        print(f"# {' '.join(argv)}")
+        print("\n".join(lines))
+    return 0
+
+
 def cmd_kill(args: argparse.Namespace) -> int:
     result = _ask("kill", pod=args.pod, container=args.container, signal=args.signal)
     print(f"lab: sent {result['signal']} to pid {result['pid']}")
@@ -374,6 +417,12 @@ def parser() -> argparse.ArgumentParser:
         default=1.0,
         help="kube-proxy's --iptables-min-sync-period (seconds)",
     )
+    up.add_argument(
+        "--proxy-mode",
+        choices=MODES,
+        default=os.environ.get("PROXY_MODE") or "iptables",
+        help="kube-proxy's --proxy-mode: iptables (default) or nftables",
+    )
     up.add_argument("--ready-timeout", type=float, default=180.0)
     up.add_argument(
         "--wait",
@@ -400,6 +449,10 @@ def parser() -> argparse.ArgumentParser:
     get.add_argument("what", nargs="?", default="all")
     get.add_argument("-o", "--output", choices=["table", "json"], default="table")
     get.set_defaults(func=cmd_get)
+
+    rules = sub.add_parser("rules", help="kube-proxy's rules as the kernel holds them now")
+    rules.add_argument("--proxy-mode", choices=MODES, help="default: the running lab's mode")
+    rules.set_defaults(func=cmd_rules)
 
     kill = sub.add_parser("kill", help="signal a pod's container process (default SIGKILL)")
     kill.add_argument("pod")

@@ -10,7 +10,8 @@
 - EndpointSlice controller: for each Service, the pods its selector matches,
   with targetPort resolved per pod and the ready/serving/terminating
   conditions from the kubelet.
-- kube-proxy: the Proxier writes the iptables rules for the ready endpoints.
+- kube-proxy: the Proxier writes the rules for the ready endpoints, in
+  iptables or nftables mode.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from lab.naming import (
 )
 from lab.netpol import PodRef, Policy, compile_policies, parse_policy
 from lab.network import HostNetwork
-from lab.proxier import Proxier
+from lab.proxier import Proxier, make_mode
 
 
 @dataclass
@@ -60,6 +61,7 @@ class Options:
     forward_service: str = "frontend"
     # kube-proxy's iptables-mode default.
     min_sync_period: float = 1.0
+    proxy_mode: str = "iptables"  # or "nftables"
     print_events: bool = True
     seed: int | None = None
     # Enforce the manifests' NetworkPolicies, as a policy-capable CNI plugin does.
@@ -96,7 +98,7 @@ class Lab:
         self.network = HostNetwork(manifests.namespace)
         self.ipt = Iptables()
         self.proxier = Proxier(
-            self.ipt,
+            make_mode(options.proxy_mode),
             options.min_sync_period,
             self._on_sync,
             lambda message: self.event("kube-proxy", "SyncFailed", message),
@@ -152,7 +154,7 @@ class Lab:
             self.event("node", "Warning", warning)
         self.proxier.update(self._compute_endpoints(), self._compute_netpol())
         self.proxier.sync_now()  # safety chains and REJECTs, before any interface exists
-        self.ipt.install_hooks()
+        self.ipt.install_hooks(self.proxier.mode.hooks)
         self.network.create_node_iface()
         for ip in self.cluster_ips.values():
             self.network.add_service_ip(ip)
@@ -353,7 +355,12 @@ class Lab:
                 endpoints.sort(key=lambda e: ipaddress.ip_address(e.ip))
                 rules.append(
                     ServicePortRules(
-                        svc.port_name(port), ip, port.port, port.protocol, tuple(endpoints)
+                        svc.port_name(port),
+                        ip,
+                        port.port,
+                        port.protocol,
+                        tuple(endpoints),
+                        svc.affinity_timeout,
                     )
                 )
         return rules
@@ -393,7 +400,8 @@ class Lab:
         self.event(
             "kube-proxy",
             "Synced",
-            f"iptables: {len(rules)} service ports, {used} endpoints ({took * 1000:.0f} ms)",
+            f"{self.proxier.mode.name}: {len(rules)} service ports, {used} endpoints"
+            f" ({took * 1000:.0f} ms)",
         )
 
     # -- loops ---------------------------------------------------------------
@@ -519,10 +527,11 @@ class Lab:
             raise ValueError(f"namespace {new.namespace} is not the lab's {self.namespace}")
         for name, svc in new.services.items():
             old = self.manifests.services.get(name)
-            if old is None or (old.selector, old.ports, old.cluster_ip) != (
+            if old is None or (old.selector, old.ports, old.cluster_ip, old.affinity_timeout) != (
                 svc.selector,
                 svc.ports,
                 svc.cluster_ip,
+                svc.affinity_timeout,
             ):
                 raise ValueError(f"Service {name} changed: restart the lab for that")
         if set(new.services) != set(self.manifests.services):
@@ -637,6 +646,7 @@ class Lab:
             "endpoints": endpoints,
             "workloads": [self._workload_status(key) for key in self.manifests.workloads],
             "network_policies": sorted(p.name for p in self.policies),
+            "proxy_mode": self.proxier.mode.name,
             "iptables": {
                 "syncs": self.proxier.syncs,
                 "synced": self.proxier.wanted_key == self.proxier.applied_key,

@@ -89,6 +89,8 @@ class ServicePortRules:
     port: int
     protocol: str
     endpoints: tuple[Endpoint, ...] = field(default=())
+    # sessionAffinity: ClientIP's timeoutSeconds; None for no affinity.
+    affinity_timeout: int | None = None
 
     @property
     def svc_chain(self) -> str:
@@ -179,6 +181,31 @@ def render_nat(ports: Sequence[ServicePortRules], stale: Iterable[str] = ()) -> 
             ]
         )
         n = len(endpoints)
+        sticky = spr.affinity_timeout is not None
+        if sticky:
+            # sessionAffinity: ClientIP. A client seen within the timeout goes
+            # back to the endpoint it was sent to (the `recent` list named
+            # after the endpoint's chain, filled by `--set` below).
+            for ep in endpoints:
+                target = f"{ep.ip}:{ep.port}"
+                sep = sep_chain(spr.port_name, spr.protocol, target)
+                rules.append(
+                    [
+                        "-A",
+                        svc,
+                        *_comment(f"{spr.port_name} -> {target}"),
+                        "-m",
+                        "recent",
+                        "--name",
+                        sep,
+                        "--rcheck",
+                        "--seconds",
+                        str(spr.affinity_timeout),
+                        "--reap",
+                        "-j",
+                        sep,
+                    ]
+                )
         for i, ep in enumerate(endpoints):
             target = f"{ep.ip}:{ep.port}"
             sep = sep_chain(spr.port_name, spr.protocol, target)
@@ -200,6 +227,7 @@ def render_nat(ports: Sequence[ServicePortRules], stale: Iterable[str] = ()) -> 
                     "-p",
                     proto,
                     *_comment(spr.port_name),
+                    *(["-m", "recent", "--name", sep, "--set"] if sticky else []),
                     "-m",
                     proto,
                     "-j",
@@ -267,6 +295,35 @@ def render_filter(
     ]
     rules += [list(rule) for rule in netpol_rules]
     return _restore_text("filter", chains, rules, stale)
+
+
+def render_cni_filter(
+    stale: Iterable[str] = (),
+    netpol_rules: Sequence[Sequence[str]] = (),
+    netpol_chains: Sequence[str] = (),
+) -> str:
+    """nftables mode: what stays in iptables, the CNI plugin's part.
+
+    kube-proxy's rules and the lab's fences are in the nft table then; here
+    pod-to-pod traffic goes through the NetworkPolicies and is accepted even
+    where the host's FORWARD policy is DROP. An ACCEPT here does not skip the
+    nft table's chains: a packet must pass every base chain on its hook.
+    """
+    lab = IFACE_WILDCARD
+    rules: list[list[str]] = [
+        ["-A", FORWARD, "!", "-i", lab, "-j", "RETURN"],
+        ["-A", FORWARD, "!", "-o", lab, "-j", "RETURN"],
+        # The node interface only leads to the sink; the nft table drops it.
+        ["-A", FORWARD, "-o", NODE_IFACE, "-j", "RETURN"],
+        ["-A", FORWARD, "-j", NETPOL],
+        ["-A", FORWARD, "-j", "ACCEPT"],
+    ]
+    rules += [list(rule) for rule in netpol_rules]
+    return _restore_text("filter", [FORWARD, NETPOL, *netpol_chains], rules, stale)
+
+
+# The only hook nftables mode adds to iptables: FORWARD into CIP-FORWARD.
+CNI_HOOKS = tuple(hook for hook in HOOKS if hook[:2] == ("filter", "FORWARD"))
 
 
 def _restore_text(
@@ -338,9 +395,9 @@ class Iptables:
             line.split()[1] for line in self.rules(table) if line.startswith(f"-N {CHAIN_PREFIX}")
         }
 
-    def install_hooks(self) -> None:
+    def install_hooks(self, hooks: Sequence[tuple[str, str, tuple[str, ...]]] = HOOKS) -> None:
         """Jump from the built-in chains into the lab's, first in line, once."""
-        for table, chain, spec in HOOKS:
+        for table, chain, spec in hooks:
             full = (*spec[:-2], "-m", "comment", "--comment", COMMENT, *spec[-2:])
             if self.run("-t", table, "-C", chain, *full, check=False).returncode != 0:
                 self.run("-t", table, "-I", chain, "1", *full)

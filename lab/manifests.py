@@ -14,12 +14,14 @@ import base64
 import json
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
+from lab import fields
 from lab.naming import check_dns_label
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,6 +30,17 @@ DEFAULT_KUSTOMIZE_DIR = REPO / "k8s"
 
 class ManifestError(ValueError):
     """The manifests ask for something the lab cannot run."""
+
+
+_T = TypeVar("_T")
+
+
+def _honoured(check: Callable[..., _T], *args: Any) -> _T:
+    """Run one of lab/fields.py's checks: a field the lab cannot honour is a ManifestError."""
+    try:
+        return check(*args)
+    except fields.FieldError as exc:
+        raise ManifestError(str(exc)) from None
 
 
 # --- label selectors ---------------------------------------------------------
@@ -206,6 +219,7 @@ class Container:
     def parse(cls, raw: dict[str, Any], where: str) -> Container:
         name = raw["name"]
         here = f"{where} container {name}"
+        _honoured(fields.check_container, raw, here)
         ports = tuple(
             ContainerPort(p.get("name"), int(p["containerPort"]), p.get("protocol", "TCP"))
             for p in raw.get("ports") or []
@@ -301,6 +315,7 @@ class PodTemplate:
     @classmethod
     def parse(cls, raw: dict[str, Any], where: str, claims: tuple[str, ...]) -> PodTemplate:
         spec = raw.get("spec") or {}
+        _honoured(fields.check_pod, spec, where)
         volumes: list[Volume] = []
         for vol in spec.get("volumes") or []:
             if "emptyDir" in vol:
@@ -390,6 +405,8 @@ class Service:
     ports: tuple[ServicePort, ...]
     cluster_ip: str | None  # as written; None means "allocate one"
     headless: bool = False
+    # sessionAffinity: ClientIP's timeoutSeconds; None for sessionAffinity: None.
+    affinity_timeout: int | None = None
 
     def port_name(self, port: ServicePort) -> str:
         """kube-proxy's "ns/svc:port" string, used in chain hashes and comments."""
@@ -443,10 +460,8 @@ def _service(doc: dict[str, Any], namespace: str) -> Service:
     kind = spec.get("type", "ClusterIP")
     if kind != "ClusterIP":
         raise ManifestError(f"Service {name}: type {kind} is not supported, only ClusterIP")
-    if spec.get("sessionAffinity", "None") != "None":
-        # kube-proxy's `recent` match is not written by the lab's proxier: say so rather
-        # than show an even spread the manifests did not ask for.
-        raise ManifestError(f"Service {name}: sessionAffinity is not supported in the lab")
+    _honoured(fields.check_service, spec, f"Service {name}")
+    affinity = _honoured(fields.session_affinity, spec, f"Service {name}")
     ports = []
     for raw in spec.get("ports") or []:
         protocol = raw.get("protocol", "TCP")
@@ -469,6 +484,8 @@ def _service(doc: dict[str, Any], namespace: str) -> Service:
         ports=tuple(ports),
         cluster_ip=None if headless or not cluster_ip else str(cluster_ip),
         headless=headless,
+        # kube-proxy writes no rules for a headless Service, affinity or not.
+        affinity_timeout=None if headless else affinity,
     )
 
 

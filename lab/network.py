@@ -298,6 +298,7 @@ def kill_netns_processes(ns: str, timeout: float = 5.0) -> None:
 def leftovers(workdir_root: Path = Path("/tmp")) -> dict[str, list[str]]:
     """Everything of the lab's that exists now. Empty lists mean nothing is left."""
     from lab.iptables import Iptables
+    from lab.proxier import nft_leftovers
 
     tables: list[str] = []
     ipt = Iptables()
@@ -311,6 +312,7 @@ def leftovers(workdir_root: Path = Path("/tmp")) -> dict[str, list[str]]:
         "links": lab_links(),
         "routes": lab_routes(),
         "iptables": tables,
+        "nftables": nft_leftovers(),
         "etc_netns": etc,
         "workdirs": sorted(str(p) for p in workdir_root.glob(f"{WORKDIR_PREFIX}*")),
     }
@@ -324,6 +326,7 @@ def cleanup(etc_netns_created: bool = False, workdirs: Iterable[Path] = ()) -> l
     lab's protocol number, CIP- chains and the jumps to them, /etc/netns/cip-*.
     """
     from lab.iptables import Iptables
+    from lab.proxier import remove_nft_table
 
     removed: list[str] = []
     for ns in lab_netns():
@@ -343,6 +346,7 @@ def cleanup(etc_netns_created: bool = False, workdirs: Iterable[Path] = ()) -> l
             if line.startswith("unreachable") and f"proto {LAB_ROUTE_PROTO}" in line:
                 run_ip("route", "del", "unreachable", str(cidr), check=False)
     removed += Iptables().remove_lab_rules()
+    removed += remove_nft_table()
     if ETC_NETNS.exists():
         for path in ETC_NETNS.glob(f"{NETNS_PREFIX}*"):
             shutil.rmtree(path, ignore_errors=True)
