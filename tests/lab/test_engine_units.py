@@ -30,7 +30,11 @@ def test_the_backend_container_as_the_manifest_says(backend: PodTemplate, tmp_pa
     assert spec.user == "10001:10001"
     assert spec.read_only and spec.cap_drop_all and spec.no_new_privileges
     assert not spec.seccomp_unconfined  # RuntimeDefault: the engine's own profile
-    assert [(m.target, m.source) for m in spec.mounts] == [("/tmp", str(tmp_path / "tmp"))]
+    assert [(m.target, m.source, m.read_only) for m in spec.mounts] == [
+        ("/tmp", str(tmp_path / "tmp"), False),
+        # The Secret: read-only, whatever the volumeMount says.
+        ("/run/secrets/mysql", str(tmp_path / "mysql-credentials"), True),
+    ]
     assert spec.memory_bytes == 256 * 2**20
     assert spec.cpus == 0.5
     assert (spec.entrypoint, spec.args) == ("python", ("-m", "backend"))
