@@ -23,6 +23,8 @@ from typing import Any
 from lab import tables
 from lab.cluster import Lab, Options
 from lab.control import ControlError, ControlServer, request
+from lab.engine import detect
+from lab.images import ImageRuntime
 from lab.iptables import IptablesError, ServicePortRules
 from lab.manifests import DEFAULT_KUSTOMIZE_DIR, REPO, ManifestError, load, parse_text, render
 from lab.naming import WORKDIR_PREFIX, svc_chain
@@ -198,6 +200,43 @@ async def _serve(lab: Lab, args: argparse.Namespace) -> int:
     return 0
 
 
+def _image_runtime(choice: str) -> ImageRuntime | None:
+    """The engine for the project's images (built when missing), or None: from the checkout.
+
+    `auto` takes the images where a container engine answers; `images` insists.
+    """
+    if choice == "process":
+        print("lab: frontend and backend run from this checkout (--runtime process)", flush=True)
+        return None
+    engine = detect(REPO)
+    if engine is None:
+        if choice == "images":
+            raise SystemExit(
+                "lab: --runtime images needs a container engine: start Docker, or "
+                "`sudo scripts/docker-engine.sh start` and export DOCKER_HOST"
+            )
+        print(
+            "lab: no container engine answers: frontend and backend run from this checkout "
+            "(it must be readable by uid 10001), not from their images",
+            flush=True,
+        )
+        return None
+    tag = subprocess.run(
+        [str(REPO / "scripts" / "image-tag.sh")], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    refs = [f"clusterip-demo/{tier}:{tag}" for tier in ("backend", "frontend")]
+    if not all(engine("image", "inspect", ref, check=False) for ref in refs):
+        print(f"lab: building {' and '.join(refs)} (make images)", flush=True)
+        subprocess.run([str(REPO / "scripts" / "build-images.sh")], check=True)
+    print(
+        f"lab: frontend and backend run from {', '.join(refs)} through "
+        f"`{' '.join(engine.command)}`; mysql and redis run Debian's mariadbd and "
+        "redis-server in their pods (the official images cannot be pulled here)",
+        flush=True,
+    )
+    return ImageRuntime(engine)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     preflight(args.proxy_mode)
     try:
@@ -243,6 +282,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             network_policies=not args.no_network_policies,
         )
         lab = Lab(manifests, options, workdir)
+        lab.images = _image_runtime(args.runtime)
         print(
             f"lab: namespace {manifests.namespace}, {len(manifests.services)} Services, "
             f"{len(manifests.workloads)} workloads, work dir {workdir}",
@@ -429,6 +469,13 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="wait this long for another lab on this machine to stop",
+    )
+    up.add_argument(
+        "--runtime",
+        choices=["auto", "images", "process"],
+        default=os.environ.get("LAB_RUNTIME", "auto"),
+        help="frontend/backend from their images through a container engine (auto: when one "
+        "answers), or as processes from this checkout",
     )
     up.add_argument("-q", "--quiet", action="store_true", help="do not print events")
     up.add_argument(

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.envvars import service_link_env
+from lab.images import ImageRuntime
 from lab.iptables import Endpoint, Iptables, ServicePortRules
 from lab.kubelet import Pod, PodWorker
 from lab.manifests import (
@@ -96,6 +97,8 @@ class Lab:
         self.workdir = workdir
         self.namespace = manifests.namespace
         self.network = HostNetwork(manifests.namespace)
+        # The engine that runs the project's images; None runs them from the checkout.
+        self.images: ImageRuntime | None = None
         self.ipt = Iptables()
         self.proxier = Proxier(
             make_mode(options.proxy_mode),

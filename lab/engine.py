@@ -150,14 +150,23 @@ def run_spec(
     )
 
 
-def run_argv(spec: RunSpec, name: str, network: str, env_file: Path | None = None) -> list[str]:
-    """`run` arguments (after `docker`/`podman`) for a detached container.
+def run_argv(
+    spec: RunSpec,
+    name: str,
+    network: str,
+    env_file: Path | None = None,
+    detach: bool = True,
+    extra_mounts: Sequence[Mount] = (),
+) -> list[str]:
+    """`run` arguments (after `docker`/`podman`) for one container.
 
     `network`: `container:<sandbox>` to join a pod's network namespace. With
     `env_file`, the environment is written there (mode 0600) instead of the
-    command line, where `ps` would show a password.
+    command line, where `ps` would show a password. Attached (`detach=False`),
+    the CLI lives as long as the container, passes it SIGTERM, and exits with
+    its exit code, as a process the kubelet watches would.
     """
-    argv = ["run", "--detach", "--name", name, "--network", network]
+    argv = ["run", *(["--detach"] if detach else []), "--name", name, "--network", network]
     for key, value in sorted(spec.labels.items()):
         argv += ["--label", f"{key}={value}"]
     if spec.user is not None:
@@ -174,7 +183,7 @@ def run_argv(spec: RunSpec, name: str, network: str, env_file: Path | None = Non
         argv += ["--security-opt", "no-new-privileges"]
     if spec.seccomp_unconfined:
         argv += ["--security-opt", "seccomp=unconfined"]
-    for mount in spec.mounts:
+    for mount in (*spec.mounts, *extra_mounts):
         if mount.tmpfs:
             argv += ["--tmpfs", f"{mount.target}:rw,mode=1777"]
         else:
@@ -208,6 +217,7 @@ def sandbox_argv(
     aliases: Sequence[str] = (),
     publish: Sequence[int] = (),
     hostname: str | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> list[str]:
     """The pause container: holds the pod's network namespace, runs nothing else.
 
@@ -221,6 +231,8 @@ def sandbox_argv(
         argv += ["--publish", f"127.0.0.1::{port}"]
     if hostname:
         argv += ["--hostname", hostname]
+    for key, value in sorted((labels or {}).items()):
+        argv += ["--label", f"{key}={value}"]
     argv += [
         "--user",
         f"{SANDBOX_UID}:{SANDBOX_UID}",
@@ -288,3 +300,22 @@ class Engine:
     def remove(self, *names: str) -> None:
         if names:
             self("rm", "--force", "--volumes", *names, check=False)
+
+    def labelled(self, label: str) -> list[str]:
+        """Names of the containers (running or not) that carry `label` (key or key=value)."""
+        out = self(
+            "ps", "--all", "--filter", f"label={label}", "--format", "{{.Names}}", check=False
+        )
+        return out.split()
+
+
+def detect(repo: Path) -> Engine | None:
+    """The engine scripts/container-engine.sh picks (Docker, the private dockerd, podman)."""
+    done = subprocess.run(
+        [str(repo / "scripts" / "container-engine.sh")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    return Engine(tuple(done.stdout.split())) if done.returncode == 0 else None

@@ -28,9 +28,10 @@ from typing import Any, Protocol
 
 from lab import runtime
 from lab.envvars import EnvError, PodFacts, container_env, expand_command
+from lab.images import ImageRuntime, is_project_image
 from lab.manifests import Container, Handler, ManifestError, PodTemplate, Probe, Workload
 from lab.naming import NODE_GATEWAY, NODE_NAME, netns_name
-from lab.network import HostNetwork, NetworkError, PodNetwork, ip_binary
+from lab.network import ETC_NETNS, HostNetwork, NetworkError, PodNetwork, ip_binary
 from lab.probes import ProbeResult, http_get, run_exec, run_probe
 from lab.volumes import write_secret_volume
 
@@ -45,6 +46,7 @@ class Cluster(Protocol):
 
     network: HostNetwork
     workdir: Path
+    images: ImageRuntime | None
 
     def notify(self) -> None: ...
     def event(self, obj: str, reason: str, message: str) -> None: ...
@@ -191,6 +193,9 @@ class Running:
     exec_prefix: list[str]
     env: dict[str, str]
     init_sql_path: Path | None = None
+    # A container of the project's images, run by the engine under this name.
+    engine_name: str | None = None
+    pid: int | None = None  # the container's first process on the host
 
 
 class PodWorker:
@@ -203,6 +208,8 @@ class PodWorker:
         self.grace_override: float | None = None
         self.skip_pre_stop = False
         self.volumes: runtime.VolumeMap | None = None
+        self.volume_dirs: dict[str, Path] = {}
+        self.sandbox: str | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._readiness_now: dict[str, asyncio.Event] = {}
         self._terminating: asyncio.Task[None] | None = None
@@ -250,6 +257,7 @@ class PodWorker:
                 os.chown(path, uid, gid)
                 path.chmod(0o770)
             host[volume.name] = path
+        self.volume_dirs = host
         mounts: dict[str, Path] = {}
         for container in template.all_containers():
             for name, mount_path in container.volume_mounts:
@@ -259,6 +267,18 @@ class PodWorker:
     def _log_path(self, container: Container) -> Path:
         return self.dir / f"{container.name}.log"
 
+    def _from_image(self, container: Container) -> bool:
+        return self.cluster.images is not None and is_project_image(container.image)
+
+    async def _start_sandbox(self) -> int | None:
+        """The pause container, for a pod with containers from the project's images."""
+        images = self.cluster.images
+        app = [c for c in self.pod.template.all_containers() if self._from_image(c)]
+        if images is None or not app:
+            return None
+        self.sandbox, pid = await asyncio.to_thread(images.sandbox, self.pod.netns, app[0].image)
+        return pid
+
     # -- the pod's life ----------------------------------------------------------
 
     async def run(self) -> None:
@@ -267,12 +287,14 @@ class PodWorker:
             self.dir.mkdir(parents=True, exist_ok=True)
             self.dir.chmod(0o755)
             self.volumes = self._setup_volumes()
+            sandbox_pid = await self._start_sandbox()
             pod.net = await asyncio.to_thread(
                 self.cluster.network.add_pod,
                 pod.name,
                 pod.ip,
                 self.cluster.service_ips(),
                 pod.hostname_aliases,
+                sandbox_pid,
             )
             self._event("Scheduled", f"assigned to {NODE_NAME}, IP {pod.ip}, netns {pod.netns}")
             for container in pod.template.init_containers:
@@ -365,6 +387,8 @@ class PodWorker:
             self.cluster.service_env() if pod.template.enable_service_links else {},
         )
         command, args = expand_command(container, env)
+        if self._from_image(container):
+            return await self._start_image(container, state, env, command, args)
         launch = runtime.plan(container, pod.template, command, args, env, self.volumes)
         uid, gid, note = runtime.effective_user(launch)
         if note:
@@ -416,6 +440,66 @@ class PodWorker:
             )
         return Running(proc, launch, [*enter, *privilege], launch.env, init_sql_path)
 
+    async def _start_image(
+        self,
+        container: Container,
+        state: ContainerState,
+        env: dict[str, str],
+        command: list[str],
+        args: list[str],
+    ) -> Running:
+        """The container from its image, through the engine, in the pod's sandbox."""
+        images = self.cluster.images
+        assert images is not None and self.sandbox is not None
+        attempt = state.restart_count
+        name = f"{self.pod.netns}-{container.name}-{attempt}"
+        started = await asyncio.to_thread(
+            images.container_argv,
+            self.sandbox,
+            name,
+            self.pod.template,
+            container,
+            env,
+            command,
+            args,
+            self.volume_dirs,
+            ETC_NETNS / self.pod.netns,
+            self.dir / f"{container.name}.env",
+        )
+        uid = int(started.spec.user.split(":")[0]) if started.spec.user else 0
+        gid = int(started.spec.user.split(":")[1]) if started.spec.user else 0
+        state.run_as = uid
+        launch = runtime.Launch(
+            argv=started.argv,
+            env=env,
+            cwd="/",
+            uid=uid,
+            gid=gid,
+            security=container.security,
+            kind="image",
+        )
+        log = self._log_path(container)
+        with log.open("ab") as out:
+            out.write(f"--- lab: starting {container.name} from {container.image}\n".encode())
+            out.flush()
+            proc = await asyncio.create_subprocess_exec(
+                *started.argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+        pid = await asyncio.to_thread(images.pid, name)
+        exec_prefix = [*images.engine.command, "exec", name]
+        return Running(proc, launch, exec_prefix, env, engine_name=name, pid=pid)
+
+    def _signal(self, running: Running, sig: int) -> None:
+        """SIGTERM or SIGKILL to a container: its process group, or through the engine."""
+        if running.engine_name is not None and self.cluster.images is not None:
+            self.cluster.images.signal(running.engine_name, sig)
+        else:
+            _signal_group(running.proc.pid, sig)
+
     async def _run_once(
         self, container: Container, state: ContainerState, wait: bool, probes: bool = False
     ) -> int | None:
@@ -437,13 +521,14 @@ class PodWorker:
             self._late_stops.append(
                 asyncio.create_task(self._stop_process(container, running, self.grace()))
             )
-        state.state, state.reason, state.pid = "running", "", running.proc.pid
+        state.state, state.reason = "running", ""
+        state.pid = running.pid if running.engine_name else running.proc.pid
         state.started_at, state.exit_code = time.monotonic(), None
         state.started = container.startup_probe is None
         state.ready = False
         self._event(
             "Started",
-            f"container {container.name} (pid {running.proc.pid}, uid {running.launch.uid})",
+            f"container {container.name} (pid {state.pid}, uid {running.launch.uid})",
         )
         prober: asyncio.Task[None] | None = None
         if probes:
@@ -458,13 +543,20 @@ class PodWorker:
             self.running.pop(container.name, None)
             if running.init_sql_path is not None:
                 running.init_sql_path.unlink(missing_ok=True)
+        oom = False
+        if running.engine_name is not None and self.cluster.images is not None:
+            oom = await asyncio.to_thread(self.cluster.images.finish, running.engine_name)
         state.state, state.pid, state.ready, state.started = "terminated", None, False, False
         state.exit_code = code
         if code == 0:
             state.reason = "Completed"
+        elif oom:
+            # Over resources.limits.memory: the kernel's OOM killer, as on a node.
+            state.reason = "OOMKilled"
         else:
             state.reason = "Error"
         killed = f" (signal {-code})" if code is not None and code < 0 else ""
+        killed += " (OOMKilled: over its memory limit)" if oom else ""
         self._event(
             "Exited" if code == 0 else "Died",
             f"container {container.name} exited with {code}{killed}",
@@ -609,7 +701,7 @@ class PodWorker:
                     self._run_pre_stop(container.pre_stop, container, running), grace
                 )
         if proc.returncode is None:
-            _signal_group(proc.pid, signal.SIGTERM)
+            self._signal(running, signal.SIGTERM)
             remaining = max(deadline - time.monotonic(), 0.0)
             # The kubelet gives at least 2 s after SIGTERM when preStop ate the grace.
             remaining = max(remaining, 2.0) if container.pre_stop is not None else remaining
@@ -617,7 +709,7 @@ class PodWorker:
                 await asyncio.wait_for(proc.wait(), remaining)
             except TimeoutError:
                 self._event("Killing", f"{container.name}: grace period over, SIGKILL")
-                _signal_group(proc.pid, signal.SIGKILL)
+                self._signal(running, signal.SIGKILL)
                 await proc.wait()
 
     def request_delete(self, grace: float | None = None, skip_pre_stop: bool = False) -> None:
@@ -655,6 +747,8 @@ class PodWorker:
         pod = self.pod
         if pod.net is not None:
             await asyncio.to_thread(self.cluster.network.remove_pod, pod.net)
+        if self.sandbox is not None and self.cluster.images is not None:
+            await asyncio.to_thread(self.cluster.images.engine.remove, self.sandbox)
         pod.gone = True
         pod.phase = "Succeeded" if pod.phase == "Running" else pod.phase
         self._event("Deleted", "pod removed, network namespace gone")
@@ -664,7 +758,7 @@ class PodWorker:
     def kill_all(self) -> None:
         for running in list(self.running.values()):
             if running.proc.returncode is None:
-                _signal_group(running.proc.pid, signal.SIGKILL)
+                self._signal(running, signal.SIGKILL)
 
     def kill_process(self, container: str | None = None, sig: int = signal.SIGKILL) -> int:
         """Signal a container's process directly, as `kill -9 <pid>` would. Returns the pid."""
@@ -672,8 +766,11 @@ class PodWorker:
         running = self.running.get(name)
         if running is None:
             raise ProcessLookupError(f"container {name} of {self.pod.name} is not running")
-        os.kill(running.proc.pid, sig)
-        return running.proc.pid
+        pid = running.pid if running.engine_name else running.proc.pid
+        if pid is None:
+            raise ProcessLookupError(f"container {name} of {self.pod.name} has no process")
+        os.kill(pid, sig)
+        return pid
 
 
 def _signal_group(pid: int, sig: int) -> None:

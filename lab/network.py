@@ -225,7 +225,13 @@ class HostNetwork:
         ip: str,
         services: dict[str, str],
         hostname_aliases: list[str] | None = None,
+        sandbox_pid: int | None = None,
     ) -> PodNetwork:
+        """The pod's namespace, veth, address and routes, as a CNI plugin sets them up.
+
+        With `sandbox_pid`, the namespace is the one a sandbox container holds (the
+        engine made it): it is named for `ip netns` instead of created.
+        """
         address = ipaddress.ip_address(ip)
         if address not in POD_CIDR:
             raise NetworkError(f"{ip} is outside the pod range {POD_CIDR}")
@@ -238,7 +244,10 @@ class HostNetwork:
         )
         (etc / "resolv.conf").write_text(_resolv_conf(self.namespace))
         proto = str(LAB_ROUTE_PROTO)
-        run_ip("netns", "add", ns)
+        if sandbox_pid is None:
+            run_ip("netns", "add", ns)
+        else:
+            run_ip("netns", "attach", ns, str(sandbox_pid))
         run_ip(
             batch=[
                 f"link add {iface} type veth peer name eth0 netns {ns}",
@@ -315,7 +324,26 @@ def leftovers(workdir_root: Path = Path("/tmp")) -> dict[str, list[str]]:
         "nftables": nft_leftovers(),
         "etc_netns": etc,
         "workdirs": sorted(str(p) for p in workdir_root.glob(f"{WORKDIR_PREFIX}*")),
+        "containers": _lab_containers(),
     }
+
+
+def _lab_containers() -> list[str]:
+    from lab.engine import detect
+    from lab.images import LABEL
+    from lab.manifests import REPO
+
+    engine = detect(REPO)
+    return engine.labelled(LABEL) if engine is not None else []
+
+
+def _remove_lab_containers() -> list[str]:
+    from lab.engine import detect
+    from lab.images import ImageRuntime
+    from lab.manifests import REPO
+
+    engine = detect(REPO)
+    return ImageRuntime(engine).remove_all() if engine is not None else []
 
 
 def cleanup(etc_netns_created: bool = False, workdirs: Iterable[Path] = ()) -> list[str]:
@@ -329,6 +357,9 @@ def cleanup(etc_netns_created: bool = False, workdirs: Iterable[Path] = ()) -> l
     from lab.proxier import remove_nft_table
 
     removed: list[str] = []
+    # Containers first: a sandbox holds a pod's namespace, and an engine would
+    # restart nothing, but its CLI must not outlive the lab either.
+    removed += [f"container {name}" for name in _remove_lab_containers()]
     for ns in lab_netns():
         kill_netns_processes(ns)
     for link in lab_links():

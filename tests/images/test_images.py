@@ -158,6 +158,9 @@ def test_runs_as_the_manifest_says(pods: PodRunner, stack: dict[str, Pod], tier:
         assert int(status[caps], 16) == 0, f"{caps} {status[caps]}"
     assert status["NoNewPrivs"] == "1"
     assert status["Seccomp"] == "2"  # a filter: the runtime's default profile
+    # The limits, as the kernel enforces them (cgroup v1 or v2 files inside the container).
+    limits = pods.engine("exec", pod.containers[tier], "python", "-c", CGROUP_LIMITS).split()
+    assert [int(limits[0]), float(limits[1])] == [spec.memory_bytes, spec.cpus]
     # No password in the process's environment: the backend reads it from a file.
     environ = pods.engine("exec", pod.containers[tier], "cat", "/proc/1/environ")
     passwords = [v for k, v in spec.env.items() if "PASSWORD" in k and not k.endswith("_FILE")]
@@ -166,6 +169,19 @@ def test_runs_as_the_manifest_says(pods: PodRunner, stack: dict[str, Pod], tier:
         leaked = [k for k, v in secret.items() if "PASSWORD" in k and v in environ]
         assert not leaked
 
+
+CGROUP_LIMITS = """
+from pathlib import Path
+v2 = Path("/sys/fs/cgroup/memory.max")
+if v2.exists():
+    memory = v2.read_text().strip()
+    quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+else:
+    memory = Path("/sys/fs/cgroup/memory/memory.limit_in_bytes").read_text().strip()
+    quota = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text().strip()
+    period = Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text().strip()
+print(memory, int(quota) / int(period))
+"""
 
 WALK = """
 import os, sys

@@ -372,8 +372,10 @@ def overlay(
     directory: Path,
     delete_policies: Iterable[str] = (),
     backend_config: dict[str, str] | None = None,
+    backend_memory: str | None = None,
 ) -> Path:
-    """A kustomize overlay of k8s/: some NetworkPolicies deleted, some backend settings changed."""
+    """A kustomize overlay of k8s/: some NetworkPolicies deleted, some backend settings
+    changed, the backend container's memory limit changed."""
     directory.mkdir(parents=True, exist_ok=True)
     base = os.path.relpath(REPO / "k8s", directory)
     lines = [
@@ -383,8 +385,17 @@ def overlay(
         f"  - {base}",
     ]
     deletes = list(delete_policies)
-    if deletes:
+    if deletes or backend_memory:
         lines.append("patches:")
+    if backend_memory:
+        lines += [
+            "  - target: {kind: Deployment, name: backend}",
+            "    patch: |-",
+            "      - op: replace",
+            "        path: /spec/template/spec/containers/0/resources/limits/memory",
+            f"        value: {backend_memory}",
+        ]
+    if deletes:
         for name in deletes:
             lines += [
                 "  - patch: |-",

@@ -32,6 +32,7 @@ import httpx
 import pymysql
 import pytest
 
+from lab.engine import detect
 from lab.manifests import load
 from lab.naming import LAB_ROUTE_PROTO, NODE_GATEWAY, POD_CIDR, SERVICE_CIDR
 from lab.network import IP_FORWARD, leftovers
@@ -163,7 +164,9 @@ def test_pods_are_what_the_manifests_say(app: Any) -> None:
     assert environ["NODE_NAME"] == backend["node"]
     assert environ["DATABASE_URL"] == "mysql+pymysql://app@mysql:3306/app"
     assert "DATABASE_PASSWORD" not in environ
-    password_file = Path(environ["DATABASE_PASSWORD_FILE"])
+    # The container's own filesystem, as root sees it from the host.
+    root = Path(f"/proc/{pid}/root")
+    password_file = root / environ["DATABASE_PASSWORD_FILE"].lstrip("/")
     assert password_file.read_text() == secret["MYSQL_PASSWORD"]
     assert password_file.stat().st_mode & 0o777 == 0o440
     assert (password_file.stat().st_uid, password_file.stat().st_gid) == (0, 10001)
@@ -174,6 +177,17 @@ def test_pods_are_what_the_manifests_say(app: Any) -> None:
         os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(f"/run/netns/{_pod_netns(backend)}").st_ino
     )
     assert os.stat(f"/proc/{pid}").st_uid == 10001
+    if detect(REPO) is not None:
+        # From the image, not this checkout: its venv and code, and the securityContext.
+        assert (root / "opt/venv/pyvenv.cfg").exists()
+        assert (root / "app/backend/__init__.py").exists()
+        assert not (root / str(REPO).lstrip("/")).exists()
+        proc_status = Path(f"/proc/{pid}/status").read_text()
+        assert re.search(r"^CapEff:\s+0+$", proc_status, re.M), proc_status
+        assert re.search(r"^NoNewPrivs:\s+1$", proc_status, re.M)
+        assert re.search(r"^Seccomp:\s+2$", proc_status, re.M)
+        with pytest.raises(OSError, match="Read-only file system"):
+            (root / "app" / "probe").write_text("x")
     mysql = app.pods("mysql", status)[0]
     assert os.stat(f"/proc/{mysql['containers'][0]['pid']}").st_uid == 999
 
@@ -231,6 +245,31 @@ def test_spread_over_fresh_connections_and_one_kept_alive(app: Any) -> None:
     assert fresh["failed"] == 0 and kept["failed"] == 0, spread
     assert set(fresh["pods"]) == backend_pods
     assert len(kept["pods"]) == 1 and set(kept["pods"]) <= backend_pods
+
+
+def test_traffic_flows_under_dockers_default_firewall(app: Any) -> None:
+    """A desktop with Docker: FORWARD policy DROP and DOCKER-USER first in FORWARD.
+
+    The lab's pod-to-pod traffic is forwarded by the host, so it must still flow."""
+    policy = _run("iptables", "-S", "FORWARD").stdout.splitlines()[0].split()[-1]
+    had_chain = _run("iptables", "-nL", "DOCKER-USER", check=False).returncode == 0
+    if not had_chain:
+        _run("iptables", "-N", "DOCKER-USER")
+        _run("iptables", "-A", "DOCKER-USER", "-j", "RETURN")
+    _run("iptables", "-I", "FORWARD", "1", "-j", "DOCKER-USER")
+    _run("iptables", "-P", "FORWARD", "DROP")
+    try:
+        spread = httpx.get(
+            f"{app.base_url}/api/spread", params={"n": 12}, timeout=30, trust_env=False
+        ).json()
+        assert spread["fresh_connections"]["failed"] == 0, spread["fresh_connections"]
+        assert spread["fresh_connections"]["answered"] == 12
+    finally:
+        _run("iptables", "-P", "FORWARD", policy)
+        _run("iptables", "-D", "FORWARD", "-j", "DOCKER-USER")
+        if not had_chain:
+            _run("iptables", "-F", "DOCKER-USER")
+            _run("iptables", "-X", "DOCKER-USER")
 
 
 def test_kube_proxy_rules_for_the_backend(app: Any) -> None:
@@ -697,6 +736,37 @@ def test_connection_max_age_spreads_one_frontend(app: Any, tmp_path: Path) -> No
     # one more opens, when the kubelet's probe of the frontend (which asks the
     # backend) overlaps a read.
     assert off_opened <= 2, (off_counts, off_opened)
+
+
+def test_a_memory_limit_too_small_is_an_oom_kill(app: Any, tmp_path: Path) -> None:
+    """From its image under the engine's cgroup, a backend over its limit is OOM-killed,
+    as on a node; maxUnavailable 0 keeps the old pods serving meanwhile."""
+    if detect(REPO) is None:
+        pytest.skip("the pods run from the checkout: no container engine, no memory limit")
+    _run(
+        sys.executable,
+        "-m",
+        "lab",
+        "apply",
+        "-k",
+        str(overlay(tmp_path / "oom", backend_memory="24Mi")),
+    )
+    try:
+        app.wait_for(
+            lambda s: any("OOMKilled" in e["message"] for e in s["events"]),
+            120,
+            "a new backend pod OOM-killed",
+        )
+        assert sum(p["ready"] for p in app.pods("backend")) >= 3
+        page = httpx.get(f"{app.base_url}/api/route", timeout=10)
+        assert page.status_code == 200
+    finally:
+        _run(sys.executable, "-m", "lab", "apply", "-k", str(REPO / "k8s"))
+        app.wait_for(
+            lambda s: _rolled_out(s, "Deployment/backend", drained=True),
+            180,
+            "backend rolled back to the manifests' limit",
+        )
 
 
 def test_every_201_is_a_row_in_mysql(app: Any) -> None:
