@@ -328,7 +328,7 @@ def test_a_headless_service_gets_no_virtual_ip_and_no_rules(manifests, tmp_path:
     lab.allocate_service_ips()
     assert "mysql-headless" not in lab.cluster_ips and "mysql" in lab.cluster_ips
     assert not any("MYSQL_HEADLESS" in name for name in lab.service_env())
-    chains = {rule.port_name for rule in lab._compute_endpoints()}
+    chains = {rule.port_name for rule in lab.endpointslices.sync()}
     assert "clusterip-demo/mysql:mysql" in chains
     assert not any("mysql-headless" in chain for chain in chains)
 
