@@ -5,6 +5,8 @@ This module wires the parts together and runs their loop; each part is its own u
 - lab/controllers/deployment.py, statefulset.py: pods for the workloads;
 - lab/controllers/endpointslice.py: pods → endpoints (ready/serving/terminating);
 - lab/controllers/networkpolicy.py: the NetworkPolicies as rules on the pods' links;
+- lab/controllers/dns.py: the records of the cluster DNS (lab/dns.py), whose pod
+  and Service the lab adds in kube-system, as every cluster has them;
 - kube-proxy: the Proxier writes the rules for the ready endpoints, in
   iptables or nftables mode;
 - the kubelet (lab/kubelet.py): one PodWorker per pod; the controllers reach
@@ -25,13 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lab import dns
 from lab.apiserver import ApiServer, Event, SystemObjects
 from lab.controllers import deployment, networkpolicy, statefulset
+from lab.controllers.dns import DnsController
 from lab.controllers.endpointslice import EndpointSliceController
 from lab.envvars import service_link_env
 from lab.iptables import Iptables, ServicePortRules
 from lab.kubelet import Pod, PodWorker
-from lab.manifests import Manifests
+from lab.manifests import Manifests, parse_documents
 from lab.netpol import Policy
 from lab.network import HostNetwork
 from lab.proxier import Proxier, make_mode
@@ -51,6 +55,16 @@ class Options:
     seed: int | None = None
     # Enforce the manifests' NetworkPolicies, as a policy-capable CNI plugin does.
     network_policies: bool = True
+    # Run the cluster DNS (kube-dns in kube-system) the pods' resolv.conf points at.
+    cluster_dns: bool = True
+
+
+def dns_objects(directory: Path) -> SystemObjects:
+    """kube-system's kube-dns Service and Deployment, read like any manifest."""
+    parsed = parse_documents(
+        dns.system_documents(directory / "hosts", directory / "srv" / "srv.conf")
+    )
+    return SystemObjects(list(parsed.services.values()), dict(parsed.workloads))
 
 
 class Lab:
@@ -63,6 +77,9 @@ class Lab:
     ) -> None:
         self.options = options
         self.workdir = workdir
+        dns_dir = workdir / "dns"
+        if system is None and options.cluster_dns:
+            system = dns_objects(dns_dir)
         self.api = ApiServer(
             manifests,
             system,
@@ -80,6 +97,9 @@ class Lab:
             lambda message: self.event("kube-proxy", "SyncFailed", message),
         )
         self.endpointslices = EndpointSliceController(self.api)
+        self.dns: DnsController | None = (
+            DnsController(self.api, dns_dir) if options.cluster_dns else None
+        )
         self.workers: dict[str, PodWorker] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
         self._dirty: asyncio.Event | None = None
@@ -125,6 +145,8 @@ class Lab:
     def setup_network(self) -> None:
         """The node, in the order that keeps it safe at every step."""
         self.allocate_service_ips()
+        if self.dns is not None:
+            self.dns.prepare()  # the records exist before the DNS pod reads them
         for warning in self.network.add_unreachable_routes():
             self.event("node", "Warning", warning)
         self.proxier.update(self.endpointslices.sync(), networkpolicy.compute(self.api))
@@ -187,6 +209,8 @@ class Lab:
 
     def _update_endpoints(self) -> None:
         rules = self.endpointslices.sync()
+        if self.dns is not None:
+            self.dns.sync()
         self.proxier.update(rules, networkpolicy.compute(self.api))
 
     def _on_sync(self, rules: Sequence[ServicePortRules], took: float) -> None:

@@ -14,10 +14,10 @@ import pytest
 
 from lab.apiserver import ApiServer
 from lab.controllers import deployment, endpointslice, statefulset
-from lab.kubelet import ContainerState, Pod
+from lab.kubelet import Pod
 from lab.manifests import parse_documents
 from lab.naming import NODE_POD_CIDR
-from lab.network import PodNetwork
+from tests.lab.fakes import FakeKubelet
 
 NS = "shop"
 
@@ -78,38 +78,6 @@ def _docs(strategy: dict[str, Any] | None = None, web_replicas: int = 3) -> list
             },
         },
     ]
-
-
-class FakeKubelet:
-    """The PodRuntime the controllers call: records what they asked for."""
-
-    def __init__(self, api: ApiServer) -> None:
-        self.api = api
-        self.started: list[str] = []
-        self.deleted: list[str] = []
-
-    def start_pod(self, pod: Pod) -> None:
-        self.started.append(pod.name)
-        pod.net = PodNetwork(pod.name, pod.ip, f"cip-{pod.name}", "cipfake")
-        pod.containers = {c.name: ContainerState(c.name) for c in pod.template.containers}
-
-    def delete_pod(self, pod: Pod) -> None:
-        self.deleted.append(pod.name)
-        pod.deleting = True
-
-    # What the real kubelet reports later:
-    @staticmethod
-    def ready(*pods: Pod) -> None:
-        for pod in pods:
-            pod.init_done = True
-            pod.phase = "Running"
-            for c in pod.containers.values():
-                c.state, c.ready = "running", True
-
-    def gone(self, *pods: Pod) -> None:
-        for pod in pods:
-            pod.gone = True
-            self.api.pods.pop(pod.name)
 
 
 def _cluster(**kwargs: Any) -> tuple[ApiServer, FakeKubelet]:
