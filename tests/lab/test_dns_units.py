@@ -331,3 +331,21 @@ def test_endpoints_of_kube_dns_are_its_pod_on_both_protocols(tmp_path: Path) -> 
         ("UDP", (f"{ip}:53",)),
         ("TCP", (f"{ip}:53",)),
     }
+
+
+def test_the_tests_dns_client_reads_srv_and_compressed_names() -> None:
+    from tests.lab.dnsquery import build_query, parse_answer
+
+    query = build_query("_http._tcp.backend.ns.svc.cluster.local", "SRV", 0x1234)
+    assert query[:2] == b"\x12\x34" and query.endswith(b"\x00\x00\x21\x00\x01")
+    # The answer repeats the question; the record's owner is a pointer to it (offset 12).
+    answer = bytearray(query)
+    answer[2:4] = b"\x85\x80"  # a response, authoritative, no error
+    answer[6:8] = b"\x00\x01"
+    target = b"\x07backend\x02ns\x03svc\x07cluster\x05local\x00"
+    rdata = b"\x00\x00\x00\x64\x1f\x40" + target
+    answer += b"\xc0\x0c\x00\x21\x00\x01\x00\x00\x00\x1e" + len(rdata).to_bytes(2, "big") + rdata
+    assert parse_answer(bytes(answer)) == (0, ["0 100 8000 backend.ns.svc.cluster.local"])
+    nx = bytearray(query)
+    nx[2:4] = b"\x85\x83"
+    assert parse_answer(bytes(nx)) == (3, [])
