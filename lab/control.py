@@ -26,6 +26,7 @@ class ControlError(RuntimeError):
 
 
 def _dispatch(lab: Lab, request: dict[str, Any]) -> dict[str, Any]:
+    # Writes to objects go to the API server; kill and delete reach the kubelet.
     cmd = request.get("cmd")
     if cmd == "status":
         return lab.status()
@@ -36,11 +37,11 @@ def _dispatch(lab: Lab, request: dict[str, Any]) -> dict[str, Any]:
     if cmd == "delete":
         return {"deleted": lab.delete(request["pod"], request.get("grace"))}
     if cmd == "scale":
-        return {"scaled": lab.scale(request["workload"], int(request["replicas"]))}
+        return {"scaled": lab.api.scale(request["workload"], int(request["replicas"]))}
     if cmd == "rollout_restart":
-        return {"restarted": lab.rollout_restart(request["workload"])}
+        return {"restarted": lab.api.rollout_restart(request["workload"])}
     if cmd == "apply":
-        return {"changes": lab.apply(parse_text(request["manifests"]))}
+        return {"changes": lab.api.apply(parse_text(request["manifests"]))}
     raise ValueError(f"unknown command {cmd!r}")
 
 

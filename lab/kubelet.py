@@ -294,7 +294,8 @@ class PodWorker:
                 pod.ip,
                 self.cluster.service_ips(),
                 pod.hostname_aliases,
-                sandbox_pid,
+                namespace=pod.namespace,
+                sandbox_pid=sandbox_pid,
             )
             self._event("Scheduled", f"assigned to {NODE_NAME}, IP {pod.ip}, netns {pod.netns}")
             for container in pod.template.init_containers:

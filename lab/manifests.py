@@ -28,6 +28,10 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_KUSTOMIZE_DIR = REPO / "k8s"
 
 
+# What kube-proxy's rules and the lab's NetworkPolicies handle (SCTP: no).
+PROTOCOLS = ("TCP", "UDP")
+
+
 class ManifestError(ValueError):
     """The manifests ask for something the lab cannot run."""
 
@@ -225,8 +229,10 @@ class Container:
             for p in raw.get("ports") or []
         )
         for port in ports:
-            if port.protocol != "TCP":
-                raise ManifestError(f"{here}: only TCP ports are supported, not {port.protocol}")
+            if port.protocol not in PROTOCOLS:
+                raise ManifestError(
+                    f"{here}: only TCP and UDP ports are supported, not {port.protocol}"
+                )
         lifecycle = raw.get("lifecycle") or {}
         if lifecycle.get("postStart"):
             raise ManifestError(f"{here}: postStart hooks are not supported")
@@ -465,8 +471,10 @@ def _service(doc: dict[str, Any], namespace: str) -> Service:
     ports = []
     for raw in spec.get("ports") or []:
         protocol = raw.get("protocol", "TCP")
-        if protocol != "TCP":
-            raise ManifestError(f"Service {name}: only TCP ports are supported")
+        if protocol not in PROTOCOLS:
+            raise ManifestError(
+                f"Service {name}: only TCP and UDP ports are supported, not {protocol}"
+            )
         ports.append(
             ServicePort(
                 name=raw.get("name") or "",

@@ -1,4 +1,4 @@
-"""The node's network: pod namespaces, veth pairs, routes, hosts files, and cleanup.
+"""The node's network: pod namespaces, veth pairs, routes, hosts/resolv.conf, and cleanup.
 
 Topology (the CNI `ptp` plugin's, on one node):
 
@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab.dns import resolv_conf
 from lab.naming import (
     IFACE_PREFIX,
     LAB_ROUTE_PROTO,
@@ -123,37 +124,18 @@ class PodNetwork:
     host_iface: str
 
 
-def _hosts_file(
-    pod: str, ip: str, hostname_aliases: list[str], services: dict[str, str], namespace: str
-) -> str:
+def _hosts_file(pod: str, ip: str, hostname_aliases: list[str]) -> str:
+    """The kubelet-managed /etc/hosts: localhost and the pod's own names, nothing else.
+
+    Service names are not here: the cluster DNS answers them (lab/dns.py).
+    """
     lines = [
-        "# Kubernetes-style hosts file, written by the clusterip-demo lab.",
-        "# The lab has no cluster DNS: Service names resolve here, to their ClusterIPs,",
-        "# exactly as CoreDNS would answer them.",
+        "# Kubernetes-managed hosts file, written by the clusterip-demo lab.",
         "127.0.0.1\tlocalhost",
         "::1\tlocalhost ip6-localhost ip6-loopback",
         f"{ip}\t{' '.join([*hostname_aliases, pod])}",
     ]
-    for name, cluster_ip in sorted(services.items()):
-        names = [
-            name,
-            f"{name}.{namespace}",
-            f"{name}.{namespace}.svc",
-            f"{name}.{namespace}.svc.cluster.local",
-        ]
-        lines.append(f"{cluster_ip}\t{' '.join(names)}")
     return "\n".join(lines) + "\n"
-
-
-def _resolv_conf(namespace: str) -> str:
-    # No nameserver line: glibc then asks 127.0.0.1 inside the pod's own
-    # namespace, where nothing listens, so a name not in /etc/hosts fails at
-    # once instead of leaking a query to the host's resolver.
-    return (
-        "# Written by the clusterip-demo lab: no cluster DNS, names are in /etc/hosts.\n"
-        f"search {namespace}.svc.cluster.local svc.cluster.local cluster.local\n"
-        "options ndots:5 attempts:1 timeout:1\n"
-    )
 
 
 class HostNetwork:
@@ -223,14 +205,18 @@ class HostNetwork:
         self,
         pod: str,
         ip: str,
-        services: dict[str, str],
+        services: dict[str, str] | None = None,
         hostname_aliases: list[str] | None = None,
+        namespace: str | None = None,
         sandbox_pid: int | None = None,
     ) -> PodNetwork:
-        """The pod's namespace, veth, address and routes, as a CNI plugin sets them up.
+        """The pod's namespace, veth, address and routes, and its hosts and resolv.conf.
 
-        With `sandbox_pid`, the namespace is the one a sandbox container holds (the
-        engine made it): it is named for `ip netns` instead of created.
+        `services` is no longer used (names come from the cluster DNS); it stays
+        so the kubelet's call keeps its shape. `namespace` is the pod's, for the
+        search path; the app's namespace when not given. With `sandbox_pid`, the
+        namespace is the one a sandbox container holds (the engine made it): it is
+        named for `ip netns` instead of created.
         """
         address = ipaddress.ip_address(ip)
         if address not in POD_CIDR:
@@ -239,10 +225,9 @@ class HostNetwork:
         iface = host_iface(pod)
         etc = ETC_NETNS / ns
         etc.mkdir(parents=True, exist_ok=True)
-        (etc / "hosts").write_text(
-            _hosts_file(pod, ip, hostname_aliases or [], services, self.namespace)
-        )
-        (etc / "resolv.conf").write_text(_resolv_conf(self.namespace))
+        (etc / "hosts").write_text(_hosts_file(pod, ip, hostname_aliases or []))
+        # `ip netns exec` bind-mounts these over /etc/hosts and /etc/resolv.conf.
+        (etc / "resolv.conf").write_text(resolv_conf(namespace or self.namespace))
         proto = str(LAB_ROUTE_PROTO)
         if sandbox_pid is None:
             run_ip("netns", "add", ns)

@@ -44,7 +44,7 @@ from lab.manifests import REPO, Container, ManifestError, PodTemplate, SecurityC
 # The image's default user when the manifests set none: the app images'
 # Dockerfiles say USER 10001; the official redis and mysql images start as
 # root and drop to their own user (999).
-IMAGE_DEFAULT_USER = {"app": 10001, "redis": 999, "mysql": 999}
+IMAGE_DEFAULT_USER = {"app": 10001, "redis": 999, "mysql": 999, "dnsmasq": 0}
 
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -78,6 +78,8 @@ def image_kind(image: str) -> tuple[str, str]:
         return "redis", last
     if last in ("mysql", "mariadb"):
         return "mysql", last
+    if "dnsmasq" in last:  # the lab's kube-dns pod (lab/dns.py)
+        return "dnsmasq", last
     raise ManifestError(
         f"image {image!r}: the lab knows clusterip-demo/*, redis, mysql and mariadb images only"
     )
@@ -289,6 +291,14 @@ def plan(
         full_env.update(env)
         cwd = container.working_dir and volumes.host_path(container.working_dir)
         launch = Launch(argv, full_env, cwd or str(REPO), uid, gid, merged, kind, notes=notes)
+    elif kind == "dnsmasq":
+        # Debian's dnsmasq under the nanny that restarts it for new SRV records
+        # (lab/dnsnanny.py); it binds port 53 as root, then drops to nobody.
+        argv = [sys.executable, "-m", "lab.dnsnanny", *command, *args]
+        full_env.update({"PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"})
+        full_env.update(env)
+        launch = Launch(argv, full_env, "/", uid, gid, merged, kind)
+        notes.append("image k8s-dns-dnsmasq-nanny → Debian's dnsmasq (kube-dns's DNS server)")
     elif kind == "redis":
         binary = shutil.which("redis-server")
         if binary is None:

@@ -37,6 +37,7 @@ def pods(status: dict[str, Any]) -> str:
         pids = ",".join(str(c["pid"]) for c in containers if c["pid"]) or "-"
         rows.append(
             [
+                pod["namespace"],
                 pod["name"],
                 f"{ready}/{len(containers)}",
                 pod["status"],
@@ -47,7 +48,10 @@ def pods(status: dict[str, Any]) -> str:
                 pids,
             ]
         )
-    return _table(["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "PID"], rows)
+    # Every namespace, as `kubectl get pods -A`: the app's and kube-system's DNS pod.
+    return _table(
+        ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "PID"], rows
+    )
 
 
 def services(status: dict[str, Any]) -> str:
@@ -58,6 +62,7 @@ def services(status: dict[str, Any]) -> str:
         selector = ",".join(f"{k}={v}" for k, v in (svc["selector"] or {}).items())
         rows.append(
             [
+                svc.get("namespace", status["namespace"]),
                 svc["name"],
                 svc["type"],
                 svc["cluster_ip"],
@@ -67,7 +72,10 @@ def services(status: dict[str, Any]) -> str:
                 selector,
             ]
         )
-    return _table(["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE", "SELECTOR"], rows)
+    return _table(
+        ["NAMESPACE", "NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE", "SELECTOR"],
+        rows,
+    )
 
 
 def _list_with_more(items: list[str], limit: int = 3) -> str:

@@ -39,6 +39,7 @@ NEEDED = (
     ("mariadb-install-db", "mariadb-server"),
     ("redis-server", "redis-server"),
     ("setpriv", "util-linux"),
+    ("dnsmasq", "dnsmasq-base"),
     ("unshare", "util-linux"),
 )
 

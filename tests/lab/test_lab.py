@@ -143,6 +143,14 @@ def test_pods_are_what_the_manifests_say(app: Any) -> None:
     for pod in status["pods"]:
         assert ipaddress.ip_address(pod["ip"]) in POD_CIDR
     for svc in status["services"]:
+        if svc["namespace"] != manifests.namespace:
+            # What the lab adds, as a cluster has it: the DNS Service in kube-system.
+            assert (svc["namespace"], svc["name"], svc["cluster_ip"]) == (
+                "kube-system",
+                "kube-dns",
+                "10.96.0.10",
+            )
+            continue
         if manifests.services[svc["name"]].headless:
             # The StatefulSet's governing Service: no virtual IP, no NAT rules.
             assert svc["cluster_ip"] == "None"
@@ -192,15 +200,57 @@ def test_pods_are_what_the_manifests_say(app: Any) -> None:
     assert os.stat(f"/proc/{mysql['containers'][0]['pid']}").st_uid == 999
 
 
-def test_service_names_resolve_to_cluster_ips_inside_a_pod(app: Any) -> None:
+def _dns(pod: dict[str, Any], name: str, qtype: str = "A") -> dict[str, Any]:
+    """Ask the cluster DNS (10.96.0.10, through kube-proxy's rules) from inside a pod."""
+    out = _run(
+        "ip",
+        "netns",
+        "exec",
+        _pod_netns(pod),
+        sys.executable,
+        "-m",
+        "tests.lab.dnsquery",
+        "10.96.0.10",
+        name,
+        qtype,
+    )
+    return dict(json.loads(out.stdout))
+
+
+def test_service_names_resolve_through_the_cluster_dns(app: Any) -> None:
     status = app.status()
     frontend = app.pods("frontend", status)[0]
+    mysql0 = next(p for p in status["pods"] if p["name"] == "mysql-0")
+    dns_pod = next(p for p in status["pods"] if p["namespace"] == "kube-system")
+    assert dns_pod["labels"]["k8s-app"] == "kube-dns" and dns_pod["ready"]
+    # The kubelet's resolv.conf, and a hosts file without any Service in it.
+    resolv = _run("ip", "netns", "exec", _pod_netns(frontend), "cat", "/etc/resolv.conf").stdout
+    assert resolv == (
+        "search clusterip-demo.svc.cluster.local svc.cluster.local cluster.local\n"
+        "nameserver 10.96.0.10\noptions ndots:5\n"
+    )
+    hosts = _run("ip", "netns", "exec", _pod_netns(frontend), "cat", "/etc/hosts").stdout
+    assert "10.96." not in hosts
     for service in ("backend", "redis", "mysql"):
         ip = app.service_ip(service, status)
         for name in (service, f"{service}.clusterip-demo.svc.cluster.local"):
             out = _run("ip", "netns", "exec", _pod_netns(frontend), "getent", "hosts", name)
             assert out.stdout.split()[0] == ip, (name, out.stdout)
-    # And as the frontend's Python resolves it, through the pod's own /etc/hosts.
+    # The StatefulSet's pod by its name under the headless governing Service.
+    out = _run(
+        "ip", "netns", "exec", _pod_netns(frontend), "getent", "hosts", "mysql-0.mysql-headless"
+    )
+    assert out.stdout.split()[0] == mysql0["ip"]
+    # SRV for a named port, asked of 10.96.0.10 itself.
+    srv = _dns(frontend, "_http._tcp.backend.clusterip-demo.svc.cluster.local", "SRV")
+    assert srv == {
+        "rcode": 0,
+        "answers": ["0 100 8000 backend.clusterip-demo.svc.cluster.local"],
+    }
+    # Anything else is NXDOMAIN, and nothing is forwarded off the machine.
+    assert _dns(frontend, "nope.clusterip-demo.svc.cluster.local")["rcode"] == 3
+    assert _dns(frontend, "example.com")["rcode"] == 3
+    # And as the frontend's Python resolves it.
     code = "import socket; print(socket.gethostbyname('backend'))"
     out = _run("ip", "netns", "exec", _pod_netns(frontend), sys.executable, "-c", code)
     assert out.stdout.strip() == app.service_ip("backend", status)
@@ -390,6 +440,17 @@ def test_network_policies_are_enforced(app: Any, tmp_path: Path) -> None:
     # Nothing but the backend reaches MySQL.
     assert _connects(redis, to_mysql) == ["timeout"] * 2
 
+    # Without allow-dns-egress the frontend's DNS queries to 10.96.0.10 are dropped.
+    assert _dns(frontend, "backend.clusterip-demo.svc.cluster.local")["rcode"] == 0
+    _apply(
+        app,
+        overlay(tmp_path / "no-dns-policy", ["allow-dns-egress"]),
+        set(POLICIES) - {"allow-dns-egress"},
+    )
+    assert _dns(frontend, "backend.clusterip-demo.svc.cluster.local") == {"error": "timeout"}
+    _apply(app, None, set(POLICIES))
+    assert _dns(frontend, "backend.clusterip-demo.svc.cluster.local")["rcode"] == 0
+
     # Two fences stand between the frontend and MySQL: without the MySQL-side
     # policies the frontend's own egress policy still stops it.
     _apply(
@@ -413,6 +474,7 @@ def test_network_policies_are_enforced(app: Any, tmp_path: Path) -> None:
             "frontend → mysql/redis (ClusterIP and pod IP)": "dropped",
             "backend → mysql/redis": "connected",
             "redis → mysql": "dropped",
+            "without allow-dns-egress, frontend → 10.96.0.10:53": "dropped",
             "without the mysql and default-deny policies, frontend → mysql": "still dropped",
             "without any policy, frontend → mysql": "connected",
         },

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from lab import nftables
-from lab.cluster import Lab
+from lab.apiserver import ApiServer
+from lab.controllers import endpointslice
 from lab.iptables import Endpoint, ServicePortRules
 from lab.manifests import load, parse_documents
 from lab.proxier import NftablesMode, ProxyState
@@ -223,14 +224,9 @@ def test_not_ready_endpoints_are_left_out_as_in_iptables_mode() -> None:
 
 def _lab_rules() -> list[ServicePortRules]:
     """The Service ports the lab's EndpointSlice controller hands kube-proxy, before any pod."""
-    manifests = load()
-    lab = object.__new__(Lab)  # only the pure parts: no network, no processes
-    lab.manifests = manifests
-    lab.namespace = manifests.namespace
-    lab.cluster_ips = {}
-    lab.pods = {}
-    lab.allocate_service_ips()
-    return lab._compute_endpoints()
+    api = ApiServer(load(), print_events=False)  # only the state: no network, no processes
+    api.allocate_service_ips()
+    return endpointslice.compute(api)
 
 
 @pytest.fixture(scope="module")
@@ -275,10 +271,9 @@ def test_a_headless_service_gets_no_rules() -> None:
     assert manifests.services["db-headless"].headless
     assert manifests.services["db-headless"].affinity_timeout is None
     assert manifests.services["db"].affinity_timeout == 10800
-    lab = object.__new__(Lab)
-    lab.manifests, lab.namespace, lab.cluster_ips, lab.pods = manifests, "ns", {}, {}
-    lab.allocate_service_ips()
-    rules = lab._compute_endpoints()
+    api = ApiServer(manifests, print_events=False)
+    api.allocate_service_ips()
+    rules = endpointslice.compute(api)
     assert [r.port_name for r in rules] == ["ns/db:db"]
     assert rules[0].affinity_timeout == 10800
     assert "db-headless" not in nftables.render(rules)

@@ -51,7 +51,7 @@ from lab.naming import (
     template_hash,
 )
 from lab.netpol import NETPOL, PodRef, compile_policies, parse_policy
-from lab.network import _hosts_file, _resolv_conf
+from lab.network import _hosts_file
 from lab.probes import _programs, exec_fallback, http_get, mysql_handshake, redis_ping
 from lab.volumes import MountError, secret_files, write_secret_volume
 from tests.conftest import missing
@@ -328,7 +328,7 @@ def test_a_headless_service_gets_no_virtual_ip_and_no_rules(manifests, tmp_path:
     lab.allocate_service_ips()
     assert "mysql-headless" not in lab.cluster_ips and "mysql" in lab.cluster_ips
     assert not any("MYSQL_HEADLESS" in name for name in lab.service_env())
-    chains = {rule.port_name for rule in lab._compute_endpoints()}
+    chains = {rule.port_name for rule in lab.endpointslices.sync()}
     assert "clusterip-demo/mysql:mysql" in chains
     assert not any("mysql-headless" in chain for chain in chains)
 
@@ -373,20 +373,12 @@ def test_service_ips_are_stable_and_in_range() -> None:
     assert other != first and ipaddress.ip_address(other) in SERVICE_CIDR
 
 
-def test_hosts_and_resolv_conf_of_a_pod() -> None:
-    hosts = _hosts_file(
-        "web-0", "10.244.1.9", ["web-0.web.ns.svc.cluster.local"], {"backend": "10.96.0.20"}, "ns"
-    )
-    line = next(line for line in hosts.splitlines() if line.startswith("10.96.0.20"))
-    assert line.split()[1:] == [
-        "backend",
-        "backend.ns",
-        "backend.ns.svc",
-        "backend.ns.svc.cluster.local",
-    ]
+def test_hosts_file_of_a_pod_has_its_own_names_and_no_service() -> None:
+    hosts = _hosts_file("web-0", "10.244.1.9", ["web-0.web.ns.svc.cluster.local"])
     assert "10.244.1.9\tweb-0.web.ns.svc.cluster.local web-0" in hosts
-    resolv = _resolv_conf("ns")
-    assert "nameserver" not in resolv and "search ns.svc.cluster.local" in resolv
+    assert "127.0.0.1\tlocalhost" in hosts
+    # Service names are the cluster DNS's job now, not the hosts file's.
+    assert "10.96." not in hosts and "backend" not in hosts
 
 
 # --- kube-proxy's rules --------------------------------------------------------------------
