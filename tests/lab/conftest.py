@@ -7,12 +7,15 @@ under CI=true that is a failure, as for the other real-server tests.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from lab.engine import detect
 from tests.conftest import missing
 from tests.lab.labctl import FIGURES, REPO, LabProcess, lab_unavailable
 from tests.support.ports import free_port
@@ -29,7 +32,7 @@ def lab_host() -> None:
 def lab(lab_host: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabProcess]:
     """The whole app in the lab, with the manifests' replica counts, ready."""
     log = tmp_path_factory.mktemp("lab") / "lab.log"
-    process = LabProcess(log, free_port())
+    process = LabProcess(log, free_port(), checkout=_private_checkout(tmp_path_factory))
     try:
         process.start()
     except BaseException:
@@ -41,6 +44,21 @@ def lab(lab_host: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[La
     subprocess.run(
         [sys.executable, "-m", "lab", "down"], cwd=REPO, capture_output=True, check=False
     )
+
+
+def _private_checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the repository in a directory of mode 0700, as a clone in a Debian home
+    directory is: the pods' uid 10001 cannot read it, so the lab must run the pods from
+    their images. Without a container engine the lab falls back to the checkout, which
+    must then be readable: the repository itself is used."""
+    if detect(REPO) is None:
+        return REPO
+    home = tmp_path_factory.mktemp("home")
+    home.chmod(0o700)
+    copy = home / "clusterip-demo"
+    skip = shutil.ignore_patterns(".git", ".venv", "var", "node_modules", "__pycache__", ".*cache")
+    shutil.copytree(REPO, copy, ignore=skip)
+    return copy
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

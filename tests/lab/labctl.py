@@ -64,10 +64,17 @@ def lab_unavailable() -> str | None:
 
 
 class LabProcess:
-    def __init__(self, log_path: Path, port: int, extra_args: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        log_path: Path,
+        port: int,
+        extra_args: Iterable[str] = (),
+        checkout: Path = REPO,
+    ) -> None:
         self.log_path = log_path
         self.port = port
         self.extra_args = list(extra_args)
+        self.checkout = checkout
         self.proc: subprocess.Popen[bytes] | None = None
         self.startup_seconds = 0.0
 
@@ -91,7 +98,7 @@ class LabProcess:
                     "120",
                     *self.extra_args,
                 ],
-                cwd=REPO,
+                cwd=self.checkout,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 # Not in the test's process group: Ctrl-C on pytest is not the lab's.
