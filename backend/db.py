@@ -14,12 +14,14 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from anyio import CapacityLimiter, to_thread
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, text
+from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select, text
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import (
     DisconnectionError,
     IntegrityError,
@@ -31,7 +33,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from backend.config import BackendSettings
 from backend.errors import ApiError, DependencyUnavailable
-from backend.models import IdempotencyKey, Message
+from backend.models import IdempotencyKey, Message, MessageCount
 from common.request_context import record_timing
 
 log = logging.getLogger("db")
@@ -40,6 +42,12 @@ T = TypeVar("T")
 
 _messages = Message.__table__
 _keys = IdempotencyKey.__table__
+_counts = MessageCount.__table__
+
+# InnoDB's "deadlock found" and "lock wait timeout": the transaction was
+# rolled back as a whole, so running it again is safe.
+_RETRYABLE_MYSQL_ERRORS = frozenset({1213, 1205})
+_WRITE_ATTEMPTS = 3
 
 DbState = Literal["up", "down", "unknown"]
 
@@ -73,6 +81,44 @@ def _row_to_dict(row: Any) -> dict[str, Any]:
 def request_fingerprint(author: str, text_: str) -> str:
     payload = json.dumps([author, text_], ensure_ascii=False).encode()
     return hashlib.sha256(payload).hexdigest()
+
+
+def _count_increment(dialect: str, written_by: str) -> Any:
+    """One more message by `written_by`, creating its counter row on first use."""
+    if dialect == "sqlite":
+        stmt = sqlite_insert(_counts).values(written_by=written_by, messages=1)
+        return stmt.on_conflict_do_update(
+            index_elements=[_counts.c.written_by],
+            set_={"messages": _counts.c.messages + 1},
+        )
+    stmt = mysql_insert(_counts).values(written_by=written_by, messages=1)
+    return stmt.on_duplicate_key_update(messages=_counts.c.messages + 1)
+
+
+def delete_expired_keys(conn: Connection, cutoff: datetime, limit: int) -> int:
+    """Delete at most `limit` idempotency keys created before `cutoff`.
+
+    The keys are picked by a plain read first and then deleted one by one
+    by primary key: InnoDB then locks only those rows, never a range or its
+    gaps, so an insert of a new key never waits for a clean-up pass.
+    """
+    expired = list(
+        conn.execute(
+            select(_keys.c.key)
+            .where(_keys.c.created_at < cutoff)
+            .order_by(_keys.c.created_at)
+            .limit(limit)
+        ).scalars()
+    )
+    if not expired:
+        return 0
+    # One equality delete per key: `key IN (…)` or a condition on created_at
+    # is a range scan to InnoDB, whose next-key locks block inserts of new
+    # keys until the pass commits (tests/backend/test_key_expiry.py).
+    deleted = 0
+    for key in expired:
+        deleted += conn.execute(delete(_keys).where(_keys.c.key == key)).rowcount
+    return deleted
 
 
 def make_engine(settings: BackendSettings) -> Engine:
@@ -238,12 +284,17 @@ class Database:
         return _row_to_dict(row) if row else None
 
     def stats(self) -> tuple[int, dict[str, int]]:
+        # One row per pod that ever wrote, kept by `create`: the cost does
+        # not grow with the number of messages.
         with self.engine.connect() as conn:
-            total = conn.execute(select(func.count()).select_from(_messages)).scalar_one()
-            by_pod = conn.execute(
-                select(_messages.c.written_by, func.count()).group_by(_messages.c.written_by)
-            ).all()
-        return int(total), {pod: int(n) for pod, n in by_pod}
+            by_pod = {pod: int(n) for pod, n in conn.execute(select(_counts)).all()}
+        return sum(by_pod.values()), by_pod
+
+    def expire_keys(self, retention: timedelta, limit: int) -> int:
+        """One bounded clean-up pass, in its own short transaction."""
+        cutoff = datetime.now(UTC).replace(tzinfo=None) - retention
+        with self.engine.begin() as conn:
+            return delete_expired_keys(conn, cutoff, limit)
 
     def create(
         self, author: str, text_: str, written_by: str, idempotency_key: str | None
@@ -255,24 +306,7 @@ class Database:
             if replay is not None:
                 return replay
         try:
-            # One transaction for the row and its key: either both exist or
-            # neither, so a retry after a lost response never makes a second row.
-            with self._transaction() as conn:
-                new_id = conn.execute(
-                    insert(_messages).values(
-                        author=author, text=text_, created_at=now, written_by=written_by
-                    )
-                ).inserted_primary_key[0]
-                if idempotency_key is not None:
-                    conn.execute(
-                        insert(_keys).values(
-                            key=idempotency_key,
-                            request_hash=fingerprint,
-                            message_id=new_id,
-                            created_at=now,
-                        )
-                    )
-                row = conn.execute(select(_messages).where(_messages.c.id == new_id)).one()
+            row = self._insert(author, text_, written_by, idempotency_key, fingerprint, now)
         except IntegrityError:
             # The same key committed by a concurrent request between our
             # look-up and our insert: answer with what that one wrote.
@@ -283,6 +317,45 @@ class Database:
                 raise
             return replay
         return CreatedMessage(row=_row_to_dict(row), replayed=False)
+
+    def _insert(
+        self,
+        author: str,
+        text_: str,
+        written_by: str,
+        idempotency_key: str | None,
+        fingerprint: str,
+        now: datetime,
+    ) -> Any:
+        # One transaction for the row, its key and its pod's counter: either
+        # all exist or none, so a retry after a lost response never makes a
+        # second row and the counts never drift from the rows.
+        for attempt in range(1, _WRITE_ATTEMPTS + 1):
+            try:
+                with self._transaction() as conn:
+                    new_id = conn.execute(
+                        insert(_messages).values(
+                            author=author, text=text_, created_at=now, written_by=written_by
+                        )
+                    ).inserted_primary_key[0]
+                    if idempotency_key is not None:
+                        conn.execute(
+                            insert(_keys).values(
+                                key=idempotency_key,
+                                request_hash=fingerprint,
+                                message_id=new_id,
+                                created_at=now,
+                            )
+                        )
+                    conn.execute(_count_increment(conn.dialect.name, written_by))
+                    return conn.execute(select(_messages).where(_messages.c.id == new_id)).one()
+            except OperationalError as exc:
+                # Concurrent first writes of a pod can deadlock on its new
+                # counter row; InnoDB rolled the whole transaction back.
+                code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+                if code not in _RETRYABLE_MYSQL_ERRORS or attempt == _WRITE_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Connection]:

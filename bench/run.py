@@ -17,8 +17,8 @@ import httpx
 
 from bench.report import Row, write_report
 from bench.wrk import WrkResult, rss_mib, run_wrk
-from tests.support.apps import AppProcess, migrate
-from tests.support.servers import MariaDB, Redis, mariadb_binaries, redis_binary
+from localservers.apps import AppProcess, migrate
+from localservers.servers import MariaDB, Redis, mariadb_binaries, redis_binary
 
 REPO = Path(__file__).resolve().parent.parent
 POST_SCRIPT = Path(__file__).resolve().parent / "post.lua"
