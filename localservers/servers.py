@@ -148,7 +148,7 @@ class MariaDB:
         except OSError:
             return "(no error log)"
 
-    def sql(self, statement: str, database: str | None = None) -> str:
+    def sql(self, statement: str, database: str | None = None, timeout: float = 30) -> str:
         args = [
             _which("mariadb", "mysql") or "mariadb",
             "--no-defaults",
@@ -162,7 +162,7 @@ class MariaDB:
         ]
         if database:
             args.append(database)
-        done = subprocess.run(args, capture_output=True, text=True, timeout=30, check=True)
+        done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=True)
         return done.stdout
 
     def create_database(self, prefix: str = "t") -> str:
