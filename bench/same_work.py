@@ -48,10 +48,22 @@ def _with_readyz(app: FastAPI, lifecycle: Lifecycle) -> FastAPI:
 
 def cached_app(settings: SameWorkSettings, lifecycle: Lifecycle) -> FastAPI:
     import redis.asyncio as aioredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
 
     from backend.cache import _LOOKUP, GENERATION_KEY, PAGES_KEY, VISITS_KEY
 
-    client = aioredis.Redis.from_url(settings.redis_url, max_connections=64)
+    # The backend's client options (backend/cache.py): a timeout on every
+    # call is part of the work of any client that must not hang.
+    client = aioredis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=0.25,
+        socket_connect_timeout=0.25,
+        retry=Retry(NoBackoff(), 0),
+        retry_on_timeout=False,
+        health_check_interval=0,
+        max_connections=64,
+    )
     lookup = client.register_script(_LOOKUP)
 
     @contextlib.asynccontextmanager
