@@ -113,9 +113,11 @@ def create_app(
     )
     app.state.metrics = http_metrics
     install_error_handlers(app)
-    app.include_router(health.router)
-    app.include_router(info.router)
+    # Routes are matched in order: the guestbook's, which carry nearly all
+    # traffic, first (probes come every few seconds, not per request).
     app.include_router(messages.router)
+    app.include_router(info.router)
+    app.include_router(health.router)
     install_serving(
         app,
         settings=settings,
