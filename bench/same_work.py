@@ -11,7 +11,10 @@ mapping). `SAME_WORK=cached|db|page python -m bench.same_work`.
 - db: one SELECT of 20 rows through SQLAlchemy `text()` on a pooled engine in
   the thread pool, rows to dicts, `json.dumps`;
 - page: one GET to the backend on a shared aiohttp session, the JSON parsed,
-  and a Jinja2 page of the messages with a form, autoescaped.
+  and a Jinja2 page, autoescaped, of the messages, a form with a fresh
+  idempotency key, and a small route panel (this pod → the backend's name →
+  the address connected to → the pod that answered → cache or database, and
+  the round trip): the issue counts the panel and the form as the page's work.
 """
 
 from __future__ import annotations
@@ -124,7 +127,15 @@ def db_app(settings: SameWorkSettings, lifecycle: Lifecycle) -> FastAPI:
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Guestbook</title></head>
 <body><main>
+<section><h2>How this page reached its data</h2><ol>
+  <li>this pod <code>{{ pod }}</code></li>
+  <li>the name <code>{{ backend_url }}</code></li>
+  <li>the address <code>{{ address }}</code></li>
+  <li>the backend pod <code>{{ served_by }}</code></li>
+  <li>the data from <code>{{ source }}</code>, round trip {{ "%.2f"|format(ms) }} ms</li>
+</ol></section>
 <form method="post" action="/messages">
+  <input type="hidden" name="idempotency_key" value="{{ key }}">
   <input name="author" maxlength="64" required><textarea name="text" maxlength="1000" required>
   </textarea><button>Sign</button>
 </form>
@@ -140,6 +151,9 @@ _PAGE = """<!doctype html>
 
 
 def page_app(settings: SameWorkSettings, lifecycle: Lifecycle) -> FastAPI:
+    import time
+    import uuid
+
     import aiohttp
     from jinja2 import Environment
 
@@ -159,9 +173,27 @@ def page_app(settings: SameWorkSettings, lifecycle: Lifecycle) -> FastAPI:
 
     @app.get("/")
     async def index() -> HTMLResponse:
+        started = time.perf_counter()
         async with session["s"].get("/api/messages") as response:
+            peer = (
+                response.connection.transport.get_extra_info("peername")
+                if response.connection
+                else None
+            )
             data: dict[str, Any] = json.loads(await response.read())
-        return HTMLResponse(template.render(messages=data["items"]))
+            served_by = response.headers.get("x-served-by", "?")
+        return HTMLResponse(
+            template.render(
+                messages=data["items"],
+                pod=settings.pod_name,
+                backend_url=settings.backend_url,
+                address=f"{peer[0]}:{peer[1]}" if peer else "?",
+                served_by=served_by,
+                source=data.get("cache", "?"),
+                ms=(time.perf_counter() - started) * 1000,
+                key=uuid.uuid4().hex,
+            )
+        )
 
     return _with_readyz(app, lifecycle)
 
