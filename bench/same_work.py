@@ -28,6 +28,7 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, Response
 
 from common.gc_tuning import settle_heap
+from common.gil_tuning import share_gil_sooner
 from common.lifecycle import Lifecycle
 from common.server import serve
 from common.settings import CommonSettings
@@ -90,7 +91,14 @@ def db_app(settings: SameWorkSettings, lifecycle: Lifecycle) -> FastAPI:
     from anyio import to_thread
     from sqlalchemy import create_engine, text
 
-    engine = create_engine(settings.database_url, pool_size=10, max_overflow=0)
+    # The backend's pool size and its timeouts (backend/db.py): a client that
+    # must not hang on a stuck server pays for them too.
+    engine = create_engine(
+        settings.database_url,
+        pool_size=10,
+        max_overflow=0,
+        connect_args={"connect_timeout": 3, "read_timeout": 10, "write_timeout": 10},
+    )
     query = text(
         "SELECT id, author, text, created_at, written_by FROM messages ORDER BY id DESC LIMIT 20"
     )
@@ -112,6 +120,7 @@ def db_app(settings: SameWorkSettings, lifecycle: Lifecycle) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         settle_heap()
+        share_gil_sooner()  # as the backend does: the same server settings
         yield
         engine.dispose()
 
