@@ -18,7 +18,6 @@ from backend.metrics import BackendMetrics
 from backend.routes import health, info, messages
 from backend.services import Services
 from common.gc_tuning import settle_heap
-from common.gil_tuning import share_gil_sooner
 from common.identity import PodIdentity
 from common.lifecycle import Lifecycle
 from common.logging import configure_logging
@@ -90,7 +89,6 @@ def create_app(
             extra={"database": db.describe(), "redis": cache.describe(), **identity.as_dict()},
         )
         settle_heap()
-        share_gil_sooner()
         tasks = [
             asyncio.create_task(_watch_dependencies(services), name="dependency-watch"),
             asyncio.create_task(_expire_idempotency_keys(services), name="key-expiry"),

@@ -28,7 +28,6 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse, Response
 
 from common.gc_tuning import settle_heap
-from common.gil_tuning import share_gil_sooner
 from common.lifecycle import Lifecycle
 from common.server import serve
 from common.settings import CommonSettings
@@ -120,7 +119,6 @@ def db_app(settings: SameWorkSettings, lifecycle: Lifecycle) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         settle_heap()
-        share_gil_sooner()  # as the backend does: the same server settings
         yield
         engine.dispose()
 
