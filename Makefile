@@ -11,7 +11,7 @@ PROXY_MODE ?= iptables
 
 .DEFAULT_GOAL := help
 
-.PHONY: help venv run test lint format lock lint-k8s images standins lab lab-down bench bench-quick e2e-kind up down scale clean
+.PHONY: help venv run test lint format lock lint-k8s images standins lab lab-down bench bench-quick bench-scale e2e-kind up down scale clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ lock: $(STAMP) ## Re-pin requirements/*.txt from pyproject.toml
 
 lint-k8s: $(STAMP) ## Manifests, Dockerfiles and compose, checked without a cluster
 	$(PY) -m pytest tests/k8s tests/compose -q
+
+bench-scale: $(STAMP) ## Latency at 10^3, 10^5 and 10^6 messages on MariaDB; report under var/
+	$(PY) -m bench.scale --output var/bench/scale.md
 
 e2e-kind: $(STAMP) ## Build images, load into kind, apply k8s/, run tests/e2e (needs docker + kind)
 	scripts/e2e-kind.sh

@@ -55,6 +55,11 @@ class BackendSettings(CommonSettings):
     cache_ttl_seconds: int = Field(default=60, ge=1)
     rate_limit_writes: int = Field(default=30, ge=1)
     rate_limit_window_seconds: int = Field(default=60, ge=1)
+    # An Idempotency-Key is honoured at least this long; the clean-up then
+    # deletes at most `idempotency_cleanup_batch` expired keys per pass.
+    idempotency_key_retention_seconds: int = Field(default=86_400, ge=1)
+    idempotency_cleanup_interval_seconds: float = Field(default=60.0, gt=0)
+    idempotency_cleanup_batch: int = Field(default=500, ge=1)
     max_body_bytes: int = Field(default=16_384, ge=1024)
     health_interval_seconds: float = Field(default=2.0, gt=0)
 

@@ -14,12 +14,25 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from anyio import CapacityLimiter, to_thread
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.mysql import insert as mysql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import (
     DisconnectionError,
     IntegrityError,
@@ -31,7 +44,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from backend.config import BackendSettings
 from backend.errors import ApiError, DependencyUnavailable
-from backend.models import IdempotencyKey, Message
+from backend.models import IdempotencyKey, Message, MessageCount
 from common.request_context import record_timing
 
 log = logging.getLogger("db")
@@ -40,6 +53,17 @@ T = TypeVar("T")
 
 _messages = Message.__table__
 _keys = IdempotencyKey.__table__
+_counts = MessageCount.__table__
+
+# The page queries, built once: putting a Select together on every call
+# cost about as much as turning its twenty rows into dicts (py-spy).
+_FIRST_PAGE = select(_messages).order_by(_messages.c.id.desc()).limit(bindparam("limit"))
+_PAGE_BEFORE = _FIRST_PAGE.where(_messages.c.id < bindparam("before_id"))
+
+# InnoDB's "deadlock found" and "lock wait timeout": the transaction was
+# rolled back as a whole, so running it again is safe.
+_RETRYABLE_MYSQL_ERRORS = frozenset({1213, 1205})
+_WRITE_ATTEMPTS = 3
 
 DbState = Literal["up", "down", "unknown"]
 
@@ -73,6 +97,66 @@ def _row_to_dict(row: Any) -> dict[str, Any]:
 def request_fingerprint(author: str, text_: str) -> str:
     payload = json.dumps([author, text_], ensure_ascii=False).encode()
     return hashlib.sha256(payload).hexdigest()
+
+
+# A write adds one to its pod's counter with a plain UPDATE, which takes the
+# row's exclusive lock at once. An INSERT … ON DUPLICATE KEY UPDATE would first
+# take a shared lock for the duplicate check and then upgrade it, and two
+# concurrent writers doing that can deadlock (InnoDB rolls one back, and the
+# write is retried below). So the row is created ahead of the first
+# write, outside any write's transaction, and the upsert is only the fallback
+# for a row that vanished since (tables emptied under a running backend).
+_COUNT_PLUS_ONE = (
+    update(_counts)
+    .where(_counts.c.written_by == bindparam("pod"))
+    .values(messages=_counts.c.messages + 1)
+)
+_COUNTER_ROW = {"written_by": bindparam("pod"), "messages": bindparam("start")}
+_COUNTER_ROW_SQLITE = (
+    sqlite_insert(_counts)
+    .values(_COUNTER_ROW)
+    .on_conflict_do_update(
+        index_elements=[_counts.c.written_by],
+        set_={"messages": _counts.c.messages + bindparam("start")},
+    )
+)
+_COUNTER_ROW_MYSQL = (
+    mysql_insert(_counts)
+    .values(_COUNTER_ROW)
+    .on_duplicate_key_update(messages=_counts.c.messages + bindparam("start"))
+)
+
+
+def _add_to_counter(conn: Connection, pod: str, n: int) -> None:
+    """Upsert: a row for `pod` with `n` messages, or `n` more on the one there."""
+    stmt = _COUNTER_ROW_SQLITE if conn.dialect.name == "sqlite" else _COUNTER_ROW_MYSQL
+    conn.execute(stmt, {"pod": pod, "start": n})
+
+
+def delete_expired_keys(conn: Connection, cutoff: datetime, limit: int) -> int:
+    """Delete at most `limit` idempotency keys created before `cutoff`.
+
+    The keys are picked by a plain read first and then deleted one by one
+    by primary key: InnoDB then locks only those rows, never a range or its
+    gaps, so an insert of a new key never waits for a clean-up pass.
+    """
+    expired = list(
+        conn.execute(
+            select(_keys.c.key)
+            .where(_keys.c.created_at < cutoff)
+            .order_by(_keys.c.created_at)
+            .limit(limit)
+        ).scalars()
+    )
+    if not expired:
+        return 0
+    # One equality delete per key: `key IN (…)` or a condition on created_at
+    # is a range scan to InnoDB, whose next-key locks block inserts of new
+    # keys until the pass commits (tests/backend/test_key_expiry.py).
+    deleted = 0
+    for key in expired:
+        deleted += conn.execute(delete(_keys).where(_keys.c.key == key)).rowcount
+    return deleted
 
 
 def make_engine(settings: BackendSettings) -> Engine:
@@ -171,6 +255,8 @@ class Database:
         self.state: DbState = "unknown"
         self.answered_once = False
         self._on_error = on_error
+        # Pods whose counter row this process has made sure exists.
+        self._counter_rows: set[str] = set()
 
     def describe(self) -> str:
         return self.engine.url.render_as_string(hide_password=True)
@@ -226,11 +312,12 @@ class Database:
             conn.execute(text("SELECT 1"))
 
     def list_page(self, limit: int, before_id: int | None) -> list[dict[str, Any]]:
-        query = select(_messages).order_by(_messages.c.id.desc()).limit(limit)
-        if before_id is not None:
-            query = query.where(_messages.c.id < before_id)
         with self.engine.connect() as conn:
-            return [_row_to_dict(row) for row in conn.execute(query)]
+            if before_id is None:
+                rows = conn.execute(_FIRST_PAGE, {"limit": limit})
+            else:
+                rows = conn.execute(_PAGE_BEFORE, {"limit": limit, "before_id": before_id})
+            return [_row_to_dict(row) for row in rows]
 
     def get(self, message_id: int) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
@@ -238,12 +325,17 @@ class Database:
         return _row_to_dict(row) if row else None
 
     def stats(self) -> tuple[int, dict[str, int]]:
+        # One row per pod that ever wrote, kept by `create`: the cost does
+        # not grow with the number of messages.
         with self.engine.connect() as conn:
-            total = conn.execute(select(func.count()).select_from(_messages)).scalar_one()
-            by_pod = conn.execute(
-                select(_messages.c.written_by, func.count()).group_by(_messages.c.written_by)
-            ).all()
-        return int(total), {pod: int(n) for pod, n in by_pod}
+            by_pod = {pod: int(n) for pod, n in conn.execute(select(_counts)).all()}
+        return sum(by_pod.values()), by_pod
+
+    def expire_keys(self, retention: timedelta, limit: int) -> int:
+        """One bounded clean-up pass, in its own short transaction."""
+        cutoff = datetime.now(UTC).replace(tzinfo=None) - retention
+        with self.engine.begin() as conn:
+            return delete_expired_keys(conn, cutoff, limit)
 
     def create(
         self, author: str, text_: str, written_by: str, idempotency_key: str | None
@@ -255,24 +347,7 @@ class Database:
             if replay is not None:
                 return replay
         try:
-            # One transaction for the row and its key: either both exist or
-            # neither, so a retry after a lost response never makes a second row.
-            with self._transaction() as conn:
-                new_id = conn.execute(
-                    insert(_messages).values(
-                        author=author, text=text_, created_at=now, written_by=written_by
-                    )
-                ).inserted_primary_key[0]
-                if idempotency_key is not None:
-                    conn.execute(
-                        insert(_keys).values(
-                            key=idempotency_key,
-                            request_hash=fingerprint,
-                            message_id=new_id,
-                            created_at=now,
-                        )
-                    )
-                row = conn.execute(select(_messages).where(_messages.c.id == new_id)).one()
+            row = self._insert(author, text_, written_by, idempotency_key, fingerprint, now)
         except IntegrityError:
             # The same key committed by a concurrent request between our
             # look-up and our insert: answer with what that one wrote.
@@ -282,7 +357,61 @@ class Database:
             if replay is None:
                 raise
             return replay
-        return CreatedMessage(row=_row_to_dict(row), replayed=False)
+        return CreatedMessage(row=row, replayed=False)
+
+    def _insert(
+        self,
+        author: str,
+        text_: str,
+        written_by: str,
+        idempotency_key: str | None,
+        fingerprint: str,
+        now: datetime,
+    ) -> dict[str, Any]:
+        # One transaction for the row, its key and its pod's counter: either
+        # all exist or none, so a retry after a lost response never makes a
+        # second row and the counts never drift from the rows.
+        if written_by not in self._counter_rows:
+            with self.engine.begin() as conn:
+                _add_to_counter(conn, written_by, 0)
+            self._counter_rows.add(written_by)
+        for attempt in range(1, _WRITE_ATTEMPTS + 1):
+            try:
+                with self._transaction() as conn:
+                    new_id = conn.execute(
+                        insert(_messages).values(
+                            author=author, text=text_, created_at=now, written_by=written_by
+                        )
+                    ).inserted_primary_key[0]
+                    if idempotency_key is not None:
+                        conn.execute(
+                            insert(_keys).values(
+                                key=idempotency_key,
+                                request_hash=fingerprint,
+                                message_id=new_id,
+                                created_at=now,
+                            )
+                        )
+                    # Last before COMMIT: the pod's counter row is the one
+                    # lock every write of this pod waits for.
+                    if conn.execute(_COUNT_PLUS_ONE, {"pod": written_by}).rowcount != 1:
+                        _add_to_counter(conn, written_by, 1)
+                # Every column is known here, stored as given (microsecond
+                # timestamps): no SELECT of the new row, one round trip less.
+                return {
+                    "id": new_id,
+                    "author": author,
+                    "text": text_,
+                    "created_at": _utc(now),
+                    "written_by": written_by,
+                }
+            except OperationalError as exc:
+                # A deadlock InnoDB broke (or a lock wait it gave up on)
+                # rolled the whole transaction back: run it again.
+                code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
+                if code not in _RETRYABLE_MYSQL_ERRORS or attempt == _WRITE_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Connection]:

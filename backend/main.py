@@ -6,13 +6,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from fastapi import FastAPI
 
 from backend.cache import Cache
 from backend.config import SERVICE_NAME, BackendSettings, load_settings
 from backend.db import Database
-from backend.errors import install_error_handlers
+from backend.errors import DependencyUnavailable, install_error_handlers
 from backend.metrics import BackendMetrics
 from backend.routes import health, info, messages
 from backend.services import Services
@@ -44,6 +45,30 @@ async def _watch_dependencies(services: Services) -> None:
         await asyncio.sleep(interval if services.db.answered_once else min(interval, 0.25))
 
 
+async def _expire_idempotency_keys(services: Services) -> None:
+    """Delete expired Idempotency-Keys, a bounded batch per pass.
+
+    Each pass is its own short statement pair on a pooled connection, never
+    inside a write's transaction. A full batch means more are waiting, so the
+    next pass comes after a short pause instead of the whole interval.
+    """
+    settings = services.settings
+    retention = timedelta(seconds=settings.idempotency_key_retention_seconds)
+    batch = settings.idempotency_cleanup_batch
+    while True:
+        deleted = 0
+        try:
+            deleted = await services.db.run(services.db.expire_keys, retention, batch)
+        except DependencyUnavailable:
+            pass  # the database watcher reports it; try again next pass
+        except Exception:
+            log.exception("idempotency key clean-up failed")
+        if deleted:
+            log.info("expired idempotency keys deleted", extra={"deleted": deleted})
+        interval = settings.idempotency_cleanup_interval_seconds
+        await asyncio.sleep(min(1.0, interval) if deleted >= batch else interval)
+
+
 def create_app(
     settings: BackendSettings | None = None, lifecycle: Lifecycle | None = None
 ) -> FastAPI:
@@ -64,13 +89,18 @@ def create_app(
             extra={"database": db.describe(), "redis": cache.describe(), **identity.as_dict()},
         )
         settle_heap()
-        watcher = asyncio.create_task(_watch_dependencies(services), name="dependency-watch")
+        tasks = [
+            asyncio.create_task(_watch_dependencies(services), name="dependency-watch"),
+            asyncio.create_task(_expire_idempotency_keys(services), name="key-expiry"),
+        ]
         try:
             yield
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await cache.close()
             db.dispose()
             log.info("backend stopped")
@@ -83,9 +113,11 @@ def create_app(
     )
     app.state.metrics = http_metrics
     install_error_handlers(app)
-    app.include_router(health.router)
-    app.include_router(info.router)
+    # Routes are matched in order: the guestbook's, which carry nearly all
+    # traffic, first (probes come every few seconds, not per request).
     app.include_router(messages.router)
+    app.include_router(info.router)
+    app.include_router(health.router)
     install_serving(
         app,
         settings=settings,

@@ -20,11 +20,12 @@ class BackendMetrics:
             "Database calls that failed for want of a working connection.",
             registry=http.registry,
         )
-        for result in ("hit", "miss", "error"):
-            self.cache.labels(result)
+        # labels() takes a lock and builds a key on every call: look each
+        # child up once (every cached read counts one).
+        self._cache_children = {r: self.cache.labels(r) for r in ("hit", "miss", "error")}
 
     def cache_result(self, result: str) -> None:
-        self.cache.labels(result).inc()
+        self._cache_children[result].inc()
 
     def db_error(self) -> None:
         self.db_errors.inc()

@@ -43,7 +43,7 @@ def _connect_with_retry(settings: BackendSettings, wait_seconds: float) -> Conne
             delay = min(delay * 2, 5.0)
 
 
-def upgrade(settings: BackendSettings, wait_seconds: float = 120.0) -> None:
+def upgrade(settings: BackendSettings, wait_seconds: float = 120.0, revision: str = "head") -> None:
     if settings.database_kind == "sqlite":
         database = settings.sqlalchemy_url.database
         if database and database != ":memory:":
@@ -61,7 +61,7 @@ def upgrade(settings: BackendSettings, wait_seconds: float = 120.0) -> None:
             config = Config()
             config.set_main_option("script_location", str(MIGRATIONS))
             config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+            command.upgrade(config, revision)
             conn.commit()
         finally:
             if locked:

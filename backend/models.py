@@ -28,6 +28,15 @@ class Message(Base):
     written_by: Mapped[str] = mapped_column(String(253), nullable=False, index=True)
 
 
+class MessageCount(Base):
+    """Messages written per pod, kept in each write's transaction (see db.create)."""
+
+    __tablename__ = "message_counts"
+
+    written_by: Mapped[str] = mapped_column(String(253), primary_key=True)
+    messages: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+
 class IdempotencyKey(Base):
     """A client's Idempotency-Key and the message its first request created."""
 
@@ -38,4 +47,4 @@ class IdempotencyKey(Base):
     message_id: Mapped[int] = mapped_column(
         _Id, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False
     )
-    created_at: Mapped[datetime] = mapped_column(_Timestamp, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(_Timestamp, nullable=False, index=True)

@@ -6,6 +6,7 @@ import argparse
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -15,10 +16,11 @@ from pathlib import Path
 
 import httpx
 
-from bench.report import Row, write_report
+from bench.report import FeatureCost, Row, write_report
+from bench.scale import QUICK_SIZES, SIZES, run_scale
 from bench.wrk import WrkResult, rss_mib, run_wrk
-from tests.support.apps import AppProcess, migrate
-from tests.support.servers import MariaDB, Redis, mariadb_binaries, redis_binary
+from localservers.apps import AppProcess, migrate
+from localservers.servers import MariaDB, Redis, mariadb_binaries, redis_binary
 
 REPO = Path(__file__).resolve().parent.parent
 POST_SCRIPT = Path(__file__).resolve().parent / "post.lua"
@@ -31,16 +33,48 @@ class Target:
     path: str
     script: Path | None = None
     note: str = ""
+    # The minimal app doing the same I/O (bench/same_work.py), if there is one.
+    same_work: str | None = None
 
 
 @dataclass
 class Samples:
     rps: list[float] = field(default_factory=list)
     ratio: list[float] = field(default_factory=list)
+    same_ratio: list[float] = field(default_factory=list)
+    cpu_us: list[float] = field(default_factory=list)
     p50: list[float] = field(default_factory=list)
     p99: list[float] = field(default_factory=list)
     errors: int = 0
     peak_rss: float = 0.0
+
+
+# The production features priced on the backend's cached list, each switched
+# off in turn: a real production setting where there is one, else the
+# bench-only factory in bench/variants.py. The first is the reference: a
+# full backend started with the others, so that all have served the same
+# requests (the main backend has also served every other target by then).
+FEATURES: list[tuple[str, str, dict[str, str]]] = [
+    ("nothing (reference: every feature on)", "backend", {}),
+    ("JSON access log", "backend", {"LOG_LEVEL": "WARNING"}),
+    ("connection-age check", "backend", {"MAX_CONNECTION_AGE_SECONDS": "0"}),
+    ("Prometheus metrics", "bench.variants", {"BENCH_VARIANT": "no-metrics"}),
+    (
+        "request id, X-Served-By, Server-Timing",
+        "bench.variants",
+        {"BENCH_VARIANT": "no-request-id"},
+    ),
+    (
+        "all four",
+        "bench.variants",
+        {
+            "LOG_LEVEL": "WARNING",
+            "MAX_CONNECTION_AGE_SECONDS": "0",
+            "BENCH_VARIANT": "no-metrics,no-request-id",
+        },
+    ),
+]
+FEATURE_PATH = "/api/messages"
 
 
 def progress(message: str) -> None:
@@ -99,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--no-frontend", action="store_true", help="backend targets only")
+    parser.add_argument("--no-features", action="store_true", help="skip the feature costs")
+    parser.add_argument("--no-scale", action="store_true", help="skip the growing-data section")
     parser.add_argument("--output", type=Path, default=REPO / "docs" / "benchmarks.md")
     args = parser.parse_args(argv)
     if args.quick:
@@ -146,8 +182,26 @@ def main(argv: list[str] | None = None) -> int:
             backend_env | {"REDIS_URL": "", "POD_NAME": "backend-mysql-only"},
             workdir / "backend-mysql.log",
         )
+        same_env = {"SHUTDOWN_DELAY_SECONDS": "0", "LOG_LEVEL": "WARNING"}
+        apps["same-cached"] = AppProcess(
+            "bench.same_work",
+            same_env | {"SAME_WORK": "cached", "REDIS_URL": redis.url()},
+            workdir / "same-cached.log",
+        )
+        apps["same-db"] = AppProcess(
+            "bench.same_work",
+            same_env | {"SAME_WORK": "db", "DATABASE_URL": database_url + "?charset=utf8mb4"},
+            workdir / "same-db.log",
+        )
+        features = [] if args.no_features else FEATURES
+        for i, (_label, module, env) in enumerate(features):
+            apps[f"feature-{i}"] = AppProcess(
+                module,
+                backend_env | env | {"POD_NAME": f"backend-feature-{i}"},
+                workdir / f"feature-{i}.log",
+            )
         has_frontend = not args.no_frontend
-        for name in ("bare", "backend", "backend-mysql"):
+        for name in list(apps):
             progress(f"starting {name}")
             startup[name] = start(apps[name])
         if has_frontend:
@@ -159,19 +213,39 @@ def main(argv: list[str] | None = None) -> int:
                 frontend_env | {"BACKEND_CLIENT_PER_REQUEST": "true"},
                 workdir / "frontend-per-request.log",
             )
-            for name in ("frontend", "frontend-per-request"):
+            apps["same-page"] = AppProcess(
+                "bench.same_work",
+                same_env | {"SAME_WORK": "page", "BACKEND_URL": backend_url},
+                workdir / "same-page.log",
+            )
+            for name in ("frontend", "frontend-per-request", "same-page"):
                 progress(f"starting {name}")
                 startup[name] = start(apps[name])
         progress("seeding 20 messages")
         seed(apps["backend"].url, 20)
 
         targets = [
-            Target("backend GET /api/messages (Redis)", "backend", "/api/messages"),
-            Target("backend GET /api/messages (MySQL only)", "backend-mysql", "/api/messages"),
+            Target(
+                "backend GET /api/messages (Redis)",
+                "backend",
+                "/api/messages",
+                same_work="same-cached",
+            ),
+            Target(
+                "backend GET /api/messages (MySQL only)",
+                "backend-mysql",
+                "/api/messages",
+                same_work="same-db",
+            ),
         ]
         if has_frontend:
             targets += [
-                Target("frontend page / (frontend → backend → Redis)", "frontend", "/"),
+                Target(
+                    "frontend page / (frontend → backend → Redis)",
+                    "frontend",
+                    "/",
+                    same_work="same-page",
+                ),
                 Target("frontend GET /api/route", "frontend", "/api/route"),
                 Target(
                     "frontend page /, new client per request",
@@ -189,30 +263,76 @@ def main(argv: list[str] | None = None) -> int:
         progress("warming up")
         for target in targets:
             run_wrk(apps[target.process].url + target.path, 1, args.connections, target.script)
+            if target.same_work:
+                run_wrk(apps[target.same_work].url + target.path, 1, args.connections)
+        for i in range(len(features)):
+            run_wrk(apps[f"feature-{i}"].url + FEATURE_PATH, 1, args.connections)
 
         bare = Samples()
         results = {t.name: Samples() for t in targets}
-        bare_url = apps["bare"].url + "/"
+        same = {t.name: Samples() for t in targets if t.same_work}
+        # Per feature: (CPU µs/request saved, wall µs/request saved) per round;
+        # for the reference, its own µs per request.
+        saved: list[tuple[list[float], list[float]]] = [([], []) for _ in features]
+
+        def measure(
+            name: str, path: str, script: Path | None = None
+        ) -> tuple[WrkResult, float, float]:
+            app = apps[name]
+            return run_wrk(
+                app.url + path,
+                args.duration,
+                args.connections,
+                script,
+                watch_pid=app.proc.pid if app.proc else None,
+            )
+
         for round_no in range(1, args.rounds + 1):
             for target in targets:
                 progress(f"round {round_no}/{args.rounds}: bare, then {target.name}")
-                base, base_peak = run_wrk(
-                    bare_url, args.duration, args.connections, watch_pid=apps["bare"].proc.pid
-                )
-                _add(bare, base, base_peak, base.requests_per_s)
-                app = apps[target.process]
-                result, peak = run_wrk(
-                    app.url + target.path,
-                    args.duration,
-                    args.connections,
-                    target.script,
-                    watch_pid=app.proc.pid if app.proc else None,
-                )
-                _add(results[target.name], result, peak, base.requests_per_s)
+                base, base_peak, base_cpu = measure("bare", "/")
+                _add(bare, base, base_peak, base_cpu, base.requests_per_s)
+                result, peak, cpu = measure(target.process, target.path, target.script)
+                _add(results[target.name], result, peak, cpu, base.requests_per_s)
+                if target.same_work:
+                    progress(f"round {round_no}/{args.rounds}: same-work app for {target.name}")
+                    twin, twin_peak, twin_cpu = measure(target.same_work, target.path)
+                    _add(same[target.name], twin, twin_peak, twin_cpu, base.requests_per_s)
+                    results[target.name].same_ratio.append(
+                        result.requests_per_s / twin.requests_per_s if twin.requests_per_s else 0.0
+                    )
+            if features:
+                progress(f"round {round_no}/{args.rounds}: feature costs")
+                for i in range(1, len(features)):
+                    # A reference run right before each variant: the pair
+                    # shares whatever else the machine is doing just then.
+                    full, _, full_cpu = measure("feature-0", FEATURE_PATH)
+                    saved[0][0].append(full_cpu)
+                    saved[0][1].append(1e6 / full.requests_per_s)
+                    off, _, off_cpu = measure(f"feature-{i}", FEATURE_PATH)
+                    saved[i][0].append(full_cpu - off_cpu)
+                    saved[i][1].append(1e6 / full.requests_per_s - 1e6 / off.requests_per_s)
 
         rows = [Row.from_samples('bare FastAPI `{"ok": true}` (baseline)', bare, "bare")]
         for target in targets:
             rows.append(Row.from_samples(target.name, results[target.name], target.process))
+            if target.same_work:
+                rows.append(
+                    Row.from_samples(
+                        f"same-work app for: {target.name}",
+                        same[target.name],
+                        target.same_work,
+                    )
+                )
+        feature_costs = [
+            FeatureCost(label, statistics.median(cpu), statistics.median(wall))
+            for (label, _, _), (cpu, wall) in zip(features, saved, strict=True)
+        ]
+        scale_points = []
+        if not args.no_scale:
+            scale_points = run_scale(
+                mariadb, workdir, QUICK_SIZES if args.quick else SIZES, progress
+            )
         shared = next((r for r in rows if r.name.startswith("frontend page / (")), None)
         per_request = next((r for r in rows if "new client" in r.name), None)
         write_report(
@@ -225,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
             rounds=args.rounds,
             duration=args.duration,
             connections=args.connections,
+            feature_costs=feature_costs,
+            scale_points=scale_points,
             shared_vs_per_request=(
                 shared.rps / per_request.rps if shared and per_request and per_request.rps else None
             ),
@@ -239,8 +361,11 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _add(samples: Samples, result: WrkResult, peak: float, baseline_rps: float) -> None:
+def _add(
+    samples: Samples, result: WrkResult, peak: float, cpu_us: float, baseline_rps: float
+) -> None:
     samples.rps.append(result.requests_per_s)
+    samples.cpu_us.append(cpu_us)
     samples.ratio.append(result.requests_per_s / baseline_rps if baseline_rps else 0.0)
     samples.p50.append(result.p50_ms)
     samples.p99.append(result.p99_ms)

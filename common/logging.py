@@ -71,3 +71,7 @@ def configure_logging(level: str, pod_name: str, service: str) -> None:
         log.handlers[:] = []
         log.propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    # Imported here: the access log uses this module's redact().
+    from common.access_log import access_log
+
+    access_log.bind(handler.stream, service, pod_name)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextvars
-import os
+import random
 import re
 from dataclasses import dataclass, field
 
@@ -46,5 +46,9 @@ def incoming_request_id(scope: Scope) -> str:
             if _SAFE_REQUEST_ID.match(candidate):
                 return candidate
             break
-    # 128 random bits as hex, like uuid4().hex without building a UUID object.
-    return os.urandom(16).hex()
+    # 128 random bits as hex. From the random module (seeded from os.urandom,
+    # and again in a forked child), not os.urandom itself: a request id must
+    # be unique, not secret, and os.urandom is a system call that lets go of
+    # the GIL; on the database path, where worker threads hold it, getting it
+    # back cost up to a switch interval (5 ms) per request (py-spy, issue 18).
+    return f"{random.getrandbits(128):032x}"

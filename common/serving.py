@@ -13,13 +13,13 @@ Per request it
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from common.access_log import access_log
 from common.body_limit import declared_length, refuse_too_large
 from common.connection_age import ConnectionAges
 from common.lifecycle import Lifecycle
@@ -27,8 +27,6 @@ from common.logging import request_id_var
 from common.metrics import HttpMetrics
 from common.request_context import Timings, incoming_request_id, timings_var
 from common.settings import CommonSettings
-
-log = logging.getLogger("access")
 
 HeaderList = list[tuple[bytes, bytes]]
 # Adds headers of its own to a response's; gets the list to extend in place.
@@ -60,7 +58,7 @@ class ServingMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = incoming_request_id(scope)
+        request_id = self.request_id(scope)
         rid_token = request_id_var.set(request_id)
         timings = Timings()
         t_token = timings_var.set(timings)
@@ -83,9 +81,7 @@ class ServingMiddleware:
                 if close:
                     headers = [(k, v) for k, v in headers if k.lower() != b"connection"]
                     headers.append((b"connection", b"close"))
-                headers.append((b"x-request-id", request_id.encode()))
-                headers.append((b"x-served-by", self._served_by))
-                headers.append((b"server-timing", timings.header(time.perf_counter() - started)))
+                self.identify(headers, request_id, timings, started)
                 if self._extra_headers is not None:
                     self._extra_headers(headers)
                 message["headers"] = headers
@@ -123,20 +119,29 @@ class ServingMiddleware:
             template = getattr(route, "path", None) or "unmatched"
             self._metrics.observe(scope.get("method", ""), template, status, elapsed)
             path = scope.get("path", "")
-            if path not in self._quiet or status >= 400:
+            if (path not in self._quiet or status >= 400) and access_log.enabled:
                 client = scope.get("client")
-                log.info(
-                    "request",
-                    extra={
-                        "method": scope.get("method"),
-                        "path": path,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 2),
-                        "client": client[0] if client else None,
-                    },
+                access_log.write(
+                    request_id,
+                    scope.get("method", ""),
+                    path,
+                    status,
+                    round(elapsed * 1000, 2),
+                    client[0] if client else None,
                 )
             request_id_var.reset(rid_token)
             timings_var.reset(t_token)
+
+    def request_id(self, scope: Scope) -> str:
+        return incoming_request_id(scope)
+
+    def identify(
+        self, headers: HeaderList, request_id: str, timings: Timings, started: float
+    ) -> None:
+        """Which request this was, which pod answered it, and where its time went."""
+        headers.append((b"x-request-id", request_id.encode()))
+        headers.append((b"x-served-by", self._served_by))
+        headers.append((b"server-timing", timings.header(time.perf_counter() - started)))
 
 
 def install_serving(

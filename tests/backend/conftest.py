@@ -39,10 +39,12 @@ class Api:
             if conn.dialect.name == "sqlite":
                 conn.execute(text("DELETE FROM idempotency_keys"))
                 conn.execute(text("DELETE FROM messages"))
+                conn.execute(text("DELETE FROM message_counts"))
             else:
                 conn.execute(text("SET FOREIGN_KEY_CHECKS=0"))
                 conn.execute(text("TRUNCATE TABLE idempotency_keys"))
                 conn.execute(text("TRUNCATE TABLE messages"))
+                conn.execute(text("TRUNCATE TABLE message_counts"))
                 conn.execute(text("SET FOREIGN_KEY_CHECKS=1"))
         engine.dispose()
         if self.redis_url:

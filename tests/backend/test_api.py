@@ -216,6 +216,9 @@ def test_oversize_chunked_body_is_413(api: Api) -> None:
         ("/api/messages?limit=ten", 422),
         ("/api/messages?before_id=0", 422),
         ("/api/messages?before_id=x", 422),
+        ("/api/messages?limit=", 422),
+        ("/api/messages?limit=2.5", 422),
+        ("/api/messages?before_id=9223372036854775808", 422),
         ("/no/such/route", 404),
     ],
 )
@@ -225,6 +228,25 @@ def test_bad_reads_are_clear_4xx(api: Api, path: str, status: int) -> None:
     body = response.json()
     assert body["error"] in ("not_found", "validation_error")
     assert body["message"]
+
+
+@pytest.mark.parametrize("limit", [" 2", "+2", "02", "2.0"])
+def test_page_parameters_are_read_as_pydantic_reads_them(api: Api, limit: str) -> None:
+    for i in range(3):
+        post(api, text=f"p{i}")
+    page = api.client.get("/api/messages", params={"limit": limit})
+    assert page.status_code == 200, page.text
+    assert len(page.json()["items"]) == 2
+
+
+def test_page_parameters_are_documented() -> None:
+    from backend.main import create_app
+
+    operation = create_app().openapi()["paths"]["/api/messages"]["get"]
+    params = {p["name"]: p["schema"] for p in operation["parameters"]}
+    assert params["limit"]["maximum"] == 100
+    assert params["limit"]["default"] == 20
+    assert params["before_id"]["anyOf"][0]["minimum"] == 1
 
 
 def test_wrong_method_is_405_json(api: Api) -> None:

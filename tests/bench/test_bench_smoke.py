@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from localservers.servers import mariadb_binaries, redis_binary
 from tests.conftest import missing
-from tests.support.servers import mariadb_binaries, redis_binary
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,9 +37,17 @@ def test_quick_bench_writes_a_report(tmp_path: Path) -> None:
         "frontend page / (frontend → backend → Redis)",
         "frontend GET /api/route",
         "new client per request",
+        "ratio to same-work",
+        "same-work app for: backend GET /api/messages (Redis)",
+        "same-work app for: frontend page /",
+        "## What each production feature costs",
+        "| JSON access log |",
+        "## As the data grows",
+        "| 10,000 |",
         "## Memory and start-up",
         "## Machine",
     ):
         assert row in report, f"missing {row!r} in the report"
     assert (tmp_path / "benchmarks.png").stat().st_size > 1000
+    assert (tmp_path / "benchmarks-scale.png").stat().st_size > 1000
     assert "[bench " in done.stdout  # progress lines while it runs
