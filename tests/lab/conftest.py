@@ -7,6 +7,7 @@ under CI=true that is a failure, as for the other real-server tests.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pytest
 
 from lab.engine import detect
 from tests.conftest import missing
-from tests.lab.labctl import FIGURES, REPO, LabProcess, lab_unavailable
+from tests.lab.labctl import FIGURES, REPO, REPORT_MODE, LabProcess, lab_unavailable
 from tests.support.ports import free_port
 
 
@@ -28,11 +29,34 @@ def lab_host() -> None:
         missing(reason)
 
 
+# kube-proxy's two modes: every lab test runs in each (LAB_PROXY_MODES=iptables for one).
+PROXY_MODES = os.environ.get("LAB_PROXY_MODES", "iptables,nftables").split(",")
+
+
+@pytest.fixture(scope="module", params=PROXY_MODES)
+def proxy_mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def lab(lab_host: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabProcess]:
+def lab(
+    proxy_mode: str,
+    lab_host: None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LabProcess]:
     """The whole app in the lab, with the manifests' replica counts, ready."""
-    log = tmp_path_factory.mktemp("lab") / "lab.log"
-    process = LabProcess(log, free_port(), checkout=_private_checkout(tmp_path_factory))
+    mode = proxy_mode
+    if mode == "nftables" and shutil.which("nft") is None:
+        missing("nftables mode needs nft (apt-get install nftables)")
+    log = tmp_path_factory.mktemp(f"lab-{mode}") / "lab.log"
+    process = LabProcess(
+        log,
+        free_port(),
+        ["--proxy-mode", mode],
+        checkout=_private_checkout(tmp_path_factory),
+    )
+    process.proxy_mode = mode
+    REPORT_MODE.append(mode)
     try:
         process.start()
     except BaseException:

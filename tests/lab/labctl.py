@@ -75,6 +75,7 @@ class LabProcess:
         self.port = port
         self.extra_args = list(extra_args)
         self.checkout = checkout
+        self.proxy_mode = "iptables"
         self.proc: subprocess.Popen[bytes] | None = None
         self.startup_seconds = 0.0
 
@@ -361,8 +362,13 @@ def summary(outcomes: list[Outcome]) -> dict[str, Any]:
 FIGURES: list[tuple[str, dict[str, Any]]] = []
 
 
+# The proxy mode of the lab now running, for the figures' titles.
+REPORT_MODE: list[str] = []
+
+
 def report(title: str, figures: dict[str, Any]) -> None:
-    FIGURES.append((title, figures))
+    mode = f"[{REPORT_MODE[-1]}] " if REPORT_MODE else ""
+    FIGURES.append((f"{mode}{title}", figures))
     lines = [f"[lab figures] {title}"]
     lines += [f"    {key}: {value}" for key, value in figures.items()]
     print("\n".join(lines), file=sys.stderr, flush=True)

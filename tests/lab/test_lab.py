@@ -55,7 +55,7 @@ def _run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def before(lab_host: None) -> dict[str, Any]:
+def before(lab_host: None, proxy_mode: str) -> dict[str, Any]:
     """The host as it was before the lab, with a crashed lab's leftovers planted on it."""
     # Another lab on this machine (another test session?) must finish first:
     # what is planted here would otherwise land on a live lab.
@@ -111,6 +111,7 @@ def before(lab_host: None) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def app(before: dict[str, Any], lab: Any) -> Iterator[Any]:
+    CREATED.clear()  # one list of writes per lab (per proxy mode)
     yield lab
 
 
@@ -329,6 +330,21 @@ def test_kube_proxy_rules_for_the_backend(app: Any) -> None:
     status = app.status()
     vip = app.service_ip("backend", status)
     targets = sorted(f"{p['ip']}:8000" for p in app.pods("backend", status))
+    assert status["proxy_mode"] == app.proxy_mode
+    if app.proxy_mode == "nftables":
+        # The verdict map from ClusterIP . protocol . port to the Service's chain, then
+        # one random pick among the endpoint chains, each a DNAT.
+        services = _run("nft", "list", "map", "ip", "cip-kube-proxy", "service-ips").stdout
+        jump = re.search(rf"{re.escape(vip)} \. tcp \. 8000 : goto ([^\s,}}]+)", services)
+        assert jump, services
+        chain = _run("nft", "list", "chain", "ip", "cip-kube-proxy", jump.group(1)).stdout
+        assert "numgen random mod 3 vmap" in chain, chain
+        dnat = []
+        for endpoint in re.findall(r"goto (endpoint-[^\s,}]+)", chain):
+            rules = _run("nft", "list", "chain", "ip", "cip-kube-proxy", endpoint).stdout
+            dnat += re.findall(r"dnat to (\S+)", rules)
+        assert sorted(dnat) == targets
+        return
     services = _run("iptables", "-t", "nat", "-S", "CIP-SERVICES").stdout
     jump = re.search(rf"-d {re.escape(vip)}/32 .*--dport 8000 -j (CIP-SVC-\w+)", services)
     assert jump, services
@@ -366,8 +382,12 @@ def test_safety_fences_while_running(before: dict[str, Any], app: Any) -> None:
     assert "default" not in pod_routes
     out = _run("ip", "-n", _pod_netns(pod), "route", "get", "192.0.2.1", check=False)
     assert out.returncode != 0 and "network is unreachable" in out.stderr.lower(), out
-    forward = _run("iptables", "-S", "CIP-FORWARD").stdout
-    assert "-i cip+ ! -o cip+" in forward and "-s 10.244.0.0/16 ! -o cip+" in forward
+    if app.proxy_mode == "nftables":
+        forward = _run("nft", "list", "chain", "ip", "cip-kube-proxy", "lab-forward").stdout
+        assert 'oifname != "cip*"' in forward and "ip saddr 10.244.0.0/16" in forward, forward
+    else:
+        forward = _run("iptables", "-S", "CIP-FORWARD").stdout
+        assert "-i cip+ ! -o cip+" in forward and "-s 10.244.0.0/16 ! -o cip+" in forward
     # A pod cannot open a connection to the host, even on the node's lab address.
     with socket.socket() as listener:
         listener.bind((str(NODE_GATEWAY), 0))
