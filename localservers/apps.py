@@ -17,7 +17,7 @@ from localservers.ports import free_port
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _base_env() -> dict[str, str]:
+def base_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
     env["PYTHONPATH"] = str(REPO)
     env["PYTHONUNBUFFERED"] = "1"
@@ -38,7 +38,7 @@ class AppProcess:
         return f"http://{self.host}:{self.port}"
 
     def start(self, ready_timeout: float = 30.0, wait_ready: bool = True) -> None:
-        env = _base_env() | self.env | {"PORT": str(self.port), "HOST": self.host}
+        env = base_env() | self.env | {"PORT": str(self.port), "HOST": self.host}
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", self.module],
@@ -104,7 +104,7 @@ def migrate(env: dict[str, str]) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "backend.migrate"],
         cwd=REPO,
-        env=_base_env() | env,
+        env=base_env() | env,
         capture_output=True,
         text=True,
         timeout=180,

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from backend.config import SHIPPED_DEVELOPMENT_PASSWORD
+from localservers.apps import REPO, base_env
 from tests.conftest import BackendFactory
-from tests.support.apps import REPO, _base_env
 from tests.support.ports import free_port
 from tests.support.servers import MariaDB
 
@@ -44,7 +44,7 @@ def test_the_shipped_password_is_refused_outside_development(
     mariadb: MariaDB, tmp_path: Path, module: str
 ) -> None:
     url = _account(mariadb, SHIPPED_DEVELOPMENT_PASSWORD)
-    env = _base_env() | {
+    env = base_env() | {
         "DATABASE_URL": url,
         "DATABASE_PASSWORD_FILE": str(_secret_file(tmp_path, SHIPPED_DEVELOPMENT_PASSWORD)),
         "PORT": str(free_port()),
