@@ -31,6 +31,11 @@ start() {
     log "already running at unix://$SOCK"
     return 0
   fi
+  # An engine killed uncleanly (a session ended under it) leaves sockets, pid files and
+  # mounts that would fool the readiness checks below: clear them first.
+  if [[ -e $SOCK || -e $RUN/dockerd.pid || -e $RUN/containerd.pid ]]; then
+    stop
+  fi
   for bin in containerd dockerd runc; do
     command -v "$bin" >/dev/null || {
       log "$bin is missing: apt-get install -y docker.io runc"
