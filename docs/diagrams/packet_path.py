@@ -1,0 +1,497 @@
+"""The packet-path diagram of the lesson: docs/img/packet-path.svg, written from this file.
+
+Run `make diagrams` (or `.venv/bin/python -m docs.diagrams.packet_path`) after changing
+it; tests/docs/test_diagrams.py fails while the committed SVG differs from what this
+produces, so nobody edits the SVG by hand.
+
+Plain SVG, no drawing tool: boxes, arrows and real <text> (readable and searchable,
+read out by screen readers with the <title> and <desc>). Chain names, probabilities
+and addresses come from the lab's own code and the lesson's capture, so the picture
+shows what `iptables -t nat -S` and `nft list table` print in the lab.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from lab import nftables
+from lab.iptables import ServicePortRules
+from lab.naming import sep_chain
+
+OUTPUT = Path(__file__).resolve().parents[1] / "img" / "packet-path.svg"
+
+WIDTH = 900
+SANS = "DejaVu Sans, Verdana, Arial, sans-serif"
+MONO = "DejaVu Sans Mono, Menlo, Consolas, monospace"
+# Widest advance per character, as a fraction of the font size: exact for DejaVu Sans
+# Mono (0.602), an upper bound for DejaVu Sans text. Used to refuse text that would
+# overflow its box, since an SVG cannot wrap text by itself.
+ADVANCE = {"mono": 0.61, "sans": 0.62}
+PAD = 10
+# Height of the frontend pod and kube-dns boxes: the resolver's panel and a margin.
+TOP_H = 232
+
+INK = "#1a1a1a"
+MUTED = "#444444"
+ARROW = "#1f3a93"
+REPLY = "#a13d00"
+
+# The lesson's capture (docs/lesson.md, steps 1 to 3): names and addresses.
+NAMESPACE = "clusterip-demo"
+FRONTEND_POD = ("frontend-5cqhc4rsq4-42v4s", "10.244.1.5")
+BACKEND_PODS = (
+    ("backend-h9nvd9d262-hlhs6", "10.244.1.2"),
+    ("backend-h9nvd9d262-zh4lg", "10.244.1.3"),
+    ("backend-h9nvd9d262-c8xl2", "10.244.1.4"),
+)
+BACKEND_IP = "10.96.40.39"
+DNS_IP = "10.96.0.10"
+PORT = 8000
+CLIENT_PORT = 41420
+FQDN = f"backend.{NAMESPACE}.svc.cluster.local"
+# How `iptables -S` prints the probabilities kube-proxy writes as 1/3 and 1/2: the kernel
+# keeps them as 32-bit fractions.
+PRINTED_PROBABILITIES = ("0.33333333349", "0.50000000000")
+
+BACKEND = ServicePortRules(f"{NAMESPACE}/backend:http", BACKEND_IP, PORT, "TCP")
+
+
+class TextOverflowError(ValueError):
+    """A line of text is wider than the box it is drawn in."""
+
+
+@dataclass(frozen=True)
+class Line:
+    text: str
+    style: str = "sans"  # sans, bold, mono, monobold, note
+    size: int = 12
+
+    @property
+    def mono(self) -> bool:
+        return self.style.startswith("mono")
+
+    def width(self) -> float:
+        return len(self.text) * self.size * ADVANCE["mono" if self.mono else "sans"]
+
+    def height(self) -> int:
+        return round(self.size * 1.45)
+
+
+def head(text: str, size: int = 13) -> Line:
+    return Line(text, "bold", size)
+
+
+def code(text: str, size: int = 12) -> Line:
+    return Line(text, "mono", size)
+
+
+def note(text: str) -> Line:
+    return Line(text, "note", 12)
+
+
+@dataclass
+class Svg:
+    parts: list[str] = field(default_factory=list)
+    # One arrowhead per stroke colour, so heads match their lines.
+    markers: dict[str, str] = field(default_factory=dict)
+
+    def text(self, x: float, y: float, line: Line, anchor: str = "start") -> None:
+        weight = ' font-weight="bold"' if line.style in ("bold", "monobold") else ""
+        italic = ' font-style="italic"' if line.style == "note" else ""
+        fill = MUTED if line.style == "note" else INK
+        family = "mono" if line.mono else "sans"
+        # Code keeps its indentation: SVG collapses runs of spaces unless told not to.
+        space = ' xml:space="preserve"' if line.mono else ""
+        self.parts.append(
+            f'<text x="{x:g}" y="{y:g}" class="{family}" font-size="{line.size}"'
+            f'{weight}{italic}{space} fill="{fill}" text-anchor="{anchor}">'
+            f"{escape(line.text)}</text>"
+        )
+
+    def rect(self, x: float, y: float, w: float, h: float, fill: str, stroke: str) -> None:
+        self.parts.append(
+            f'<rect x="{x:g}" y="{y:g}" width="{w:g}" height="{h:g}" rx="6" '
+            f'fill="{fill}" stroke="{stroke}" stroke-width="1.5"/>'
+        )
+
+    def panel(
+        self, x: float, y: float, w: float, lines: list[Line], fill: str, stroke: str
+    ) -> float:
+        """A box sized to its lines; returns its bottom edge."""
+        for line in lines:
+            if line.width() > w - 2 * PAD:
+                raise TextOverflowError(
+                    f"{line.text!r} needs {line.width():.0f} px, box has {w - 2 * PAD:g}"
+                )
+        h = 2 * PAD - 4 + sum(line.height() for line in lines)
+        self.rect(x, y, w, h, fill, stroke)
+        baseline = y + PAD - 3
+        for line in lines:
+            baseline += line.height()
+            self.text(x + PAD, baseline - 4, line)
+        return y + h
+
+    def arrow(self, points: list[tuple[float, float]], color: str, dashed: bool = False) -> None:
+        dash = ' stroke-dasharray="7 5"' if dashed else ""
+        marker = self.markers.setdefault(color, f"head{len(self.markers)}")
+        path = " ".join(f"{x:g},{y:g}" for x, y in points)
+        self.parts.append(
+            f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"'
+            f'{dash} marker-end="url(#{marker})"/>'
+        )
+
+    def label(self, x: float, y: float, text: str, color: str = ARROW, anchor: str = "start"):
+        self.parts.append(
+            f'<text x="{x:g}" y="{y:g}" class="sans" font-size="12" font-weight="bold" '
+            f'fill="{color}" text-anchor="{anchor}">{escape(text)}</text>'
+        )
+
+
+TITLE = "A request's path from a frontend pod to a backend pod through the backend ClusterIP"
+HEADING = "A request's path through the backend ClusterIP"
+DESC = (
+    f"The frontend pod {FRONTEND_POD[0]} ({FRONTEND_POD[1]}) resolves the name backend with "
+    f"its resolver: resolv.conf has nameserver {DNS_IP}, the search path "
+    f"{NAMESPACE}.svc.cluster.local svc.cluster.local cluster.local, and ndots:5, so {FQDN} "
+    f"is asked first. The query goes to the kube-dns Service's ClusterIP {DNS_IP}, port 53, "
+    f"and the DNS pod answers with the backend ClusterIP {BACKEND_IP}. The frontend opens a "
+    f"TCP connection to {BACKEND_IP}:{PORT}. No machine owns that address: the node's kernel "
+    "follows the NAT rules kube-proxy writes. In iptables mode: the CIP-SERVICES chain "
+    "(kube-proxy's KUBE-SERVICES) jumps to the Service's CIP-SVC chain, which picks the "
+    "first endpoint with statistic probability 1/3, the second with 1/2 of the rest, and "
+    "the third otherwise; its CIP-SEP chain DNATs to the pod. In nftables mode: the "
+    "service-ips verdict map sends the address, protocol and port to the Service's chain, "
+    "where numgen random mod 3 picks an endpoint chain that does dnat to the pod. The "
+    "connection reaches one of the three backend pods, 10.244.1.2, 10.244.1.3 or "
+    "10.244.1.4, port 8000. conntrack records the rewrite: every later packet of the "
+    f"connection gets the same pod, and each reply's source is rewritten back to "
+    f"{BACKEND_IP}:{PORT}."
+)
+
+
+def sep_names() -> list[str]:
+    return [
+        sep_chain(BACKEND.port_name, BACKEND.protocol, f"{ip}:{PORT}") for _, ip in BACKEND_PODS
+    ]
+
+
+def short_endpoint(ip: str) -> str:
+    """kube-proxy's endpoint chain name with its middle elided: the full one is too wide."""
+    full = nftables.endpoint_chain(BACKEND, ip, PORT)
+    prefix = full.split("-", 2)
+    return f"{prefix[0]}-{prefix[1]}-…__{ip}/{PORT}"
+
+
+def short_service() -> str:
+    full = nftables.service_chain(BACKEND)
+    return full.replace(f"{NAMESPACE}/", "…/")
+
+
+def render() -> str:
+    svg = Svg()
+    left, right = 64, WIDTH - 10
+
+    # The frontend pod and its resolver.
+    pod_w = 440
+    svg.rect(left, 64, pod_w, TOP_H, "#e8f0fe", "#3c64b4")
+    svg.text(left + PAD, 86, head(f"frontend pod {FRONTEND_POD[0]}", 14))
+    svg.text(left + PAD, 106, code(f"{FRONTEND_POD[1]}   BACKEND_URL=http://backend:{PORT}"))
+    svg.panel(
+        left + PAD,
+        118,
+        pod_w - 2 * PAD,
+        [
+            head("its resolver: /etc/resolv.conf (the kubelet's)", 12),
+            code(f"nameserver {DNS_IP}"),
+            code(f"search {NAMESPACE}.svc.cluster.local"),
+            code("       svc.cluster.local cluster.local"),
+            code("options ndots:5"),
+            note('"backend" has fewer than 5 dots, so the search path'),
+            note("comes first: the first name asked is"),
+            Line(FQDN, "monobold", 12),
+        ],
+        "#ffffff",
+        "#3c64b4",
+    )
+
+    # Cluster DNS.
+    dns_x, dns_w = 650, right - 650
+    svg.rect(dns_x, 64, dns_w, TOP_H, "#fff6d6", "#a07800")
+    svg.text(dns_x + PAD, 86, head("kube-dns Service", 14))
+    svg.text(dns_x + PAD, 104, Line("namespace kube-system"))
+    svg.text(dns_x + PAD, 122, code(f"ClusterIP {DNS_IP}"))
+    svg.text(dns_x + PAD, 140, code("53/UDP  53/TCP"))
+    svg.text(dns_x + PAD, 158, note("reached through the same"))
+    svg.text(dns_x + PAD, 174, note("NAT rules as every Service"))
+    svg.panel(
+        dns_x + PAD,
+        188,
+        dns_w - 2 * PAD,
+        [
+            head("kube-dns pod (dnsmasq)", 12),
+            code("backend.clusterip-demo"),
+            code("  .svc.cluster.local."),
+            code(f"  A {BACKEND_IP}", 12),
+            note("the backend ClusterIP"),
+        ],
+        "#ffffff",
+        "#a07800",
+    )
+    gap_l, gap_r = left + pod_w, dns_x
+    svg.arrow([(gap_l, 150), (gap_r, 150)], ARROW)
+    svg.label(gap_l + 8, 142, "① query A?")
+    svg.label(gap_l + 8, 168, f"to {DNS_IP}:53")
+    svg.arrow([(gap_r, 232), (gap_l, 232)], ARROW)
+    svg.label(gap_r - 8, 224, "② answer", anchor="end")
+    svg.label(gap_r - 8, 250, f"A {BACKEND_IP}", anchor="end")
+
+    # The connection leaves the pod for the node's kernel.
+    kernel_top = 64 + TOP_H + 60
+    svg.arrow([(250, 64 + TOP_H), (250, kernel_top)], ARROW)
+    svg.label(262, 64 + TOP_H + 22, f"③ connect: TCP SYN {FRONTEND_POD[1]}:{CLIENT_PORT}")
+    svg.label(262, 64 + TOP_H + 40, f"→ {BACKEND_IP}:{PORT}, an address no machine owns")
+
+    # The node's kernel: conntrack, then one of the two rule sets.
+    kernel_w = right - left
+    col_gap = 12
+    col_w = (kernel_w - 2 * PAD - col_gap) / 2
+    col_l = left + PAD
+    col_r = col_l + col_w + col_gap
+    y = kernel_top + 8
+    parts_before = len(svg.parts)  # the kernel box is drawn under its contents, at the end
+    svg.text(left + PAD, y + 16, head("the node's kernel (lab-node-1)", 14))
+    y = svg.panel(
+        col_l,
+        y + 26,
+        kernel_w - 2 * PAD,
+        [
+            head("conntrack", 12),
+            Line(
+                "A connection it already knows keeps the rewrite recorded for it: "
+                "no rule is read again."
+            ),
+            Line(
+                "A new connection's first packet goes through the NAT rules below "
+                "(a node runs one of the two)."
+            ),
+        ],
+        "#f3e8ff",
+        "#7a3fb0",
+    )
+
+    y += 14
+    svg.text(col_l, y + 14, head("iptables mode (the default): nat table"))
+    svg.text(col_r, y + 14, head("nftables mode (GA since 1.33): table ip cip-kube-proxy"))
+    y += 24
+    ipt, nft = "#e6f4ea", "#e0f2f1"
+    ipt_line, nft_line = "#2e7d32", "#00695c"
+    seps = sep_names()
+
+    # 1. Which Service is this?
+    a = svg.panel(
+        col_l,
+        y,
+        col_w,
+        [
+            Line("CIP-SERVICES (kube-proxy's KUBE-SERVICES)", "monobold"),
+            code(f"-d {BACKEND_IP}/32 -p tcp --dport {PORT}", 11),
+            code(f"  -j {BACKEND.svc_chain}", 11),
+        ],
+        ipt,
+        ipt_line,
+    )
+    b = svg.panel(
+        col_r,
+        y,
+        col_w,
+        [
+            Line("chain services, map service-ips", "monobold"),
+            code("ip daddr . meta l4proto . th dport vmap @service-ips", 11),
+            code(f"{BACKEND_IP} . tcp . {PORT} :", 11),
+            code(f"  goto {nftables.service_chain(BACKEND)}", 11),
+        ],
+        nft,
+        nft_line,
+    )
+    y = max(a, b) + 22
+    svg.arrow([(col_l + 40, a), (col_l + 40, y)], ipt_line)
+    svg.arrow([(col_r + 40, b), (col_r + 40, y)], nft_line)
+
+    # 2. Which pod? One random pick per new connection.
+    a = svg.panel(
+        col_l,
+        y,
+        col_w,
+        [
+            Line(f"{BACKEND.svc_chain} (KUBE-SVC-…)", "monobold"),
+            code(f"-m statistic --mode random --probability {PRINTED_PROBABILITIES[0]}", 11),
+            code(f"    -j {seps[0]}", 11),
+            code(f"-m statistic --mode random --probability {PRINTED_PROBABILITIES[1]}", 11),
+            code(f"    -j {seps[1]}", 11),
+            code(f"-j {seps[2]}   (the rest)", 11),
+            note("1/3; else 1/2 of the other 2/3; else the rest:"),
+            note("each pod gets 1/3 of the new connections"),
+        ],
+        ipt,
+        ipt_line,
+    )
+    b = svg.panel(
+        col_r,
+        y,
+        col_w,
+        [
+            Line(f"chain {short_service()}", "monobold"),
+            code("numgen random mod 3 vmap {", 11),
+            *(
+                code(f"  {i} : goto {short_endpoint(ip)}", 11)
+                for i, (_, ip) in enumerate(BACKEND_PODS)
+            ),
+            code("}", 11),
+            note("a random number, 0, 1 or 2: 1/3 each"),
+        ],
+        nft,
+        nft_line,
+    )
+    bottom = max(a, b)
+    y = bottom + 22
+
+    # 3. DNAT: the destination becomes the chosen pod.
+    indent = 28
+    for column, fill, stroke, top, names, rule in (
+        (col_l, ipt, ipt_line, a, seps, "-j DNAT --to-destination {ip}:{port}"),
+        (
+            col_r,
+            nft,
+            nft_line,
+            b,
+            [short_endpoint(ip) for _, ip in BACKEND_PODS],
+            "meta l4proto tcp dnat to {ip}:{port}",
+        ),
+    ):
+        trunk = column + 14
+        box_y = y
+        mids = []
+        for name, (_, ip) in zip(names, BACKEND_PODS, strict=True):
+            end = svg.panel(
+                column + indent,
+                box_y,
+                col_w - indent,
+                [Line(name, "monobold", 11), code(rule.format(ip=ip, port=PORT), 11)],
+                fill,
+                stroke,
+            )
+            mids.append((box_y + end) / 2)
+            box_y = end + 8
+        svg.parts.append(
+            f'<line x1="{trunk:g}" y1="{top:g}" x2="{trunk:g}" y2="{mids[-1]:g}" '
+            f'stroke="{stroke}" stroke-width="2"/>'
+        )
+        for mid in mids:
+            svg.arrow([(trunk, mid), (column + indent, mid)], stroke)
+    kernel_bottom = box_y + 4
+    svg.parts.insert(
+        parts_before,
+        f'<rect x="{left}" y="{kernel_top}" width="{kernel_w}" '
+        f'height="{kernel_bottom - kernel_top:g}" rx="8" fill="#fafafa" stroke="#555555" '
+        'stroke-width="1.5"/>',
+    )
+
+    # 4. The backend pods.
+    pods_top = kernel_bottom + 90
+    pod_gap = 14
+    pw = (kernel_w - 2 * pod_gap) / 3
+    # A stub out of the kernel, labelled beside it, then a fan to the three pods.
+    fan = (left + kernel_w / 2, kernel_bottom + 40)
+    svg.parts.append(
+        f'<line x1="{fan[0]:g}" y1="{kernel_bottom:g}" x2="{fan[0]:g}" y2="{fan[1]:g}" '
+        f'stroke="{ARROW}" stroke-width="2"/>'
+    )
+    svg.label(fan[0] + 10, kernel_bottom + 16, f"④ DNAT: to {BACKEND_PODS[0][1]}:{PORT},")
+    svg.label(fan[0] + 10, kernel_bottom + 32, "or to one of the other two")
+    for i, (name, ip) in enumerate(BACKEND_PODS):
+        x = left + i * (pw + pod_gap)
+        svg.arrow([fan, (x + pw / 2, pods_top)], ARROW, dashed=i != 0)
+        svg.panel(
+            x,
+            pods_top,
+            pw,
+            [head("backend pod", 12), code(name), code(f"{ip}:{PORT} (port http)")],
+            "#fde7e9" if i == 0 else "#fff3f4",
+            "#b0304a",
+        )
+    pods_bottom = pods_top + 2 * PAD - 4 + head("", 12).height() + 2 * code("").height()
+
+    # 5. The reply, un-NATed by conntrack, back up the left margin.
+    gutter = 40
+    svg.arrow(
+        [
+            (left, pods_top + 30),
+            (gutter, pods_top + 30),
+            (gutter, 90),
+            (left, 90),
+        ],
+        REPLY,
+        dashed=True,
+    )
+    mid = (90 + pods_top + 30) / 2
+    svg.parts.append(
+        f'<text transform="translate(22 {mid:g}) rotate(-90)" class="sans" font-size="12" '
+        f'font-weight="bold" fill="{REPLY}" text-anchor="middle">'
+        f"⑤ the reply: conntrack rewrites its source {BACKEND_PODS[0][1]}:{PORT} back to "
+        f"{BACKEND_IP}:{PORT}, the address the frontend dialled</text>"
+    )
+
+    height = pods_bottom + 56
+    for offset, text in (
+        (
+            32,
+            "CIP-… chains are kube-proxy's KUBE-… chains, and table ip cip-kube-proxy is its "
+            "ip kube-proxy, renamed by the lab.",
+        ),
+        (
+            14,
+            "Hashes are computed as kube-proxy computes them; the rules that mark connections "
+            "for masquerade are left out.",
+        ),
+    ):
+        svg.text(WIDTH / 2, height - offset, note(text), anchor="middle")
+    return document(svg, height)
+
+
+def document(svg: Svg, height: float) -> str:
+    head_lines = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height:g}" '
+        f'viewBox="0 0 {WIDTH} {height:g}" role="img" aria-labelledby="title desc">',
+        f'<title id="title">{escape(TITLE)}</title>',
+        f'<desc id="desc">{escape(DESC)}</desc>',
+        "<defs>",
+        f"<style>.sans {{ font-family: {SANS}; }} .mono {{ font-family: {MONO}; }}</style>",
+        *(
+            f'<marker id="{name}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="8" '
+            f'markerHeight="8" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
+            f'fill="{color}"/></marker>'
+            for color, name in svg.markers.items()
+        ),
+        "</defs>",
+        f'<rect width="{WIDTH}" height="{height:g}" fill="#ffffff"/>',
+        f'<text x="{WIDTH / 2:g}" y="30" class="sans" font-size="17" font-weight="bold" '
+        f'fill="{INK}" text-anchor="middle">{escape(HEADING)}</text>',
+        f'<text x="{WIDTH / 2:g}" y="50" class="sans" font-size="12" fill="{MUTED}" '
+        'text-anchor="middle">the lesson\'s ClusterIP lab: names and addresses from its '
+        "capture (docs/lesson.md)</text>",
+    ]
+    return "\n".join([*head_lines, *svg.parts, "</svg>", ""])
+
+
+def main() -> int:
+    OUTPUT.write_text(render(), encoding="utf-8")
+    print(f"wrote {OUTPUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""The packet-path diagram: the committed SVG is what its source writes, and shows the lab."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from docs.diagrams import packet_path
+from lab import nftables
+from lab.naming import sep_chain
+
+REPO = Path(__file__).resolve().parents[2]
+SVG = REPO / "docs" / "img" / "packet-path.svg"
+NS = {"svg": "http://www.w3.org/2000/svg"}
+
+
+def texts(root: ET.Element) -> list[str]:
+    return ["".join(t.itertext()) for t in root.iter(f"{{{NS['svg']}}}text")]
+
+
+def test_committed_svg_is_what_the_source_writes() -> None:
+    assert SVG.read_text(encoding="utf-8") == packet_path.render(), (
+        "docs/img/packet-path.svg differs from docs/diagrams/packet_path.py's output: "
+        "run `make diagrams` (and never edit the SVG by hand)"
+    )
+
+
+def test_svg_is_well_formed_and_accessible() -> None:
+    root = ET.parse(SVG).getroot()
+    assert root.tag == f"{{{NS['svg']}}}svg"
+    assert root.get("role") == "img"
+    title = root.find("svg:title", NS)
+    desc = root.find("svg:desc", NS)
+    assert title is not None and title.text and "ClusterIP" in title.text
+    assert desc is not None and desc.text and "ndots:5" in desc.text
+    assert root.get("aria-labelledby") == "title desc"
+    assert int(root.get("width", "0")) == 900
+
+
+def test_svg_shows_each_step_of_the_path_with_the_lab_names() -> None:
+    # Real <text>, not outlines: each label a reader looks for is there as text.
+    shown = "\n".join(texts(ET.parse(SVG).getroot()))
+    rules = packet_path.BACKEND
+    seps = [sep_chain(rules.port_name, "TCP", f"{ip}:8000") for _, ip in packet_path.BACKEND_PODS]
+    for expected in [
+        "nameserver 10.96.0.10",
+        "search clusterip-demo.svc.cluster.local",
+        "options ndots:5",
+        "backend.clusterip-demo.svc.cluster.local",
+        "ClusterIP 10.96.0.10",
+        "A 10.96.40.39",
+        "10.96.40.39:8000",
+        "CIP-SERVICES (kube-proxy's KUBE-SERVICES)",
+        rules.svc_chain,
+        "--probability 0.33333333349",
+        "--probability 0.50000000000",
+        "(the rest)",
+        *seps,
+        "-j DNAT --to-destination 10.244.1.2:8000",
+        "@service-ips",
+        nftables.service_chain(rules),
+        "numgen random mod 3",
+        "dnat to 10.244.1.4:8000",
+        "conntrack",
+        "backend-h9nvd9d262-hlhs6",
+        "10.244.1.3:8000 (port http)",
+        "KUBE-",
+    ]:
+        assert expected in shown, f"the diagram no longer shows {expected!r}"
+
+
+def test_text_that_would_overflow_its_box_is_refused() -> None:
+    svg = packet_path.Svg()
+    with pytest.raises(packet_path.TextOverflowError):
+        svg.panel(0, 0, 100, [packet_path.code("x" * 40)], "#fff", "#000")
+    assert svg.parts == []
+
+
+def test_the_lesson_and_readme_show_the_diagram() -> None:
+    for doc, link in (
+        (REPO / "docs" / "lesson.md", "](img/packet-path.svg)"),
+        (REPO / "README.md", "](docs/img/packet-path.svg)"),
+    ):
+        assert link in doc.read_text(), f"{doc.name} does not show the packet-path diagram"
