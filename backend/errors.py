@@ -14,6 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from common.methods import with_full_allow
+
 log = logging.getLogger("errors")
 
 
@@ -80,7 +82,10 @@ async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
     codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
     code = codes.get(exc.status_code, "http_error")
     message = exc.detail if isinstance(exc.detail, str) else "request failed"
-    return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = with_full_allow(request.scope, request.app.router.routes, headers)
+    return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=headers)
 
 
 async def _api_handler(request: Request, exc: Exception) -> JSONResponse:

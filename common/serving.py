@@ -4,7 +4,10 @@ One pass instead of a stack of wrappers: each layer of ASGI middleware costs
 a closure and a call per message, and this is the hot path of every request.
 Per request it
 - takes the X-Request-ID (or makes one) and puts it in every log line;
-- refuses a body over `max_body_bytes` with 413, counting chunked bodies;
+- refuses a body over `max_body_bytes` with 413, counting chunked bodies,
+  after reading what is left of it (within a bound), as nginx does: a client
+  that writes its whole body before reading then gets the 413, not a reset;
+- answers HEAD with the GET route and no body, wherever GET works;
 - answers with X-Request-ID, X-Served-By (the pod) and Server-Timing;
 - asks the client to reconnect (`Connection: close`) once its connection is
   older than the max age, or while the pod drains;
@@ -20,7 +23,13 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common.access_log import access_log
-from common.body_limit import declared_length, refuse_too_large
+from common.body_limit import (
+    BodyDrain,
+    Refusal,
+    declared_length,
+    expects_continue,
+    refuse_too_large,
+)
 from common.connection_age import ConnectionAges
 from common.lifecycle import Lifecycle
 from common.logging import request_id_var
@@ -43,7 +52,9 @@ class ServingMiddleware:
         connection_ages: ConnectionAges,
         max_body_bytes: int,
         quiet_paths: frozenset[str],
+        body_drain: BodyDrain,
         response_headers: HeaderHook | None = None,
+        refusal: Refusal = refuse_too_large,
     ) -> None:
         self.app = app
         self._served_by = pod_name.encode()
@@ -52,6 +63,8 @@ class ServingMiddleware:
         self._max_body = max_body_bytes
         self._quiet = quiet_paths
         self._extra_headers = response_headers
+        self._drain = body_drain
+        self._refusal = refusal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -63,10 +76,14 @@ class ServingMiddleware:
         timings = Timings()
         t_token = timings_var.set(timings)
         close = self._ages.should_close(scope)
+        head = scope["method"] == "HEAD"
+        # The routes see a GET; the server (and our metrics) still see HEAD.
+        app_scope = {**scope, "method": "GET"} if head else scope
         self._metrics.in_flight.inc()
         status = 500
         response_started = False
         refused = False
+        refusing = False
         received = 0
         limit = self._max_body
 
@@ -74,11 +91,13 @@ class ServingMiddleware:
             nonlocal status, response_started
             if refused:
                 return
+            if head and message["type"] == "http.response.body" and message.get("body"):
+                message = {**message, "body": b""}
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
                 headers: HeaderList = list(message.get("headers", ()))
-                if close:
+                if close or refusing:
                     headers = [(k, v) for k, v in headers if k.lower() != b"connection"]
                     headers.append((b"connection", b"close"))
                 self.identify(headers, request_id, timings, started)
@@ -94,6 +113,8 @@ class ServingMiddleware:
                 received += len(message.get("body", b""))
                 if received > limit:
                     if not response_started and not refused:
+                        if message.get("more_body", False):
+                            await self._drain.discard(receive)
                         await send_wrapper_413()
                     refused = True
                     # The app sees the client go away and stops reading.
@@ -101,19 +122,25 @@ class ServingMiddleware:
             return message
 
         async def send_wrapper_413() -> None:
+            nonlocal refusing
+            refusing = True  # the connection closes after a refusal
             # Through send_wrapper, so a 413 carries the same headers as any answer.
-            await refuse_too_large(send_wrapper, limit)
+            await self._refusal(app_scope, send_wrapper, limit)
 
         try:
             declared = declared_length(scope)
             if declared is not None and declared > limit:
+                # A client waiting for `100 Continue` has not sent the body:
+                # nothing to read, and reading would invite it to send.
+                if declared <= self._drain.max_bytes and not expects_continue(scope):
+                    await self._drain.discard(receive)
                 await send_wrapper_413()
             else:
-                await self.app(scope, limited_receive, send_wrapper)
+                await self.app(app_scope, limited_receive, send_wrapper)
         finally:
             self._metrics.in_flight.dec()
             elapsed = time.perf_counter() - started
-            route = scope.get("route")
+            route = app_scope.get("route")
             # The template, not the raw path: /api/messages/{id} is one series,
             # and a scan of random URLs cannot blow up the label set.
             template = getattr(route, "path", None) or "unmatched"
@@ -153,6 +180,7 @@ def install_serving(
     max_body_bytes: int,
     quiet_paths: frozenset[str],
     response_headers: HeaderHook | None = None,
+    refusal: Refusal = refuse_too_large,
 ) -> None:
     app.add_middleware(
         ServingMiddleware,
@@ -163,5 +191,7 @@ def install_serving(
         ),
         max_body_bytes=max_body_bytes,
         quiet_paths=quiet_paths,
+        body_drain=BodyDrain(settings.body_drain_max_bytes, settings.body_drain_timeout_seconds),
         response_headers=response_headers,
+        refusal=refusal,
     )

@@ -41,3 +41,8 @@ class CommonSettings(BaseSettings):
     # Longer than any client's idle expiry (the frontend uses 20 s), so the
     # server never closes an idle connection a client is about to reuse.
     keepalive_timeout_seconds: float = Field(default=30.0, gt=0)
+    # A body over the size limit is read and thrown away before the 413, so a
+    # client still sending sees the answer instead of a reset (nginx does the
+    # same). Past either bound the connection is closed with the body unread.
+    body_drain_max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    body_drain_timeout_seconds: float = Field(default=10.0, ge=0, le=300)

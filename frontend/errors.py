@@ -14,7 +14,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Message, Scope, Send
 
+from common.body_limit import too_large_message
+from common.methods import with_full_allow
 from frontend.templating import render
 
 log = logging.getLogger("errors")
@@ -94,9 +97,12 @@ async def _http_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code = _CODES.get(exc.status_code, "http_error")
     message = exc.detail if isinstance(exc.detail, str) else "request failed"
+    headers = exc.headers
     if exc.status_code == 404:
         message = "There is no page here."
-    return error_response(request, exc.status_code, code, message, headers=exc.headers)
+    elif exc.status_code == 405:
+        headers = with_full_allow(request.scope, request.app.router.routes, headers)
+    return error_response(request, exc.status_code, code, message, headers=headers)
 
 
 async def _frontend_handler(request: Request, exc: Exception) -> Response:
@@ -109,6 +115,21 @@ async def _unexpected_handler(request: Request, exc: Exception) -> Response:
     return error_response(
         request, 500, "internal_error", "Something went wrong on our side; it has been logged."
     )
+
+
+async def _nothing_to_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+async def refuse_too_large(scope: Scope, send: Send, limit: int) -> None:
+    """The 413 of common.serving, as a page for the form and as JSON under /api/."""
+    request = Request(scope)  # scope["app"] is set before any middleware runs
+    if wants_json(request):
+        message = too_large_message(limit)
+    else:
+        message = f"What was sent is over {limit} bytes, far more than a message can hold."
+    response = error_response(request, 413, "payload_too_large", message)
+    await response(scope, _nothing_to_receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -7,7 +7,6 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
 
 from common.gc_tuning import settle_heap
 from common.identity import PodIdentity
@@ -17,14 +16,16 @@ from common.metrics import HttpMetrics
 from common.serving import install_serving
 from common.version import VERSION
 from frontend.backend_client import BackendClient
+from frontend.compression import CompressPages
 from frontend.config import SERVICE_NAME, FrontendSettings
-from frontend.errors import install_error_handlers
+from frontend.errors import install_error_handlers, refuse_too_large
 from frontend.metrics import FrontendMetrics
 from frontend.pods import PodDirectory
 from frontend.routes import api, health, pages
 from frontend.security import add_security_headers
 from frontend.services import Services
-from frontend.templating import STATIC_DIR, create_templates
+from frontend.static_files import VersionedStaticFiles, content_versions
+from frontend.templating import create_templates
 
 log = logging.getLogger("frontend")
 
@@ -39,7 +40,8 @@ def create_app(
     identity = PodIdentity.from_settings(SERVICE_NAME, VERSION, settings)
     http_metrics = HttpMetrics(identity)
     frontend_metrics = FrontendMetrics(http_metrics)
-    templates = create_templates()
+    static_versions = content_versions()
+    templates = create_templates(static_versions)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -76,7 +78,10 @@ def create_app(
     app.include_router(health.router)
     app.include_router(pages.router)
     app.include_router(api.router)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/static", VersionedStaticFiles(static_versions), name="static")
+    # Inside the serving middleware: its headers and HEAD handling see the
+    # compressed response, so HEAD's Content-Length is the one GET sends.
+    app.add_middleware(CompressPages)
     install_serving(
         app,
         settings=settings,
@@ -86,6 +91,8 @@ def create_app(
         quiet_paths=_QUIET_PATHS,
         # Pages get their security headers on every response, errors too.
         response_headers=add_security_headers,
+        # A form post over the limit gets a page, like any other error there.
+        refusal=refuse_too_large,
     )
     return app
 

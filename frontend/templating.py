@@ -64,7 +64,7 @@ def _when(value: Any) -> str:
 PAGES = ("index.html", "_messages.html", "spread.html", "error.html")
 
 
-def create_templates() -> Jinja2Templates:
+def create_templates(static_versions: dict[str, str] | None = None) -> Jinja2Templates:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         # Every template is HTML and every value is escaped unless marked
@@ -80,6 +80,14 @@ def create_templates() -> Jinja2Templates:
     env.filters["ms"] = _ms
     env.filters["when"] = _when
     env.filters["ticks"] = _ticks
+    # `static_url("style.css")` → /static/style.css?v=<hash of its bytes>.
+    versions = static_versions or {}
+
+    def static_url(name: str) -> str:
+        version = versions.get(name)
+        return f"/static/{name}?v={version}" if version else f"/static/{name}"
+
+    env.globals["static_url"] = static_url
     templates = Jinja2Templates(env=env)
     # Compiled at start, not by the first visitor of each page.
     for name in PAGES:
