@@ -225,7 +225,7 @@ def _image_runtime(choice: str) -> ImageRuntime | None:
         [str(REPO / "scripts" / "image-tag.sh")], capture_output=True, text=True, check=True
     ).stdout.strip()
     refs = [f"clusterip-demo/{tier}:{tag}" for tier in ("backend", "frontend")]
-    if not all(engine("image", "inspect", ref, check=False) for ref in refs):
+    if not all(engine.has_image(ref) for ref in refs):
         print(f"lab: building {' and '.join(refs)} (make images)", flush=True)
         subprocess.run([str(REPO / "scripts" / "build-images.sh")], check=True)
     print(

@@ -271,6 +271,17 @@ class Engine:
             raise EngineError(f"{' '.join(argv[:3])}: {done.stderr.strip() or done.stdout}")
         return done.stdout.strip()
 
+    def has_image(self, ref: str) -> bool:
+        """Whether the engine holds `ref` (`image inspect` prints `[]` when not: the exit
+        status says it)."""
+        done = subprocess.run(
+            [*self.command, "image", "inspect", ref],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        return done.returncode == 0
+
     def inspect(self, name: str) -> dict:
         return json.loads(self("inspect", name))[0]
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lab import runtime
+from lab.engine import EngineError
 from lab.envvars import EnvError, PodFacts, container_env, expand_command
 from lab.images import ImageRuntime, is_project_image
 from lab.manifests import Container, Handler, ManifestError, PodTemplate, Probe, Workload
@@ -316,7 +317,8 @@ class PodWorker:
                     self.cluster.notify()
             await self.deleted.wait()
             await self._terminated()
-        except (NetworkError, OSError, ManifestError) as exc:
+        except (NetworkError, OSError, ManifestError, EngineError) as exc:
+            # EngineError: the sandbox could not start (an image missing, the engine down).
             pod.phase = "Failed"
             self._event("Failed", f"{type(exc).__name__}: {exc}")
             await self.deleted.wait()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.engine import run_argv, run_spec, sandbox_argv, split_command
+from lab.engine import Engine, run_argv, run_spec, sandbox_argv, split_command
 from lab.manifests import Container, ManifestError, PodTemplate, load
 
 
@@ -125,3 +125,9 @@ def test_the_sandbox_holds_the_ports_and_runs_nothing_writable() -> None:
     assert "--publish 127.0.0.1::8000" in joined
     assert "--read-only" in joined and "--cap-drop ALL" in joined
     assert argv[-2:] == ["img", "infinity"]
+
+
+def test_has_image_reads_the_exit_status_not_the_output() -> None:
+    # `docker image inspect missing` prints "[]" and exits 1.
+    assert not Engine(("sh", "-c", "echo []; exit 1", "docker")).has_image("x:1")
+    assert Engine(("sh", "-c", "echo '[{}]'", "docker")).has_image("x:1")

@@ -55,7 +55,7 @@ def image_tag() -> str:
 
 
 def has_image(engine: Engine, ref: str) -> bool:
-    return bool(engine("image", "inspect", ref, check=False))
+    return engine.has_image(ref)
 
 
 @dataclass
