@@ -14,7 +14,8 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import QueryParams
 
 from backend.cache import CacheUnavailable
-from backend.errors import ApiError, DependencyUnavailable
+from backend.dataerrors import DatabaseUnavailable
+from backend.errors import ApiError
 from backend.schemas import MessageIn, MessageOut, MessagePage
 from backend.services import Services, get_services
 
@@ -136,7 +137,7 @@ async def list_messages(request: Request) -> Response:
             return _page_response(lookup.body, "hit", "up")
     try:
         rows = await db.run(db.list_page, limit, before_id, retry=True)
-    except DependencyUnavailable:
+    except DatabaseUnavailable:
         if lookup is not None or not cache.enabled:
             raise
         # The breaker had given up on Redis (a timeout is enough on a busy
