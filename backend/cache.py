@@ -224,7 +224,16 @@ class Cache:
         return int(value) if value is not None else 0
 
     async def take_write_token(self, client_id: str) -> RateDecision:
-        """A fixed-window counter per client, shared by every replica."""
+        """A fixed-window counter per client, shared by every replica.
+
+        Kept by hand rather than the `limits` library: it is one pipelined
+        round trip that also yields Retry-After and the remaining count
+        (limits' `hit()` answers yes or no, its window stats are a second
+        call), and it runs through this class's breaker and timeouts, so with
+        Redis down a write goes through at once instead of waiting on a
+        client of its own (tests/backend/test_cache.py,
+        test_redis_stopped_then_restarted).
+        """
         now = time.time()
         window = int(now // self.rate_window)
         key = RATE_KEY.format(client=client_id, window=window)

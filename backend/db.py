@@ -43,7 +43,7 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from backend.config import BackendSettings
-from backend.errors import ApiError, DependencyUnavailable
+from backend.dataerrors import DatabaseUnavailable, DataError, IdempotencyKeyReused
 from backend.models import IdempotencyKey, Message, MessageCount
 from common.request_context import record_timing
 
@@ -272,11 +272,11 @@ class Database:
                 if not (retry and exc.connection_invalidated):
                     raise
                 result = await to_thread.run_sync(fn, *args, limiter=self._limiter)
-        except ApiError:
+        except DataError:
             raise
         except self._unavailable as exc:
             self._mark_down(exc)
-            raise DependencyUnavailable("database") from exc
+            raise DatabaseUnavailable() from exc
         finally:
             record_timing("db", time.perf_counter() - started)
         self._mark_up()
@@ -300,7 +300,7 @@ class Database:
     async def ping(self) -> bool:
         try:
             await self.run(self._ping)
-        except DependencyUnavailable:
+        except DatabaseUnavailable:
             return False
         except SQLAlchemyError as exc:
             self._mark_down(exc)
@@ -442,11 +442,7 @@ class Database:
         if found is None:
             return None
         if found.request_hash != fingerprint:
-            raise ApiError(
-                409,
-                "idempotency_key_reused",
-                "this Idempotency-Key was already used for a different message",
-            )
+            raise IdempotencyKeyReused(key)
         return CreatedMessage(row=_row_to_dict(found[1:]), replayed=True)
 
     def dispose(self) -> None:

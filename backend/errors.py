@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from backend.dataerrors import DatabaseUnavailable, DataError, IdempotencyKeyReused
 from common.methods import with_full_allow
 
 log = logging.getLogger("errors")
@@ -95,6 +96,21 @@ async def _api_handler(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def api_error_for(exc: DataError) -> ApiError:
+    """The HTTP answer to a data-layer error."""
+    if isinstance(exc, DatabaseUnavailable):
+        return DependencyUnavailable("database")
+    if isinstance(exc, IdempotencyKeyReused):
+        return ApiError(409, "idempotency_key_reused", str(exc))
+    # A new DataError without a mapping is a bug here, not the client's fault.
+    raise exc
+
+
+async def _data_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DataError)
+    return await _api_handler(request, api_error_for(exc))
+
+
 async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error")
     return JSONResponse(
@@ -107,4 +123,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)
     app.add_exception_handler(ApiError, _api_handler)
+    app.add_exception_handler(DataError, _data_handler)
     app.add_exception_handler(Exception, _unexpected_handler)

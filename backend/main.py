@@ -12,8 +12,9 @@ from fastapi import FastAPI
 
 from backend.cache import Cache
 from backend.config import SERVICE_NAME, BackendSettings, load_settings
+from backend.dataerrors import DatabaseUnavailable
 from backend.db import Database
-from backend.errors import DependencyUnavailable, install_error_handlers
+from backend.errors import install_error_handlers
 from backend.metrics import BackendMetrics
 from backend.routes import health, info, messages
 from backend.services import Services
@@ -59,7 +60,7 @@ async def _expire_idempotency_keys(services: Services) -> None:
         deleted = 0
         try:
             deleted = await services.db.run(services.db.expire_keys, retention, batch)
-        except DependencyUnavailable:
+        except DatabaseUnavailable:
             pass  # the database watcher reports it; try again next pass
         except Exception:
             log.exception("idempotency key clean-up failed")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from pathlib import Path
 
 from alembic import command
@@ -18,6 +17,13 @@ from alembic.config import Config
 from sqlalchemy import Connection, create_engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from backend.config import SERVICE_NAME, BackendSettings, load_settings
 from common.logging import configure_logging
@@ -28,19 +34,30 @@ LOCK_NAME = "clusterip-demo:migrate"
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
+def _log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome is not None else None
+    log.info(
+        "database not reachable yet, retrying",
+        extra={
+            "error": str(getattr(exc, "orig", None) or exc),
+            "attempt": state.attempt_number,
+            "retry_in_s": round(state.upcoming_sleep, 1),
+        },
+    )
+
+
 def _connect_with_retry(settings: BackendSettings, wait_seconds: float) -> Connection:
+    """A connection, retried with backoff (0.5 s doubling to 5 s) for at most
+    `wait_seconds`; then the last error is raised as it was."""
     engine = create_engine(settings.sqlalchemy_url, poolclass=NullPool)
-    deadline = time.monotonic() + wait_seconds
-    delay = 0.5
-    while True:
-        try:
-            return engine.connect()
-        except OperationalError as exc:
-            if time.monotonic() >= deadline:
-                raise
-            log.info("database not reachable yet, retrying", extra={"error": str(exc.orig)})
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+    retrying = Retrying(
+        retry=retry_if_exception_type(OperationalError),
+        stop=stop_after_delay(wait_seconds),
+        wait=wait_exponential(multiplier=0.5, max=5.0),
+        before_sleep=_log_retry,
+        reraise=True,
+    )
+    return retrying(engine.connect)
 
 
 def upgrade(settings: BackendSettings, wait_seconds: float = 120.0, revision: str = "head") -> None:

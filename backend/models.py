@@ -8,6 +8,8 @@ from sqlalchemy import BigInteger, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from common.contract import AUTHOR_MAX, IDEMPOTENCY_KEY_MAX
+
 # SQLite only auto-increments INTEGER PRIMARY KEY, MySQL wants BIGINT.
 _Id = BigInteger().with_variant(Integer(), "sqlite")
 # Microseconds, so messages written in the same second keep their order.
@@ -22,7 +24,7 @@ class Message(Base):
     __tablename__ = "messages"
 
     id: Mapped[int] = mapped_column(_Id, primary_key=True, autoincrement=True)
-    author: Mapped[str] = mapped_column(String(64), nullable=False)
+    author: Mapped[str] = mapped_column(String(AUTHOR_MAX), nullable=False)
     text: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[datetime] = mapped_column(_Timestamp, nullable=False)
     written_by: Mapped[str] = mapped_column(String(253), nullable=False, index=True)
@@ -42,7 +44,7 @@ class IdempotencyKey(Base):
 
     __tablename__ = "idempotency_keys"
 
-    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    key: Mapped[str] = mapped_column(String(IDEMPOTENCY_KEY_MAX), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     message_id: Mapped[int] = mapped_column(
         _Id, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False

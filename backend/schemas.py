@@ -8,8 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-AUTHOR_MAX = 64
-TEXT_MAX = 1000
+from common.contract import AUTHOR_MAX, TEXT_MAX
 
 
 def _refuse_control_characters(value: str, allow_newlines: bool) -> str:

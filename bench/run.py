@@ -209,8 +209,8 @@ def main(argv: list[str] | None = None) -> int:
             frontend_env = {"BACKEND_URL": backend_url, "SHUTDOWN_DELAY_SECONDS": "0"}
             apps["frontend"] = AppProcess("frontend", frontend_env, workdir / "frontend.log")
             apps["frontend-per-request"] = AppProcess(
-                "frontend",
-                frontend_env | {"BACKEND_CLIENT_PER_REQUEST": "true"},
+                "bench.per_request",
+                frontend_env,
                 workdir / "frontend-per-request.log",
             )
             apps["same-page"] = AppProcess(

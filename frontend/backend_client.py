@@ -82,19 +82,6 @@ class Attempt(Observer):
         if self.stage == "connect" and self.connect_ms is None:
             self.connect_ms = (time.perf_counter() - self._connect_started) * 1000
 
-    async def trace(self, event: str, info: Mapping[str, Any]) -> None:
-        """The same, from httpx's own transport (httpcore's `trace` extension),
-        which the per-request benchmark foil uses."""
-        # httpcore names events "<module>.<step>.<started|complete|failed>".
-        if event == "connection.connect_tcp.started":
-            self.connecting()
-        elif event == "connection.connect_tcp.complete":
-            self.connected()
-        elif event == "connection.connect_tcp.failed":
-            self.connect_failed()
-        elif event.endswith(".send_request_headers.started"):
-            self.stage = "send"
-
 
 @dataclass(slots=True)
 class CallTrace:
@@ -329,8 +316,7 @@ class BackendClient:
             content=content,
             headers=self._headers(headers, fresh),
             timeout=timeouts if timeouts is not None else self._timeout,
-            # The first for frontend/transport.py, the second for httpx's own.
-            extensions={"observer": attempt, "trace": attempt.trace},
+            extensions={"observer": attempt},  # told what happens by frontend/transport.py
         )
         trace = CallTrace(attempts=[attempt])
         started = time.perf_counter()
@@ -373,15 +359,6 @@ class BackendClient:
             attempt.peer_addr = _address(info.peer)
             attempt.connection_age_s = info.age_s
             attempt.requests_on_connection = info.requests
-            return
-        # httpx's own transport (the per-request foil): read while the
-        # socket is surely open, before the body.
-        stream = response.extensions.get("network_stream")
-        if stream is not None:
-            attempt.local_addr = _address(stream.get_extra_info("client_addr"))
-            attempt.peer_addr = _address(stream.get_extra_info("server_addr"))
-            if attempt.new_connection:
-                attempt.connection_age_s, attempt.requests_on_connection = 0.0, 1
 
     async def request(
         self,
@@ -396,32 +373,19 @@ class BackendClient:
     ) -> BackendReply:
         """A call on the shared pool, retried once on a fresh connection when safe.
 
-        (With BACKEND_CLIENT_PER_REQUEST, a benchmark's foil, on a client
-        made for this call alone.)
-
         Answers of every status come back as a BackendReply; only a call that
         got no answer at all raises BackendUnavailable.
         """
-        kwargs: dict[str, Any] = {
-            "params": params,
-            "content": content,
-            "headers": headers,
-            "timeouts": timeouts,
-            "retry": retry,
-        }
-        if self.settings.backend_client_per_request:
-            # As many tutorials do: `async with httpx.AsyncClient() as client`
-            # in the handler, httpx's defaults and all, a new connection each.
-            throwaway = httpx.AsyncClient(
-                base_url=self.settings.backend_url,
-                timeout=self._timeout,
-                headers=_USER_AGENT,
-                follow_redirects=False,
-                trust_env=False,
-            )
-            async with throwaway:
-                return await self._request_on(throwaway, method.upper(), path, **kwargs)
-        return await self._request_on(self.pooled, method.upper(), path, **kwargs)
+        return await self._request_on(
+            self.pooled,
+            method.upper(),
+            path,
+            retry=retry,
+            params=params,
+            content=content,
+            headers=headers,
+            timeouts=timeouts,
+        )
 
     async def _request_on(
         self, client: httpx.AsyncClient, method: str, path: str, *, retry: bool, **kwargs: Any

@@ -30,9 +30,6 @@ class FrontendSettings(CommonSettings):
     spread_max: int = Field(default=200, ge=1, le=5_000)
     # The form posts are tiny; anything bigger is refused before parsing.
     max_body_bytes: int = Field(default=16_384, ge=1024)
-    # For `make bench` only: a new client, and so a new connection, for every
-    # backend call, as many tutorials do, to measure what the shared pool saves.
-    backend_client_per_request: bool = False
     # Set to true when the page is served over HTTPS (an Ingress with TLS):
     # the CSRF cookie is then never sent over plain HTTP.
     csrf_cookie_secure: bool = False

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import httpx
 
+from common.contract import IDEMPOTENCY_KEY_PATTERN
 from common.logging import request_id_var
 from frontend.backend_client import BackendReply, BackendUnavailable
 from frontend.listing_cache import ListingCache
@@ -22,12 +23,8 @@ from frontend.route_panel import Resolution, Route, build_route, literal_address
 from frontend.services import Services
 
 PAGE_SIZE = 20
-# The backend's own limits, repeated as `maxlength` on the form so a browser
-# stops the typing; the backend stays the one that decides.
-AUTHOR_MAX = 64
-TEXT_MAX = 1000
 _INFO_TIMEOUT = httpx.Timeout(1.0)
-IDEMPOTENCY_KEY_SHAPE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+IDEMPOTENCY_KEY_SHAPE = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 _HOP_WORDS = {
     "frontend": "this frontend pod has no free connection to the backend",

@@ -33,8 +33,11 @@ _QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 def create_app(
-    settings: FrontendSettings | None = None, lifecycle: Lifecycle | None = None
+    settings: FrontendSettings | None = None,
+    lifecycle: Lifecycle | None = None,
+    backend_client: type[BackendClient] = BackendClient,
 ) -> FastAPI:
+    """The app; `backend_client` lets bench/per_request.py swap in its foil."""
     settings = settings or FrontendSettings()
     lifecycle = lifecycle or Lifecycle()
     identity = PodIdentity.from_settings(SERVICE_NAME, VERSION, settings)
@@ -46,7 +49,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The one HTTP client (and its connection pool) of this process.
-        backend = BackendClient(settings, frontend_metrics)
+        backend = backend_client(settings, frontend_metrics)
         app.state.services = Services(
             settings, identity, lifecycle, backend, PodDirectory(), templates
         )

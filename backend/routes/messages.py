@@ -14,13 +14,14 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import QueryParams
 
 from backend.cache import CacheUnavailable
-from backend.errors import ApiError, DependencyUnavailable
+from backend.dataerrors import DatabaseUnavailable
+from backend.errors import ApiError
 from backend.schemas import MessageIn, MessageOut, MessagePage
 from backend.services import Services, get_services
+from common.contract import IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_KEY_PATTERN, MAX_ID
 
 router = APIRouter(prefix="/api/messages", tags=["messages"])
 
-_MAX_ID = 2**63 - 1
 _ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"description": "a dependency the request needs is unavailable"},
 }
@@ -48,7 +49,7 @@ _PAGE_PARAMETERS = [
         "in": "query",
         "required": False,
         "schema": {
-            "anyOf": [{"type": "integer", "minimum": 1, "maximum": _MAX_ID}, {"type": "null"}],
+            "anyOf": [{"type": "integer", "minimum": 1, "maximum": MAX_ID}, {"type": "null"}],
             "title": "Before Id",
         },
     },
@@ -92,7 +93,7 @@ def _page_query(request: Request) -> tuple[int, int | None]:
     params = request.query_params
     limit = _query_int(params, "limit", _DEFAULT_LIMIT, _MAX_LIMIT)
     assert limit is not None
-    return limit, _query_int(params, "before_id", None, _MAX_ID)
+    return limit, _query_int(params, "before_id", None, MAX_ID)
 
 
 def _page_body(rows: list[dict[str, Any]], limit: int) -> bytes:
@@ -136,7 +137,7 @@ async def list_messages(request: Request) -> Response:
             return _page_response(lookup.body, "hit", "up")
     try:
         rows = await db.run(db.list_page, limit, before_id, retry=True)
-    except DependencyUnavailable:
+    except DatabaseUnavailable:
         if lookup is not None or not cache.enabled:
             raise
         # The breaker had given up on Redis (a timeout is enough on a busy
@@ -164,7 +165,7 @@ async def list_messages(request: Request) -> Response:
 )
 async def get_message(
     services: ServicesDep,
-    message_id: Annotated[int, Path(ge=1, le=_MAX_ID)],
+    message_id: Annotated[int, Path(ge=1, le=MAX_ID)],
 ) -> JSONResponse:
     row = await services.db.run(services.db.get, message_id, retry=True)
     if row is None:
@@ -209,8 +210,8 @@ async def create_message(
         Header(
             alias="Idempotency-Key",
             min_length=1,
-            max_length=128,
-            pattern=r"^[A-Za-z0-9._:-]+$",
+            max_length=IDEMPOTENCY_KEY_MAX,
+            pattern=IDEMPOTENCY_KEY_PATTERN,
             description="Retrying with the same key returns the first result",
         ),
     ] = None,

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse, Response
 
+from common.contract import MAX_ID
 from frontend.backend_client import BackendUnavailable
 from frontend.errors import FrontendError
 from frontend.forwarding import forwarded_for
@@ -25,7 +26,6 @@ from frontend.spread import SpreadInputError, parse_n, run_spread
 router = APIRouter(prefix="/api", tags=["api"])
 
 ServicesDep = Annotated[Services, Depends(get_services)]
-_MAX_ID = 2**63 - 1
 _PASSED_HEADERS = ("location", "retry-after", "idempotent-replayed")
 
 
@@ -107,7 +107,7 @@ async def list_messages(
 async def get_message(
     request: Request,
     services: ServicesDep,
-    message_id: Annotated[int, Path(ge=1, le=_MAX_ID)],
+    message_id: Annotated[int, Path(ge=1, le=MAX_ID)],
 ) -> Response:
     return await _proxy(
         services, "GET", f"/api/messages/{message_id}", headers=forwarded_for(request)

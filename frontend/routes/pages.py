@@ -16,13 +16,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
+from common.contract import AUTHOR_MAX, MAX_ID, TEXT_MAX
 from frontend import csrf
 from frontend.charts import bar_chart, pod_colours
 from frontend.forwarding import forwarded_for
 from frontend.guestbook import (
-    AUTHOR_MAX,
     IDEMPOTENCY_KEY_SHAPE,
-    TEXT_MAX,
     Listing,
     load_listing,
     write_message,
@@ -35,8 +34,7 @@ from frontend.templating import render, render_fragment
 router = APIRouter(include_in_schema=False)
 
 ServicesDep = Annotated[Services, Depends(get_services)]
-_MAX_ID = 2**63 - 1
-MessageId = Annotated[int | None, Query(ge=1, le=_MAX_ID)]
+MessageId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 
 def _new_key() -> str:
@@ -90,6 +88,8 @@ def _page(
             "csrf_token": token,
             "written": written,
             "problem": problem or listing.problem,
+            # The backend's limits as `maxlength`, so a browser stops the
+            # typing; the backend stays the one that decides.
             "author_max": AUTHOR_MAX,
             "text_max": TEXT_MAX,
             "backend_url": services.settings.backend_url,

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
 
+from frontend.config import FrontendSettings
 from tests.frontend.conftest import Stack
 from tests.support.frontends import FrontendLauncher
 
@@ -191,16 +193,28 @@ def test_json_writes_insist_on_json(solo: Stack, content_type: str) -> None:
     assert response.json()["error"] == "unsupported_media_type"
 
 
-def test_a_client_per_request_opens_a_connection_per_view(
-    solo: Stack, frontend_factory: FrontendLauncher
+class _PerRequestLauncher(FrontendLauncher):
+    module = "bench.per_request"
+
+
+def test_the_benchmarks_client_per_request_opens_a_connection_per_view(
+    solo: Stack, tmp_path: Path
 ) -> None:
-    # The benchmark's foil (BACKEND_CLIENT_PER_REQUEST): what the shared pool saves.
-    app = frontend_factory(solo.backends[0].url, backend_client_per_request="true")
-    for _ in range(2):
-        route = httpx.get(app.url + "/api/route", timeout=20).json()
-        address = {hop["key"]: hop for hop in route["hops"]}["address"]
-        assert address["detail"].startswith("a new connection")
-        assert address["timings"][0]["ms"] is not None
+    # The benchmark's foil (bench/per_request.py): what the shared pool saves.
+    launcher = _PerRequestLauncher(tmp_path)
+    try:
+        app = launcher(solo.backends[0].url)
+        for _ in range(2):
+            route = httpx.get(app.url + "/api/route", timeout=20).json()
+            address = {hop["key"]: hop for hop in route["hops"]}["address"]
+            assert address["detail"].startswith("a new connection")
+            assert address["timings"][0]["ms"] is not None
+    finally:
+        launcher.stop_all()
+
+
+def test_production_settings_have_no_benchmark_switch() -> None:
+    assert "backend_client_per_request" not in FrontendSettings.model_fields
 
 
 def test_the_panel_says_no_clusterip_stands_between_local_tiers(solo: Stack) -> None:
