@@ -184,11 +184,11 @@ def run_apply(apply: Apply) -> None:
         raise ProxyError(f"{' '.join(apply.argv)} failed: {done.stderr.strip()}\n{apply.text}")
 
 
-def remove_nft_table() -> list[str]:
-    """Delete the lab's nft table if there is one (whatever mode the last lab ran)."""
+def _listed_nft_table() -> tuple[str, str] | None:
+    """(nft's path, `nft list table` of the lab's table), or None: no nft, or no table."""
     nft = shutil.which("nft")
     if nft is None:
-        return []
+        return None
     listed = subprocess.run(
         [nft, "list", "table", nftables.FAMILY, nftables.TABLE],
         capture_output=True,
@@ -196,29 +196,26 @@ def remove_nft_table() -> list[str]:
         timeout=30,
         check=False,
     )
-    if listed.returncode != 0:
+    return (nft, listed.stdout) if listed.returncode == 0 else None
+
+
+def remove_nft_table() -> list[str]:
+    """Delete the lab's nft table if there is one (whatever mode the last lab ran)."""
+    found = _listed_nft_table()
+    if found is None:
         return []
-    run_apply(NftablesMode(nft).cleanup_script()[0])
+    run_apply(NftablesMode(found[0]).cleanup_script()[0])
     return [f"nft table {nftables.T}"]
 
 
 def nft_leftovers() -> list[str]:
     """The lab's nft table, if it exists: one line per chain, set and map."""
-    nft = shutil.which("nft")
-    if nft is None:
-        return []
-    listed = subprocess.run(
-        [nft, "list", "table", nftables.FAMILY, nftables.TABLE],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    if listed.returncode != 0:
+    found = _listed_nft_table()
+    if found is None:
         return []
     return [
         f"{nftables.T}: {line.strip().rstrip('{').strip()}"
-        for line in listed.stdout.splitlines()
+        for line in found[1].splitlines()
         if line.strip().startswith(("table ", "chain ", "set ", "map "))
     ] or [f"table {nftables.T}"]
 
