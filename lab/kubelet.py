@@ -427,20 +427,8 @@ class PodWorker:
             *privilege,
             *launch.argv,
         ]
-        with log.open("ab") as out:
-            out.write(f"--- lab: starting {container.name}: {' '.join(launch.argv)}\n".encode())
-            out.flush()
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=out,
-                stderr=asyncio.subprocess.STDOUT,
-                env=launch.env,
-                cwd=launch.cwd,
-                # Its own session: Ctrl-C on the lab's terminal is the lab's to
-                # handle, and a signal to the group reaches any child it forks.
-                start_new_session=True,
-            )
+        header = f"starting {container.name}: {' '.join(launch.argv)}"
+        proc = await _spawn(argv, log, header, env=launch.env, cwd=launch.cwd)
         return Running(proc, launch, [*enter, *privilege], launch.env, init_sql_path)
 
     async def _start_image(
@@ -469,8 +457,7 @@ class PodWorker:
             ETC_NETNS / self.pod.netns,
             self.dir / f"{container.name}.env",
         )
-        uid = int(started.spec.user.split(":")[0]) if started.spec.user else 0
-        gid = int(started.spec.user.split(":")[1]) if started.spec.user else 0
+        uid, gid = (int(part) for part in (started.spec.user or "0:0").split(":"))
         state.run_as = uid
         launch = runtime.Launch(
             argv=started.argv,
@@ -481,17 +468,8 @@ class PodWorker:
             security=container.security,
             kind="image",
         )
-        log = self._log_path(container)
-        with log.open("ab") as out:
-            out.write(f"--- lab: starting {container.name} from {container.image}\n".encode())
-            out.flush()
-            proc = await asyncio.create_subprocess_exec(
-                *started.argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=out,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
+        header = f"starting {container.name} from {container.image}"
+        proc = await _spawn(started.argv, self._log_path(container), header)
         pid = await asyncio.to_thread(images.pid, name)
         exec_prefix = [*images.engine.command, "exec", name]
         return Running(proc, launch, exec_prefix, env, engine_name=name, pid=pid)
@@ -774,6 +752,30 @@ class PodWorker:
             raise ProcessLookupError(f"container {name} of {self.pod.name} has no process")
         os.kill(pid, sig)
         return pid
+
+
+async def _spawn(
+    argv: list[str],
+    log: Path,
+    header: str,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+) -> asyncio.subprocess.Process:
+    """A container's process (or the engine's CLI attached to it), its output in `log`."""
+    with log.open("ab") as out:
+        out.write(f"--- lab: {header}\n".encode())
+        out.flush()
+        return await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=out,
+            stderr=asyncio.subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            # Its own session: Ctrl-C on the lab's terminal is the lab's to
+            # handle, and a signal to the group reaches any child it forks.
+            start_new_session=True,
+        )
 
 
 def _signal_group(pid: int, sig: int) -> None:
