@@ -23,7 +23,7 @@ from typing import Any
 from lab import tables
 from lab.cluster import Lab, Options
 from lab.control import ControlError, ControlServer, request
-from lab.engine import detect
+from lab.engine import detect, project_images
 from lab.images import ImageRuntime
 from lab.iptables import IptablesError, ServicePortRules
 from lab.manifests import DEFAULT_KUSTOMIZE_DIR, REPO, ManifestError, load, parse_text, render
@@ -221,10 +221,7 @@ def _image_runtime(choice: str) -> ImageRuntime | None:
             flush=True,
         )
         return None
-    tag = subprocess.run(
-        [str(REPO / "scripts" / "image-tag.sh")], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    refs = [f"clusterip-demo/{tier}:{tag}" for tier in ("backend", "frontend")]
+    refs = project_images(REPO)
     if not all(engine.has_image(ref) for ref in refs):
         print(f"lab: building {' and '.join(refs)} (make images)", flush=True)
         subprocess.run([str(REPO / "scripts" / "build-images.sh")], check=True)

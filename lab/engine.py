@@ -27,6 +27,7 @@ is the thin layer that calls the CLI.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -103,8 +104,10 @@ def run_spec(
     command: Sequence[str],
     args: Sequence[str],
     volume_dirs: Mapping[str, Path],
+    labels: Mapping[str, str] | None = None,
 ) -> RunSpec:
-    """What the kubelet would ask the runtime for. `volume_dirs`: volume name → host dir.
+    """What the kubelet would ask the runtime for. `volume_dirs`: volume name → host dir;
+    `labels` mark the container as the caller's (for listing and clean-up).
 
     `command`/`args` come expanded (`$(VAR)`) by envvars.expand_command.
     """
@@ -147,6 +150,7 @@ def run_spec(
         memory_bytes=memory,
         cpus=cpus,
         working_dir=container.working_dir,
+        labels=dict(labels or {}),
     )
 
 
@@ -271,6 +275,14 @@ class Engine:
             raise EngineError(f"{' '.join(argv[:3])}: {done.stderr.strip() or done.stdout}")
         return done.stdout.strip()
 
+    def environ(self) -> dict[str, str]:
+        """The environment for another client of the same engine (docker-compose): this
+        process's, plus what an `env NAME=value … docker` command sets."""
+        env = dict(os.environ)
+        if self.command[0] == "env":
+            env.update(a.split("=", 1) for a in self.command[1:] if "=" in a)
+        return env
+
     def has_image(self, ref: str) -> bool:
         """Whether the engine holds `ref` (`image inspect` prints `[]` when not: the exit
         status says it)."""
@@ -318,6 +330,18 @@ class Engine:
             "ps", "--all", "--filter", f"label={label}", "--format", "{{.Names}}", check=False
         )
         return out.split()
+
+
+def project_images(repo: Path) -> list[str]:
+    """clusterip-demo/{backend,frontend} with the tag k8s/base/kustomization.yaml pins."""
+    tag = subprocess.run(
+        [str(repo / "scripts" / "image-tag.sh")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout.strip()
+    return [f"clusterip-demo/{tier}:{tag}" for tier in ("backend", "frontend")]
 
 
 def detect(repo: Path) -> Engine | None:

@@ -66,8 +66,8 @@ class ImageRuntime:
         env_file: Path,
     ) -> Started:
         """The attached `run` for one container: the CLI's argv, ready to exec."""
-        spec = run_spec(template, container, env, command, args, volume_dirs)
-        spec = RunSpec(**{**spec.__dict__, "labels": {LABEL: "container"}})
+        labels = {LABEL: "container"}
+        spec = run_spec(template, container, env, command, args, volume_dirs, labels)
         etc = [
             Mount(target="/etc/hosts", source=str(etc_dir / "hosts"), read_only=True),
             Mount(target="/etc/resolv.conf", source=str(etc_dir / "resolv.conf"), read_only=True),

@@ -50,11 +50,6 @@ class Compose:
         self.command = [*_compose_command(), "-p", PROJECT, *FILES]
 
     def __call__(self, *argv: str, timeout: float = 600) -> str:
-        env = None
-        if self.engine.command[0] == "env":  # `env DOCKER_HOST=… docker`
-            import os
-
-            env = os.environ | dict([self.engine.command[1].split("=", 1)])
         done = subprocess.run(
             [*self.command, *argv],
             cwd=REPO,
@@ -62,7 +57,7 @@ class Compose:
             text=True,
             timeout=timeout,
             check=False,
-            env=env,
+            env=self.engine.environ(),
         )
         assert done.returncode == 0, f"compose {' '.join(argv)}:\n{done.stdout}\n{done.stderr}"
         return done.stdout

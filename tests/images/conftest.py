@@ -15,16 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from lab.engine import Engine
+from lab.engine import Engine, detect, project_images
 from lab.manifests import Manifests, load
 from tests.conftest import missing
 from tests.support import host_state
-from tests.support.containers import REPO, PodRunner, find_engine, has_image, image_tag
+from tests.support.containers import REPO, PodRunner
 
 
 @pytest.fixture(scope="session")
 def engine() -> Engine:
-    found = find_engine()
+    found = detect(REPO)
     if found is None:
         missing(
             "no container engine answers (start Docker, or `sudo scripts/docker-engine.sh start`)"
@@ -36,9 +36,8 @@ def engine() -> Engine:
 @pytest.fixture(scope="session")
 def app_images(engine: Engine) -> dict[str, str]:
     """clusterip-demo/{backend,frontend}:<the kustomization's tag>, built if missing."""
-    tag = image_tag()
-    refs = {tier: f"clusterip-demo/{tier}:{tag}" for tier in ("backend", "frontend")}
-    if not all(has_image(engine, ref) for ref in refs.values()):
+    refs = dict(zip(("backend", "frontend"), project_images(REPO), strict=True))
+    if not all(engine.has_image(ref) for ref in refs.values()):
         subprocess.run(
             [str(REPO / "scripts" / "build-images.sh")],
             check=True,
@@ -61,7 +60,7 @@ def standin_images(engine: Engine, manifests: Manifests) -> dict[str, str]:
     for workload in manifests.workloads.values():
         image = workload.template.containers[0].image
         if image.startswith(("mysql:", "redis:")):
-            if not has_image(engine, image):
+            if not engine.has_image(image):
                 missing(f"{image} is not on this engine: sudo scripts/standin-images.sh")
             found[image.split(":")[0]] = image
     return found

@@ -15,10 +15,9 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab.engine import Engine, RunSpec, run_argv, run_spec, sandbox_argv
@@ -28,34 +27,6 @@ from lab.volumes import write_secret_volume
 
 REPO = Path(__file__).resolve().parents[2]
 LABEL = "clusterip-demo.test"
-
-
-def find_engine() -> Engine | None:
-    """The engine scripts/container-engine.sh picks, or None (with no daemon)."""
-    done = subprocess.run(
-        [str(REPO / "scripts" / "container-engine.sh")],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=30,
-    )
-    if done.returncode != 0:
-        return None
-    return Engine(tuple(done.stdout.split()))
-
-
-def image_tag() -> str:
-    return subprocess.run(
-        [str(REPO / "scripts" / "image-tag.sh")],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    ).stdout.strip()
-
-
-def has_image(engine: Engine, ref: str) -> bool:
-    return engine.has_image(ref)
 
 
 @dataclass
@@ -140,8 +111,8 @@ class PodRunner:
         config_maps, secrets = self.manifests.config_maps, self.manifests.secrets
         values = container_env(container, facts, config_maps, secrets, {}) | dict(env or {})
         command, args = expand_command(container, values)
-        spec = run_spec(template, container, values, command, args, volume_dirs)
-        spec = replace(spec, labels={LABEL: self.run_id})
+        labels = {LABEL: self.run_id}
+        spec = run_spec(template, container, values, command, args, volume_dirs, labels)
         name = f"{pod.name}-{container.name}"
         # The environment goes in a 0600 file: on the command line `ps` would show passwords.
         env_file = self.workdir / f"{name}.env"
