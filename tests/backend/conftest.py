@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -75,3 +76,11 @@ def api_server(
 def api(api_server: Api) -> Api:
     api_server.reset()
     return api_server
+
+
+def empty_database_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A new, empty database of `kind` ("sqlite" or "mysql"), for a test parametrized on it:
+    a file under tmp_path, or a fresh database on the session's MariaDB (`mysql_url`)."""
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'guestbook.db'}"
+    return str(request.getfixturevalue("mysql_url"))

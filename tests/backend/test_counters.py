@@ -16,20 +16,11 @@ from sqlalchemy.pool import NullPool
 
 from backend.config import BackendSettings
 from backend.migrate import upgrade
+from tests.backend.conftest import empty_database_url
 from tests.conftest import BackendLauncher
-from tests.support.servers import MariaDB
 
 WRITERS = 8
 WRITES_PER_WRITER = 12
-
-
-def _database_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    if kind == "sqlite":
-        return f"sqlite:///{tmp_path / 'guestbook.db'}"
-    mariadb: MariaDB = request.getfixturevalue("mariadb")
-    if mariadb.proc is None:
-        mariadb.start()
-    return mariadb.url(mariadb.create_database())
 
 
 def _rows_by_pod(database_url: str) -> dict[str, int]:
@@ -68,7 +59,7 @@ def _write(urls: list[str], writer: int) -> list[int]:
 def test_counts_are_exact_after_concurrent_writes_and_a_restart(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    database_url = _database_url(kind, tmp_path, request)
+    database_url = empty_database_url(kind, tmp_path, request)
     launcher = BackendLauncher(tmp_path)
     try:
         backends = [launcher(database_url=database_url, pod_name=pod) for pod in ("pod-a", "pod-b")]
@@ -105,7 +96,7 @@ def test_counts_are_exact_after_concurrent_writes_and_a_restart(
 def test_migration_backfills_counts_from_existing_rows(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    database_url = _database_url(kind, tmp_path, request)
+    database_url = empty_database_url(kind, tmp_path, request)
     settings = BackendSettings(database_url=database_url)
     upgrade(settings, wait_seconds=10, revision="0001")
     engine = create_engine(database_url, poolclass=NullPool)

@@ -15,18 +15,10 @@ from sqlalchemy.pool import NullPool
 from backend.config import BackendSettings
 from backend.db import Database, delete_expired_keys
 from backend.migrate import upgrade
+from tests.backend.conftest import empty_database_url
 from tests.conftest import BackendLauncher
 from tests.support.servers import MariaDB
 from tests.support.waiting import wait_until
-
-
-def _database_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    if kind == "sqlite":
-        return f"sqlite:///{tmp_path / 'guestbook.db'}"
-    mariadb: MariaDB = request.getfixturevalue("mariadb")
-    if mariadb.proc is None:
-        mariadb.start()
-    return mariadb.url(mariadb.create_database())
 
 
 def _key_count(database_url: str) -> int:
@@ -52,7 +44,7 @@ def _age_keys(database_url: str, keys: list[str], days: int) -> None:
 def test_a_pass_deletes_at_most_its_batch_of_expired_keys(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    database_url = _database_url(kind, tmp_path, request)
+    database_url = empty_database_url(kind, tmp_path, request)
     settings = BackendSettings(database_url=database_url)
     upgrade(settings, wait_seconds=10)
     db = Database(settings, on_error=lambda: None)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import threading
 import time
 
 import httpx
@@ -11,6 +10,7 @@ import pymysql
 import pytest
 
 from tests.conftest import BackendFactory
+from tests.support.held_read import HeldRead
 from tests.support.servers import MariaDB
 from tests.support.waiting import wait_until
 
@@ -80,31 +80,16 @@ def test_in_flight_request_finishes_after_sigterm(
     database = mysql_url.rsplit("/", 1)[1]
     # Hold a write lock so the next read blocks inside the backend.
     holder = pymysql.connect(host="127.0.0.1", port=mariadb.port, user="root", database=database)
-    result: dict[str, object] = {}
-
-    def slow_read() -> None:
-        try:
-            result["response"] = httpx.get(f"{app.url}/api/messages/1", timeout=30)
-        except httpx.HTTPError as exc:
-            result["error"] = exc
-
+    read = HeldRead(f"{app.url}/api/messages/1", holder)
     try:
-        with holder.cursor() as cursor:
-            cursor.execute("LOCK TABLES messages WRITE")
-        reader = threading.Thread(target=slow_read)
-        reader.start()
-        time.sleep(0.5)
-        assert reader.is_alive(), "the read did not block on the lock"
+        read.start()
         app.signal(signal.SIGTERM)
         time.sleep(1.0)
         assert app.proc is not None and app.proc.poll() is None, "exited with a request in flight"
-        with holder.cursor() as cursor:
-            cursor.execute("UNLOCK TABLES")
-        reader.join(timeout=20)
+        read.release()
     finally:
         holder.close()
-    response = result.get("response")
-    assert isinstance(response, httpx.Response), result
+    response = read.response()
     assert response.status_code == 404  # answered properly: the table is empty
     assert app.proc.wait(timeout=20) in (0, -signal.SIGTERM)
 

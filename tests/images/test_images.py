@@ -22,6 +22,7 @@ import pytest
 from lab.engine import Engine
 from tests.frontend.conftest import write_via_form
 from tests.support.containers import Pod, PodRunner
+from tests.support.held_read import HeldRead
 from tests.support.waiting import wait_until
 
 DEV_PACKAGES = (
@@ -258,35 +259,20 @@ def test_sigterm_lets_a_slow_request_finish_and_exits_zero(
     url = backend.url(8000)
     wait_until(lambda: _ready(url), timeout=60, interval=0.3)
     holder = _mysql_root(pods.engine, pods, stack["mysql"])
-    result: dict[str, object] = {}
-
-    def slow_read() -> None:
-        try:
-            result["response"] = httpx.get(f"{url}/api/messages/999999", timeout=60)
-        except httpx.HTTPError as exc:
-            result["error"] = exc
-
+    read = HeldRead(f"{url}/api/messages/999999", holder, timeout=60)
     container = backend.containers["backend"]
     try:
-        with holder.cursor() as cursor:
-            cursor.execute("LOCK TABLES messages WRITE")
-        reader = threading.Thread(target=slow_read)
-        reader.start()
-        time.sleep(0.5)
-        assert reader.is_alive(), "the read did not block on the lock"
+        read.start()
         signalled = time.monotonic()
         pods.engine("kill", "--signal", "TERM", container)
         time.sleep(2)
         assert pods.engine.inspect(container)["State"]["Running"], "exited with a request in flight"
-        with holder.cursor() as cursor:
-            cursor.execute("UNLOCK TABLES")
-        reader.join(timeout=30)
+        read.release(join_timeout=30)
         code = pods.engine.exit_code(container, timeout=backend.grace)
         took = time.monotonic() - signalled
     finally:
         holder.close()
-    response = result.get("response")
-    assert isinstance(response, httpx.Response), result
+    response = read.response()
     assert response.status_code == 404  # answered properly: no such message
     assert code == 0
     assert took < backend.grace / 2

@@ -438,10 +438,15 @@ def _connects(pod: dict[str, Any], targets: list[tuple[str, int]], limit: float 
     return list(json.loads(out.stdout))
 
 
-def _apply(app: Any, directory: Path | None, policies: set[str]) -> None:
+def _lab_apply(directory: Path | None) -> None:
+    """`lab apply -k DIR` (or the manifests of k8s/ when None), as kubectl apply -k."""
     args = ["-k", str(directory)] if directory else []
     done = _run(sys.executable, "-m", "lab", "apply", *args)
     assert done.returncode == 0, done.stderr
+
+
+def _apply(app: Any, directory: Path | None, policies: set[str]) -> None:
+    _lab_apply(directory)
     app.wait_for(
         lambda s: set(s["network_policies"]) == policies and s["iptables"]["synced"],
         10,
@@ -784,14 +789,7 @@ def test_connection_max_age_spreads_one_frontend(app: Any, tmp_path: Path) -> No
     measured: dict[str, tuple[dict[str, int], float | None, float]] = {}
     for label, age in (("on (1 s)", "1"), ("off (0)", "0")):
         settings = {"MAX_CONNECTION_AGE_SECONDS": age}
-        _run(
-            sys.executable,
-            "-m",
-            "lab",
-            "apply",
-            "-k",
-            str(overlay(tmp_path / f"age-{age}", backend_config=settings)),
-        )
+        _lab_apply(overlay(tmp_path / f"age-{age}", backend_config=settings))
         app.wait_for(
             lambda s: _rolled_out(s, "Deployment/backend", drained=True),
             120,
@@ -828,14 +826,7 @@ def test_a_memory_limit_too_small_is_an_oom_kill(app: Any, tmp_path: Path) -> No
     as on a node; maxUnavailable 0 keeps the old pods serving meanwhile."""
     if detect(REPO) is None:
         pytest.skip("the pods run from the checkout: no container engine, no memory limit")
-    _run(
-        sys.executable,
-        "-m",
-        "lab",
-        "apply",
-        "-k",
-        str(overlay(tmp_path / "oom", backend_memory="24Mi")),
-    )
+    _lab_apply(overlay(tmp_path / "oom", backend_memory="24Mi"))
     try:
         app.wait_for(
             lambda s: any("OOMKilled" in e["message"] for e in s["events"]),
@@ -846,7 +837,7 @@ def test_a_memory_limit_too_small_is_an_oom_kill(app: Any, tmp_path: Path) -> No
         page = httpx.get(f"{app.base_url}/api/route", timeout=10)
         assert page.status_code == 200
     finally:
-        _run(sys.executable, "-m", "lab", "apply", "-k", str(REPO / "k8s"))
+        _lab_apply(REPO / "k8s")
         app.wait_for(
             lambda s: _rolled_out(s, "Deployment/backend", drained=True),
             180,
