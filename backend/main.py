@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
+from backend.app_state import AppState
 from backend.cache import Cache
 from backend.config import SERVICE_NAME, BackendSettings, load_settings
 from backend.dataerrors import DatabaseUnavailable
@@ -17,13 +18,12 @@ from backend.db import Database
 from backend.errors import install_error_handlers
 from backend.metrics import BackendMetrics
 from backend.routes import health, info, messages
-from backend.services import Services
 from common.gc_tuning import settle_heap
 from common.identity import PodIdentity
 from common.lifecycle import Lifecycle
 from common.logging import configure_logging
 from common.metrics import HttpMetrics
-from common.serving import install_serving
+from common.request_middleware import install_request_middleware
 from common.version import VERSION
 
 log = logging.getLogger("backend")
@@ -31,35 +31,35 @@ log = logging.getLogger("backend")
 _QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
-async def _watch_dependencies(services: Services) -> None:
+async def _watch_dependencies(app_state: AppState) -> None:
     """Keep the database and Redis states fresh without waiting for traffic.
 
     Until the database has answered once the pod stays unready, so poll fast
     then; afterwards a slower beat keeps /readyz and /api/info honest and
     lets a recovered Redis be noticed with no request needing it.
     """
-    interval = services.settings.health_interval_seconds
+    interval = app_state.settings.health_interval_seconds
     while True:
-        await services.db.ping()
-        if services.cache.enabled:
-            await services.cache.ping()
-        await asyncio.sleep(interval if services.db.answered_once else min(interval, 0.25))
+        await app_state.db.ping()
+        if app_state.cache.enabled:
+            await app_state.cache.ping()
+        await asyncio.sleep(interval if app_state.db.answered_once else min(interval, 0.25))
 
 
-async def _expire_idempotency_keys(services: Services) -> None:
+async def _expire_idempotency_keys(app_state: AppState) -> None:
     """Delete expired Idempotency-Keys, a bounded batch per pass.
 
     Each pass is its own short statement pair on a pooled connection, never
     inside a write's transaction. A full batch means more are waiting, so the
     next pass comes after a short pause instead of the whole interval.
     """
-    settings = services.settings
+    settings = app_state.settings
     retention = timedelta(seconds=settings.idempotency_key_retention_seconds)
     batch = settings.idempotency_cleanup_batch
     while True:
         deleted = 0
         try:
-            deleted = await services.db.run(services.db.expire_keys, retention, batch)
+            deleted = await app_state.db.run(app_state.db.expire_keys, retention, batch)
         except DatabaseUnavailable:
             pass  # the database watcher reports it; try again next pass
         except Exception:
@@ -83,16 +83,16 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings, on_error=backend_metrics.db_error)
         cache = Cache(settings, on_result=backend_metrics.cache_result)
-        services = Services(settings, identity, lifecycle, db, cache)
-        app.state.services = services
+        app_state = AppState(settings, identity, lifecycle, db, cache)
+        app.state.app_state = app_state
         log.info(
             "backend starting",
             extra={"database": db.describe(), "redis": cache.describe(), **identity.as_dict()},
         )
         settle_heap()
         tasks = [
-            asyncio.create_task(_watch_dependencies(services), name="dependency-watch"),
-            asyncio.create_task(_expire_idempotency_keys(services), name="key-expiry"),
+            asyncio.create_task(_watch_dependencies(app_state), name="dependency-watch"),
+            asyncio.create_task(_expire_idempotency_keys(app_state), name="key-expiry"),
         ]
         try:
             yield
@@ -119,7 +119,7 @@ def create_app(
     app.include_router(messages.router)
     app.include_router(info.router)
     app.include_router(health.router)
-    install_serving(
+    install_request_middleware(
         app,
         settings=settings,
         lifecycle=lifecycle,
@@ -131,7 +131,7 @@ def create_app(
 
 
 def run() -> None:
-    from common.server import serve
+    from common.uvicorn_runner import serve
 
     settings = load_settings()
     configure_logging(settings.log_level, settings.pod_name, SERVICE_NAME)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from common.lifecycle import Lifecycle
-from common.server import serve
 from common.settings import CommonSettings
+from common.uvicorn_runner import serve
 
 
 class BareSettings(CommonSettings):

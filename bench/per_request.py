@@ -23,7 +23,7 @@ import httpx
 
 from common.lifecycle import Lifecycle
 from common.logging import configure_logging
-from common.server import serve
+from common.uvicorn_runner import serve
 from frontend.backend_client import _USER_AGENT, Attempt, BackendClient, BackendReply
 from frontend.config import SERVICE_NAME, FrontendSettings
 from frontend.main import create_app

@@ -29,8 +29,8 @@ from fastapi.responses import HTMLResponse, Response
 
 from common.gc_tuning import settle_heap
 from common.lifecycle import Lifecycle
-from common.server import serve
 from common.settings import CommonSettings
+from common.uvicorn_runner import serve
 
 
 class SameWorkSettings(CommonSettings):

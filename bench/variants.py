@@ -26,8 +26,8 @@ from backend.main import create_app
 from common.lifecycle import Lifecycle
 from common.logging import configure_logging
 from common.request_context import Timings
-from common.server import serve
-from common.serving import HeaderList, ServingMiddleware
+from common.request_middleware import HeaderList, RequestMiddleware
+from common.uvicorn_runner import serve
 
 VARIANTS = frozenset({"no-metrics", "no-request-id"})
 
@@ -47,7 +47,7 @@ class NullMetrics:
         pass
 
 
-class AnonymousServing(ServingMiddleware):
+class AnonymousServing(RequestMiddleware):
     def request_id(self, scope: Scope) -> str:
         return "-"
 
@@ -61,7 +61,7 @@ def switch_off(app: FastAPI, variants: set[str]) -> None:
     unknown = variants - VARIANTS
     if unknown:
         raise SystemExit(f"unknown BENCH_VARIANT {sorted(unknown)}; known: {sorted(VARIANTS)}")
-    serving = next(m for m in app.user_middleware if m.cls is ServingMiddleware)
+    serving = next(m for m in app.user_middleware if m.cls is RequestMiddleware)
     if "no-metrics" in variants:
         serving.kwargs["metrics"] = NullMetrics()
     if "no-request-id" in variants:

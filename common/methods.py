@@ -34,7 +34,7 @@ def allowed_methods(scope: Scope, routes: list[BaseRoute]) -> list[str]:
             if match is Match.FULL:
                 methods.add(method)
     if "GET" in methods:
-        # ServingMiddleware answers HEAD with the GET route, body dropped.
+        # RequestMiddleware answers HEAD with the GET route, body dropped.
         methods.add("HEAD")
     return sorted(methods)
 

@@ -122,7 +122,7 @@ async def _nothing_to_receive() -> Message:
 
 
 async def refuse_too_large(scope: Scope, send: Send, limit: int) -> None:
-    """The 413 of common.serving, as a page for the form and as JSON under /api/."""
+    """The 413 of common.request_middleware, as a page for the form and as JSON under /api/."""
     request = Request(scope)  # scope["app"] is set before any middleware runs
     if wants_json(request):
         message = too_large_message(limit)

@@ -17,10 +17,10 @@ import httpx
 
 from common.contract import IDEMPOTENCY_KEY_PATTERN
 from common.logging import request_id_var
+from frontend.app_state import AppState
 from frontend.backend_client import BackendReply, BackendUnavailable
 from frontend.listing_cache import ListingCache
 from frontend.route_panel import Resolution, Route, build_route, literal_address, resolve
-from frontend.services import Services
 
 PAGE_SIZE = 20
 _INFO_TIMEOUT = httpx.Timeout(1.0)
@@ -47,28 +47,28 @@ class Listing:
     source: bytes | None = None
 
 
-async def _call(services: Services, method: str, path: str, **kwargs: Any) -> Any:
+async def _call(app_state: AppState, method: str, path: str, **kwargs: Any) -> Any:
     try:
-        return await services.backend.request(method, path, **kwargs)
+        return await app_state.backend.request(method, path, **kwargs)
     except BackendUnavailable as exc:
         return exc
 
 
-async def _learn_pod(services: Services, reply: BackendReply) -> None:
+async def _learn_pod(app_state: AppState, reply: BackendReply) -> None:
     """Ask /api/info once per new pod name, for its IP, node and database.
 
     Best effort and short: the kept-alive connection just used most likely
     leads to the same pod, and if it does not, that pod is learnt instead.
     """
-    if services.pods.get(reply.served_by) is not None or not reply.served_by:
+    if app_state.pods.get(reply.served_by) is not None or not reply.served_by:
         return
     try:
-        info = await services.backend.request("GET", "/api/info", timeouts=_INFO_TIMEOUT)
+        info = await app_state.backend.request("GET", "/api/info", timeouts=_INFO_TIMEOUT)
         body = info.json() if info.status == 200 else None
     except BackendUnavailable:
         return
     if isinstance(body, dict):
-        services.pods.learn(body)
+        app_state.pods.learn(body)
 
 
 def _payload(outcome: BackendReply | BackendUnavailable, cache: ListingCache) -> tuple[Any, Any]:
@@ -83,14 +83,14 @@ def _payload(outcome: BackendReply | BackendUnavailable, cache: ListingCache) ->
 
 
 async def load_listing(
-    services: Services, before_id: int | None, forwarded: Mapping[str, str]
+    app_state: AppState, before_id: int | None, forwarded: Mapping[str, str]
 ) -> Listing:
-    settings = services.settings
+    settings = app_state.settings
     params: dict[str, str | int] = {"limit": PAGE_SIZE}
     if before_id is not None:
         params["before_id"] = before_id
     label = "GET /api/messages?" + "&".join(f"{k}={v}" for k, v in params.items())
-    call = _call(services, "GET", "/api/messages", params=params, headers=forwarded)
+    call = _call(app_state, "GET", "/api/messages", params=params, headers=forwarded)
     host, port = settings.backend_host, settings.backend_port
     literal = literal_address(host)
     if literal is not None:
@@ -104,16 +104,16 @@ async def load_listing(
         resolution, raw = await asyncio.gather(
             resolve(host, port, settings.backend_connect_timeout_seconds), call
         )
-    outcome, payload = _payload(raw, services.listings)
+    outcome, payload = _payload(raw, app_state.listings)
     if isinstance(outcome, BackendReply) and outcome.status == 200:
-        await _learn_pod(services, outcome)
+        await _learn_pod(app_state, outcome)
     route = build_route(
         settings=settings,
-        identity=services.identity,
+        identity=app_state.identity,
         resolution=resolution,
         outcome=outcome,
         payload=payload,
-        pods=services.pods,
+        pods=app_state.pods,
         request_label=label,
         request_id=request_id_var.get(),
     )
@@ -173,7 +173,7 @@ def _field_errors(body: Mapping[str, Any]) -> tuple[dict[str, str], str | None]:
 
 
 async def write_message(
-    services: Services,
+    app_state: AppState,
     author: str,
     text: str,
     idempotency_key: str,
@@ -188,7 +188,7 @@ async def write_message(
         **forwarded,
     }
     try:
-        reply = await services.backend.request(
+        reply = await app_state.backend.request(
             "POST", "/api/messages", content=content, headers=headers
         )
         body = reply.json()

@@ -13,8 +13,9 @@ from common.identity import PodIdentity
 from common.lifecycle import Lifecycle
 from common.logging import configure_logging
 from common.metrics import HttpMetrics
-from common.serving import install_serving
+from common.request_middleware import install_request_middleware
 from common.version import VERSION
+from frontend.app_state import AppState
 from frontend.backend_client import BackendClient
 from frontend.compression import CompressPages
 from frontend.config import SERVICE_NAME, FrontendSettings
@@ -23,7 +24,6 @@ from frontend.metrics import FrontendMetrics
 from frontend.pods import PodDirectory
 from frontend.routes import api, health, pages
 from frontend.security import add_security_headers
-from frontend.services import Services
 from frontend.static_files import VersionedStaticFiles, content_versions
 from frontend.templating import create_templates
 
@@ -50,7 +50,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The one HTTP client (and its connection pool) of this process.
         backend = backend_client(settings, frontend_metrics)
-        app.state.services = Services(
+        app.state.app_state = AppState(
             settings, identity, lifecycle, backend, PodDirectory(), templates
         )
         settle_heap()
@@ -85,7 +85,7 @@ def create_app(
     # Inside the serving middleware: its headers and HEAD handling see the
     # compressed response, so HEAD's Content-Length is the one GET sends.
     app.add_middleware(CompressPages)
-    install_serving(
+    install_request_middleware(
         app,
         settings=settings,
         lifecycle=lifecycle,
@@ -101,7 +101,7 @@ def create_app(
 
 
 def run() -> None:
-    from common.server import serve
+    from common.uvicorn_runner import serve
 
     settings = FrontendSettings()
     configure_logging(settings.log_level, settings.pod_name, SERVICE_NAME)

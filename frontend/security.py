@@ -31,7 +31,7 @@ _NO_STORE = (b"cache-control", b"no-store")
 
 
 def add_security_headers(headers: list[tuple[bytes, bytes]]) -> None:
-    """Extend a response's headers in place (a hook of common.serving)."""
+    """Extend a response's headers in place (a hook of common.request_middleware)."""
     # A header the route set itself wins over the default.
     present = {name.lower() for name, _ in headers}
     if present.isdisjoint(_NAMES):

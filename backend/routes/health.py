@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from backend.app_state import AppStateDep
 from backend.schemas import DependencyStates, Readiness
-from backend.services import Services, get_services
 from common.metrics import metrics_endpoint
 
 router = APIRouter(tags=["probes"])
@@ -25,19 +23,19 @@ async def healthz() -> dict[str, str]:
     response_model=Readiness,
     responses={503: {"model": Readiness, "description": "starting or draining"}},
 )
-async def readyz(services: Annotated[Services, Depends(get_services)]) -> JSONResponse:
+async def readyz(app_state: AppStateDep) -> JSONResponse:
     # Only this pod's own state decides: a shared dependency going down would
     # make every replica unready at once and take cached reads down with it.
-    if services.lifecycle.draining:
+    if app_state.lifecycle.draining:
         status = "draining"
-    elif not services.db.answered_once:
+    elif not app_state.db.answered_once:
         status = "starting"
     else:
         status = "ready"
     body = Readiness(
         status=status,
-        degraded=services.degraded,
-        dependencies=DependencyStates(database=services.db.state, cache=services.cache.state),
+        degraded=app_state.degraded,
+        dependencies=DependencyStates(database=app_state.db.state, cache=app_state.cache.state),
     )
     return JSONResponse(body.model_dump(), status_code=200 if status == "ready" else 503)
 

@@ -7,17 +7,17 @@ import ipaddress
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Request
+from fastapi import APIRouter, Header, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import QueryParams
 
+from backend.app_state import AppState, AppStateDep
 from backend.cache import CacheUnavailable
 from backend.dataerrors import DatabaseUnavailable
 from backend.errors import ApiError
 from backend.schemas import MessageIn, MessageOut, MessagePage
-from backend.services import Services, get_services
 from common.contract import IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_KEY_PATTERN, MAX_ID
 
 router = APIRouter(prefix="/api/messages", tags=["messages"])
@@ -25,8 +25,6 @@ router = APIRouter(prefix="/api/messages", tags=["messages"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"description": "a dependency the request needs is unavailable"},
 }
-
-ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 _DEFAULT_LIMIT = 20
@@ -124,8 +122,8 @@ async def list_messages(request: Request) -> Response:
     # The parameters are still documented (`_PAGE_PARAMETERS`) and checked
     # with pydantic's own rules, with the same 422 answers.
     limit, before_id = _page_query(request)
-    services: Services = request.app.state.services
-    cache, db = services.cache, services.db
+    app_state: AppState = request.app.state.app_state
+    cache, db = app_state.cache, app_state.db
     field = f"{before_id or 0}:{limit}"
     lookup = None
     if cache.enabled:
@@ -164,10 +162,10 @@ async def list_messages(request: Request) -> Response:
     summary="One message",
 )
 async def get_message(
-    services: ServicesDep,
+    app_state: AppStateDep,
     message_id: Annotated[int, Path(ge=1, le=MAX_ID)],
 ) -> JSONResponse:
-    row = await services.db.run(services.db.get, message_id, retry=True)
+    row = await app_state.db.run(app_state.db.get, message_id, retry=True)
     if row is None:
         raise ApiError(404, "not_found", f"no message with id {message_id}")
     return JSONResponse(row)
@@ -204,7 +202,7 @@ def client_identity(request: Request) -> str:
 async def create_message(
     payload: MessageIn,
     request: Request,
-    services: ServicesDep,
+    app_state: AppStateDep,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -216,7 +214,7 @@ async def create_message(
         ),
     ] = None,
 ) -> JSONResponse:
-    cache, db = services.cache, services.db
+    cache, db = app_state.cache, app_state.db
     if cache.enabled:
         try:
             decision = await cache.take_write_token(client_identity(request))
@@ -232,7 +230,7 @@ async def create_message(
                 headers={"Retry-After": str(decision.retry_after)},
             )
     created = await db.run(
-        db.create, payload.author, payload.text, services.identity.pod_name, idempotency_key
+        db.create, payload.author, payload.text, app_state.identity.pod_name, idempotency_key
     )
     if cache.enabled:
         # A failed invalidation is remembered by the cache, which flushes

@@ -12,29 +12,28 @@ import uuid
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, Response
 
 from common.contract import MAX_ID
+from frontend.app_state import AppState, AppStateDep
 from frontend.backend_client import BackendUnavailable
 from frontend.errors import FrontendError
 from frontend.forwarding import forwarded_for
 from frontend.guestbook import load_listing
-from frontend.services import Services, get_services
 from frontend.spread import SpreadInputError, parse_n, run_spread
 
 router = APIRouter(prefix="/api", tags=["api"])
 
-ServicesDep = Annotated[Services, Depends(get_services)]
 _PASSED_HEADERS = ("location", "retry-after", "idempotent-replayed")
 
 
 @router.get("/route", summary="How a page view reaches its data, hop by hop")
-async def route(request: Request, services: ServicesDep) -> JSONResponse:
-    listing = await load_listing(services, None, forwarded_for(request))
+async def route(request: Request, app_state: AppStateDep) -> JSONResponse:
+    listing = await load_listing(app_state, None, forwarded_for(request))
     body: dict[str, Any] = {
-        "backend_url": services.settings.backend_url,
-        "frontend": services.identity.as_dict(),
+        "backend_url": app_state.settings.backend_url,
+        "frontend": app_state.identity.as_dict(),
         **listing.route.as_dict(),
     }
     if listing.problem:
@@ -43,20 +42,20 @@ async def route(request: Request, services: ServicesDep) -> JSONResponse:
 
 
 @router.get("/spread", summary="Which backend pods answer N requests, per connection kind")
-async def spread(services: ServicesDep, n: str | None = None) -> JSONResponse:
-    settings = services.settings
+async def spread(app_state: AppStateDep, n: str | None = None) -> JSONResponse:
+    settings = app_state.settings
     try:
         count = parse_n(n, settings.spread_default, settings.spread_max)
     except SpreadInputError as exc:
         raise FrontendError(422, "validation_error", str(exc)) from None
-    result = await run_spread(services.backend, services.pods, count)
+    result = await run_spread(app_state.backend, app_state.pods, count)
     return JSONResponse(
         result.as_dict(settings.backend_url), status_code=503 if result.reached_nothing else 200
     )
 
 
 async def _proxy(
-    services: Services,
+    app_state: AppState,
     method: str,
     path: str,
     *,
@@ -65,7 +64,7 @@ async def _proxy(
     headers: Mapping[str, str] | None = None,
 ) -> Response:
     try:
-        reply = await services.backend.request(
+        reply = await app_state.backend.request(
             method, path, params=params, content=content, headers=headers
         )
     except BackendUnavailable as exc:
@@ -92,30 +91,30 @@ async def _proxy(
 @router.get("/messages", summary="Newest messages first (proxied to the backend)")
 async def list_messages(
     request: Request,
-    services: ServicesDep,
+    app_state: AppStateDep,
     limit: str | None = None,
     before_id: str | None = None,
 ) -> Response:
     # Passed as given: the backend validates them and its 422 comes back.
     params = {k: v for k, v in (("limit", limit), ("before_id", before_id)) if v is not None}
     return await _proxy(
-        services, "GET", "/api/messages", params=params, headers=forwarded_for(request)
+        app_state, "GET", "/api/messages", params=params, headers=forwarded_for(request)
     )
 
 
 @router.get("/messages/{message_id}", summary="One message (proxied to the backend)")
 async def get_message(
     request: Request,
-    services: ServicesDep,
+    app_state: AppStateDep,
     message_id: Annotated[int, Path(ge=1, le=MAX_ID)],
 ) -> Response:
     return await _proxy(
-        services, "GET", f"/api/messages/{message_id}", headers=forwarded_for(request)
+        app_state, "GET", f"/api/messages/{message_id}", headers=forwarded_for(request)
     )
 
 
 @router.post("/messages", status_code=201, summary="Write a message (proxied to the backend)")
-async def create_message(request: Request, services: ServicesDep) -> Response:
+async def create_message(request: Request, app_state: AppStateDep) -> Response:
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() != "application/json":
         # Another site's page can post a form as text/plain with no CORS
@@ -132,5 +131,5 @@ async def create_message(request: Request, services: ServicesDep) -> Response:
         **forwarded_for(request),
     }
     return await _proxy(
-        services, "POST", "/api/messages", content=await request.body(), headers=headers
+        app_state, "POST", "/api/messages", content=await request.body(), headers=headers
     )

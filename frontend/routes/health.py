@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import httpx
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from common.metrics import metrics_endpoint
+from frontend.app_state import AppState, AppStateDep
 from frontend.backend_client import BackendUnavailable
-from frontend.services import Services, get_services
 
 router = APIRouter(tags=["probes"])
 
@@ -23,10 +23,10 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-async def _backend_state(services: Services) -> dict[str, Any]:
-    state: dict[str, Any] = {"url": services.settings.backend_url}
+async def _backend_state(app_state: AppState) -> dict[str, Any]:
+    state: dict[str, Any] = {"url": app_state.settings.backend_url}
     try:
-        reply = await services.backend.request(
+        reply = await app_state.backend.request(
             "GET", "/readyz", timeouts=_CHECK_TIMEOUT, retry=False
         )
     except BackendUnavailable as exc:
@@ -44,12 +44,12 @@ async def _backend_state(services: Services) -> dict[str, Any]:
 
 
 @router.get("/readyz", summary="Readiness: this pod can take traffic")
-async def readyz(services: Annotated[Services, Depends(get_services)]) -> JSONResponse:
+async def readyz(app_state: AppStateDep) -> JSONResponse:
     # Only this pod's own state decides. A backend outage must not make the
     # frontends unready too: the Service would drop them all, and with them
     # the page that explains the outage.
-    status = "draining" if services.lifecycle.draining else "ready"
-    body = {"status": status, "backend": await _backend_state(services)}
+    status = "draining" if app_state.lifecycle.draining else "ready"
+    body = {"status": status, "backend": await _backend_state(app_state)}
     return JSONResponse(body, status_code=200 if status == "ready" else 503)
 
 

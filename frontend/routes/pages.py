@@ -12,12 +12,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData
 
 from common.contract import AUTHOR_MAX, MAX_ID, TEXT_MAX
 from frontend import csrf
+from frontend.app_state import AppState, AppStateDep
 from frontend.charts import bar_chart, pod_colours
 from frontend.forwarding import forwarded_for
 from frontend.guestbook import (
@@ -27,13 +28,11 @@ from frontend.guestbook import (
     write_message,
 )
 from frontend.route_panel import SERVICE_DOCS
-from frontend.services import Services, get_services
 from frontend.spread import DETAIL, HEADLINE, SpreadInputError, parse_n, run_spread
 from frontend.templating import render, render_fragment
 
 router = APIRouter(include_in_schema=False)
 
-ServicesDep = Annotated[Services, Depends(get_services)]
 MessageId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 
@@ -53,7 +52,7 @@ class FormState:
 
 def _page(
     request: Request,
-    services: Services,
+    app_state: AppState,
     listing: Listing,
     form: FormState,
     *,
@@ -65,19 +64,19 @@ def _page(
     token, is_new = csrf.token_for(request)
     message_list = None
     if listing.messages:
-        message_list = services.listings.html(
+        message_list = app_state.listings.html(
             listing.source,
             written,
             lambda: render_fragment(
-                services.templates,
+                app_state.templates,
                 "_messages.html",
                 {"messages": listing.messages, "written": written},
             ),
         )
     response = render(
-        services.templates,
+        app_state.templates,
         request,
-        services.identity,
+        app_state.identity,
         "index.html",
         {
             "listing": listing,
@@ -92,23 +91,23 @@ def _page(
             # typing; the backend stays the one that decides.
             "author_max": AUTHOR_MAX,
             "text_max": TEXT_MAX,
-            "backend_url": services.settings.backend_url,
+            "backend_url": app_state.settings.backend_url,
             "docs": SERVICE_DOCS,
         },
         status_code=status or listing.status,
         headers=headers,
     )
     if is_new:
-        csrf.set_cookie(response, token, services.settings.csrf_cookie_secure)
+        csrf.set_cookie(response, token, app_state.settings.csrf_cookie_secure)
     return response
 
 
 @router.get("/")
 async def index(
-    request: Request, services: ServicesDep, before_id: MessageId = None, written: MessageId = None
+    request: Request, app_state: AppStateDep, before_id: MessageId = None, written: MessageId = None
 ) -> Response:
-    listing = await load_listing(services, before_id, forwarded_for(request))
-    return _page(request, services, listing, FormState(), written=written)
+    listing = await load_listing(app_state, before_id, forwarded_for(request))
+    return _page(request, app_state, listing, FormState(), written=written)
 
 
 def _field(form: FormData, name: str) -> str:
@@ -117,7 +116,7 @@ def _field(form: FormData, name: str) -> str:
 
 
 @router.post("/messages")
-async def post_message(request: Request, services: ServicesDep) -> Response:
+async def post_message(request: Request, app_state: AppStateDep) -> Response:
     async with request.form(max_files=0, max_fields=8) as form:
         state = FormState(author=_field(form, "author"), text=_field(form, "text"))
         key = _field(form, "idempotency_key")
@@ -128,12 +127,12 @@ async def post_message(request: Request, services: ServicesDep) -> Response:
 
     refused = csrf.problem(request, token)
     if refused is not None:
-        listing = await load_listing(services, None, forwarded)
+        listing = await load_listing(app_state, None, forwarded)
         problem = f"Not sent: {refused}. What you typed is kept below: send it again."
-        return _page(request, services, listing, state, problem=problem, status=403)
+        return _page(request, app_state, listing, state, problem=problem, status=403)
 
     result = await write_message(
-        services, state.author, state.text, state.idempotency_key, forwarded
+        app_state, state.author, state.text, state.idempotency_key, forwarded
     )
     if result.outcome == "created" and result.message_id is not None:
         target = f"/?written={result.message_id}#message-{result.message_id}"
@@ -141,11 +140,11 @@ async def post_message(request: Request, services: ServicesDep) -> Response:
     if result.outcome == "key_reused":
         state.idempotency_key = _new_key()
     state.errors = result.field_errors
-    listing = await load_listing(services, None, forwarded)
+    listing = await load_listing(app_state, None, forwarded)
     headers = {"Retry-After": result.retry_after} if result.retry_after else None
     return _page(
         request,
-        services,
+        app_state,
         listing,
         state,
         problem=result.problem,
@@ -162,8 +161,8 @@ async def messages_get() -> Response:
 
 
 @router.get("/spread")
-async def spread_page(request: Request, services: ServicesDep, n: str | None = None) -> Response:
-    settings = services.settings
+async def spread_page(request: Request, app_state: AppStateDep, n: str | None = None) -> Response:
+    settings = app_state.settings
     context: dict[str, object] = {
         "n_value": n if n is not None else str(settings.spread_default),
         "spread_max": settings.spread_max,
@@ -181,9 +180,14 @@ async def spread_page(request: Request, services: ServicesDep, n: str | None = N
     except SpreadInputError as exc:
         context["error"] = str(exc)
         return render(
-            services.templates, request, services.identity, "spread.html", context, status_code=422
+            app_state.templates,
+            request,
+            app_state.identity,
+            "spread.html",
+            context,
+            status_code=422,
         )
-    result = await run_spread(services.backend, services.pods, count)
+    result = await run_spread(app_state.backend, app_state.pods, count)
     colours = pod_colours(result.fresh.pods, result.kept_alive.pods)
     context |= {
         "n_value": str(count),
@@ -216,5 +220,5 @@ async def spread_page(request: Request, services: ServicesDep, n: str | None = N
         status = 503
         context["problem"] = "The backend is unreachable: no request of either run was answered."
     return render(
-        services.templates, request, services.identity, "spread.html", context, status_code=status
+        app_state.templates, request, app_state.identity, "spread.html", context, status_code=status
     )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from backend.cache import Cache
 from backend.config import BackendSettings
@@ -14,7 +15,7 @@ from common.lifecycle import Lifecycle
 
 
 @dataclass(slots=True)
-class Services:
+class AppState:
     settings: BackendSettings
     identity: PodIdentity
     lifecycle: Lifecycle
@@ -26,8 +27,12 @@ class Services:
         return self.cache.state == "down" or self.db.state == "down"
 
 
-async def get_services(request: Request) -> Services:
+async def get_app_state(request: Request) -> AppState:
     # async on purpose: FastAPI runs a plain `def` dependency in the thread
     # pool, a thread hop on every request for a dictionary look-up.
-    services: Services = request.app.state.services
-    return services
+    app_state: AppState = request.app.state.app_state
+    return app_state
+
+
+# Declared once, as the FastAPI template's deps.py does: routes take `app_state: AppStateDep`.
+AppStateDep = Annotated[AppState, Depends(get_app_state)]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 from starlette.templating import Jinja2Templates
 
 from common.identity import PodIdentity
@@ -16,7 +17,7 @@ from frontend.pods import PodDirectory
 
 
 @dataclass(slots=True)
-class Services:
+class AppState:
     settings: FrontendSettings
     identity: PodIdentity
     lifecycle: Lifecycle
@@ -26,8 +27,12 @@ class Services:
     listings: ListingCache = field(default_factory=ListingCache)
 
 
-async def get_services(request: Request) -> Services:
+async def get_app_state(request: Request) -> AppState:
     # async: FastAPI runs a plain `def` dependency in its thread pool, a
     # thread hop on every request for one attribute read.
-    services: Services = request.app.state.services
-    return services
+    app_state: AppState = request.app.state.app_state
+    return app_state
+
+
+# Declared once, as the FastAPI template's deps.py does: routes take `app_state: AppStateDep`.
+AppStateDep = Annotated[AppState, Depends(get_app_state)]

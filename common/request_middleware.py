@@ -42,7 +42,7 @@ HeaderList = list[tuple[bytes, bytes]]
 HeaderHook = Callable[[HeaderList], None]
 
 
-class ServingMiddleware:
+class RequestMiddleware:
     def __init__(
         self,
         app: ASGIApp,
@@ -171,7 +171,7 @@ class ServingMiddleware:
         headers.append((b"server-timing", timings.header(time.perf_counter() - started)))
 
 
-def install_serving(
+def install_request_middleware(
     app: FastAPI,
     *,
     settings: CommonSettings,
@@ -183,7 +183,7 @@ def install_serving(
     refusal: Refusal = refuse_too_large,
 ) -> None:
     app.add_middleware(
-        ServingMiddleware,
+        RequestMiddleware,
         pod_name=settings.pod_name,
         metrics=metrics,
         connection_ages=ConnectionAges(
