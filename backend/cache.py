@@ -20,6 +20,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from backend.config import BackendSettings
+from backend.rate_limit import RateDecision, WriteRateLimit
 from common.request_context import record_timing
 
 log = logging.getLogger("cache")
@@ -31,7 +32,6 @@ CacheState = Literal["up", "down", "disabled"]
 GENERATION_KEY = "guestbook:pages:gen"
 PAGES_KEY = "guestbook:pages"
 VISITS_KEY = "guestbook:visits"
-RATE_KEY = "guestbook:rate:{client}:{window}"
 
 # Store a page only if no write has bumped the generation since the reader
 # looked: a slow reader must not put back a page older than a newer write.
@@ -66,20 +66,12 @@ class PageLookup:
     generation: bytes
 
 
-@dataclass(slots=True)
-class RateDecision:
-    allowed: bool
-    remaining: int
-    retry_after: int
-
-
 class Cache:
     def __init__(self, settings: BackendSettings, on_result: Callable[[str], None]) -> None:
         self.ttl = settings.cache_ttl_seconds
-        self.rate_limit = settings.rate_limit_writes
-        self.rate_window = settings.rate_limit_window_seconds
         self._on_result = on_result
         self._client: aioredis.Redis | None = None
+        self._rate: WriteRateLimit | None = None
         self.state: CacheState = "disabled"
         if settings.redis_url:
             self._client = aioredis.Redis.from_url(
@@ -91,6 +83,9 @@ class Cache:
                 retry_on_timeout=False,
                 health_check_interval=0,
                 max_connections=64,
+            )
+            self._rate = WriteRateLimit(
+                self._client, settings.rate_limit_writes, settings.rate_limit_window_seconds
             )
             self.state = "up"
         self._retry_at = 0.0
@@ -224,34 +219,16 @@ class Cache:
         return int(value) if value is not None else 0
 
     async def take_write_token(self, client_id: str) -> RateDecision:
-        """A fixed-window counter per client, shared by every replica.
+        """The shared write rate limit (backend/rate_limit.py), through the breaker.
 
-        Kept by hand rather than the `limits` library: it is one pipelined
-        round trip that also yields Retry-After and the remaining count
-        (limits' `hit()` answers yes or no, its window stats are a second
-        call), and it runs through this class's breaker and timeouts, so with
-        Redis down a write goes through at once instead of waiting on a
-        client of its own (tests/backend/test_cache.py,
-        test_redis_stopped_then_restarted).
+        With Redis down this raises CacheUnavailable at once, without waiting
+        on Redis, and the caller lets the write through
+        (tests/backend/test_cache.py, test_redis_stopped_then_restarted).
         """
-        now = time.time()
-        window = int(now // self.rate_window)
-        key = RATE_KEY.format(client=client_id, window=window)
-
-        async def op(client: aioredis.Redis) -> list[object]:
-            async with client.pipeline(transaction=True) as pipe:
-                pipe.incr(key)
-                pipe.expire(key, self.rate_window + 1)
-                return await pipe.execute()
-
-        count, _ = await self._call(op)
-        used = int(count)  # type: ignore[call-overload]
-        retry_after = max(1, int((window + 1) * self.rate_window - now) + 1)
-        return RateDecision(
-            allowed=used <= self.rate_limit,
-            remaining=max(0, self.rate_limit - used),
-            retry_after=retry_after,
-        )
+        rate = self._rate
+        if rate is None:
+            raise CacheUnavailable
+        return await self._call(lambda _client: rate.take(client_id))
 
     async def close(self) -> None:
         if self._client is not None:

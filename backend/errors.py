@@ -48,6 +48,16 @@ class DependencyUnavailable(ApiError):
         )
 
 
+_CODES = {
+    400: "malformed_json",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+MALFORMED_MESSAGE = "the request body is not valid JSON"
+
+
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": code, "message": message, **extra}
 
@@ -64,9 +74,7 @@ async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
     if any(e.get("type") == "json_invalid" for e in errors):
-        return JSONResponse(
-            error_body("malformed_json", "the request body is not valid JSON"), status_code=400
-        )
+        return JSONResponse(error_body("malformed_json", MALFORMED_MESSAGE), status_code=400)
     details = _clean_validation_errors(errors)
     summary = "; ".join(
         f"{'.'.join(str(p) for p in d['loc'] if p != 'body') or 'body'}: {d['msg']}"
@@ -80,9 +88,11 @@ async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    codes = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
-    code = codes.get(exc.status_code, "http_error")
+    code = _CODES.get(exc.status_code, "http_error")
     message = exc.detail if isinstance(exc.detail, str) else "request failed"
+    if exc.status_code == 400:
+        # FastAPI's own 400: a JSON body that is not even UTF-8.
+        message = MALFORMED_MESSAGE
     headers = exc.headers
     if exc.status_code == 405:
         headers = with_full_allow(request.scope, request.app.router.routes, headers)

@@ -19,3 +19,7 @@ MAX_ID = 2**63 - 1
 # line and a Redis key alike.
 IDEMPOTENCY_KEY_MAX = 128
 IDEMPOTENCY_KEY_PATTERN = rf"^[A-Za-z0-9._:-]{{1,{IDEMPOTENCY_KEY_MAX}}}$"
+
+# A page of messages: how many when the client does not say, and at most.
+PAGE_LIMIT_DEFAULT = 20
+PAGE_LIMIT_MAX = 100

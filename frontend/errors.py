@@ -29,8 +29,10 @@ _CODES = {
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",
+    415: "unsupported_media_type",
     422: "validation_error",
 }
+MALFORMED_MESSAGE = "the request body is not valid JSON"
 
 
 class FrontendError(Exception):
@@ -87,7 +89,10 @@ def validation_summary(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str
 
 async def _validation_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    summary, details = validation_summary(list(exc.errors()))
+    errors = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return error_response(request, 400, "malformed_json", MALFORMED_MESSAGE)
+    summary, details = validation_summary(errors)
     if wants_json(request):
         return error_response(request, 422, "validation_error", summary, details=details)
     return error_response(request, 422, "validation_error", summary)
@@ -100,6 +105,9 @@ async def _http_handler(request: Request, exc: Exception) -> Response:
     headers = exc.headers
     if exc.status_code == 404:
         message = "There is no page here."
+    elif exc.status_code == 400 and wants_json(request):
+        # FastAPI's own 400: a JSON body that is not even UTF-8.
+        code, message = "malformed_json", MALFORMED_MESSAGE
     elif exc.status_code == 405:
         headers = with_full_allow(request.scope, request.app.router.routes, headers)
     return error_response(request, exc.status_code, code, message, headers=headers)

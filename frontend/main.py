@@ -81,6 +81,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(pages.router)
     app.include_router(api.router)
+    app.include_router(api.spread_router(settings.spread_max))
     app.mount("/static", VersionedStaticFiles(static_versions), name="static")
     # Inside the serving middleware: its headers and HEAD handling see the
     # compressed response, so HEAD's Content-Length is the one GET sends.

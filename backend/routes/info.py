@@ -7,10 +7,11 @@ from fastapi import APIRouter
 from backend.app_state import AppStateDep
 from backend.cache import CacheUnavailable
 from backend.schemas import Info, Stats
+from common.error_model import error_responses
 
 router = APIRouter(prefix="/api", tags=["info"])
 
-_UNAVAILABLE = {503: {"description": "the database is unavailable"}}
+_UNAVAILABLE = error_responses(503)
 
 
 @router.get("/info", response_model=Info, summary="This pod and its dependencies")

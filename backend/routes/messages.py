@@ -7,7 +7,7 @@ import ipaddress
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Request
+from fastapi import APIRouter, Depends, Header, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import TypeAdapter, ValidationError
@@ -17,18 +17,22 @@ from backend.app_state import AppState, AppStateDep
 from backend.cache import CacheUnavailable
 from backend.dataerrors import DatabaseUnavailable
 from backend.errors import ApiError
-from backend.schemas import MessageIn, MessageOut, MessagePage
-from common.contract import IDEMPOTENCY_KEY_MAX, IDEMPOTENCY_KEY_PATTERN, MAX_ID
+from common.contract import (
+    IDEMPOTENCY_KEY_MAX,
+    IDEMPOTENCY_KEY_PATTERN,
+    MAX_ID,
+    PAGE_LIMIT_DEFAULT,
+    PAGE_LIMIT_MAX,
+)
+from common.error_model import error_responses
+from common.media_type import require_json
+from common.message_models import MessageIn, MessageOut, MessagePage
 
 router = APIRouter(prefix="/api/messages", tags=["messages"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    503: {"description": "a dependency the request needs is unavailable"},
-}
 
-
-_DEFAULT_LIMIT = 20
-_MAX_LIMIT = 100
+_DEFAULT_LIMIT = PAGE_LIMIT_DEFAULT
+_MAX_LIMIT = PAGE_LIMIT_MAX
 _PAGE_PARAMETERS = [
     {
         "name": "limit",
@@ -111,7 +115,7 @@ def _page_response(body: bytes, cache: str, cache_state: str) -> Response:
 @router.get(
     "",
     response_model=MessagePage,
-    responses=_ERRORS,
+    responses=error_responses(422, 503),
     summary="Newest messages first, keyset-paginated",
     openapi_extra={"parameters": _PAGE_PARAMETERS},
 )
@@ -158,7 +162,7 @@ async def list_messages(request: Request) -> Response:
 @router.get(
     "/{message_id}",
     response_model=MessageOut,
-    responses={404: {"description": "no such message"}, **_ERRORS},
+    responses=error_responses(404, 422, 503),
     summary="One message",
 )
 async def get_message(
@@ -192,11 +196,8 @@ def client_identity(request: Request) -> str:
     "",
     status_code=201,
     response_model=MessageOut,
-    responses={
-        409: {"description": "Idempotency-Key reused for a different message"},
-        429: {"description": "this client wrote too often; see Retry-After"},
-        **_ERRORS,
-    },
+    responses=error_responses(400, 409, 413, 415, 422, 429, 503),
+    dependencies=[Depends(require_json)],
     summary="Write a message",
 )
 async def create_message(

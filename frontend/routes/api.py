@@ -12,23 +12,40 @@ import uuid
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from common.contract import MAX_ID
+from common.contract import (
+    IDEMPOTENCY_KEY_MAX,
+    IDEMPOTENCY_KEY_PATTERN,
+    MAX_ID,
+    PAGE_LIMIT_DEFAULT,
+    PAGE_LIMIT_MAX,
+)
+from common.error_model import error_responses
+from common.media_type import require_json
+from common.message_models import MessageIn, MessageOut, MessagePage
+from frontend.api_models import RouteView, SpreadView
 from frontend.app_state import AppState, AppStateDep
 from frontend.backend_client import BackendUnavailable
-from frontend.errors import FrontendError
 from frontend.forwarding import forwarded_for
 from frontend.guestbook import load_listing
-from frontend.spread import SpreadInputError, parse_n, run_spread
+from frontend.spread import run_spread
 
 router = APIRouter(prefix="/api", tags=["api"])
 
 _PASSED_HEADERS = ("location", "retry-after", "idempotent-replayed")
 
 
-@router.get("/route", summary="How a page view reaches its data, hop by hop")
+@router.get(
+    "/route",
+    response_model=RouteView,
+    responses={
+        502: {"model": RouteView, "description": "the backend answered, but not with messages"},
+        503: {"model": RouteView, "description": "the route broke; `failed_hop` says where"},
+    },
+    summary="How a page view reaches its data, hop by hop",
+)
 async def route(request: Request, app_state: AppStateDep) -> JSONResponse:
     listing = await load_listing(app_state, None, forwarded_for(request))
     body: dict[str, Any] = {
@@ -41,17 +58,36 @@ async def route(request: Request, app_state: AppStateDep) -> JSONResponse:
     return JSONResponse(body, status_code=listing.status)
 
 
-@router.get("/spread", summary="Which backend pods answer N requests, per connection kind")
-async def spread(app_state: AppStateDep, n: str | None = None) -> JSONResponse:
-    settings = app_state.settings
-    try:
-        count = parse_n(n, settings.spread_default, settings.spread_max)
-    except SpreadInputError as exc:
-        raise FrontendError(422, "validation_error", str(exc)) from None
-    result = await run_spread(app_state.backend, app_state.pods, count)
-    return JSONResponse(
-        result.as_dict(settings.backend_url), status_code=503 if result.reached_nothing else 200
+def spread_router(spread_max: int) -> APIRouter:
+    """`/api/spread`, with the configured maximum of `n` in its schema."""
+    spread = APIRouter(prefix="/api", tags=["api"])
+
+    @spread.get(
+        "/spread",
+        response_model=SpreadView,
+        responses={
+            **error_responses(422),
+            503: {"model": SpreadView, "description": "no request of either run was answered"},
+        },
+        summary="Which backend pods answer N requests, per connection kind",
     )
+    async def run(
+        app_state: AppStateDep,
+        # A default rather than Annotated[]: the maximum is this function's
+        # local, which a postponed annotation could not see.
+        n: int | None = Query(
+            None, ge=1, le=spread_max, description="requests per run; the default if left out"
+        ),
+    ) -> JSONResponse:
+        settings = app_state.settings
+        count = settings.spread_default if n is None else n
+        result = await run_spread(app_state.backend, app_state.pods, count)
+        return JSONResponse(
+            result.as_dict(settings.backend_url),
+            status_code=503 if result.reached_nothing else 200,
+        )
+
+    return spread
 
 
 async def _proxy(
@@ -88,21 +124,34 @@ async def _proxy(
     )
 
 
-@router.get("/messages", summary="Newest messages first (proxied to the backend)")
+@router.get(
+    "/messages",
+    response_model=MessagePage,
+    responses=error_responses(422, 503),
+    summary="Newest messages first (proxied to the backend)",
+)
 async def list_messages(
     request: Request,
     app_state: AppStateDep,
-    limit: str | None = None,
-    before_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = PAGE_LIMIT_DEFAULT,
+    before_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="the next_before_id of the last page")
+    ] = None,
 ) -> Response:
-    # Passed as given: the backend validates them and its 422 comes back.
-    params = {k: v for k, v in (("limit", limit), ("before_id", before_id)) if v is not None}
+    params = {"limit": str(limit)}
+    if before_id is not None:
+        params["before_id"] = str(before_id)
     return await _proxy(
         app_state, "GET", "/api/messages", params=params, headers=forwarded_for(request)
     )
 
 
-@router.get("/messages/{message_id}", summary="One message (proxied to the backend)")
+@router.get(
+    "/messages/{message_id}",
+    response_model=MessageOut,
+    responses=error_responses(404, 422, 503),
+    summary="One message (proxied to the backend)",
+)
 async def get_message(
     request: Request,
     app_state: AppStateDep,
@@ -113,21 +162,39 @@ async def get_message(
     )
 
 
-@router.post("/messages", status_code=201, summary="Write a message (proxied to the backend)")
-async def create_message(request: Request, app_state: AppStateDep) -> Response:
-    content_type = request.headers.get("content-type", "")
-    if content_type.split(";")[0].strip().lower() != "application/json":
-        # Another site's page can post a form as text/plain with no CORS
-        # preflight; it can never send application/json that way. Insisting
-        # on JSON is what keeps this endpoint safe from cross-site writes.
-        raise FrontendError(
-            415, "unsupported_media_type", "send the message as JSON (application/json)"
-        )
+@router.post(
+    "/messages",
+    status_code=201,
+    response_model=MessageOut,
+    responses=error_responses(400, 409, 413, 415, 422, 429, 503),
+    # Another site's page can post a form as text/plain with no CORS
+    # preflight; it can never send application/json that way. Insisting on
+    # JSON is what keeps this endpoint safe from cross-site writes.
+    dependencies=[Depends(require_json)],
+    summary="Write a message (proxied to the backend)",
+)
+async def create_message(
+    request: Request,
+    app_state: AppStateDep,
+    # Checked here with the backend's own model, so junk never costs a backend
+    # call; the body goes on as it came.
+    payload: MessageIn,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=IDEMPOTENCY_KEY_MAX,
+            pattern=IDEMPOTENCY_KEY_PATTERN,
+            description="Retrying with the same key returns the first result",
+        ),
+    ] = None,
+) -> Response:
     headers = {
-        "Content-Type": content_type,
+        "Content-Type": request.headers["content-type"],
         # A key makes the one retry on a new connection safe; a client that
         # sent none gets one of ours, so its write is never doubled either.
-        "Idempotency-Key": request.headers.get("idempotency-key") or uuid.uuid4().hex,
+        "Idempotency-Key": idempotency_key or uuid.uuid4().hex,
         **forwarded_for(request),
     }
     return await _proxy(

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from common.metrics import metrics_endpoint
+from frontend.api_models import Readiness
 from frontend.app_state import AppState, AppStateDep
 from frontend.backend_client import BackendUnavailable
 
@@ -43,7 +44,12 @@ async def _backend_state(app_state: AppState) -> dict[str, Any]:
     }
 
 
-@router.get("/readyz", summary="Readiness: this pod can take traffic")
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "draining"}},
+    summary="Readiness: this pod can take traffic",
+)
 async def readyz(app_state: AppStateDep) -> JSONResponse:
     # Only this pod's own state decides. A backend outage must not make the
     # frontends unready too: the Service would drop them all, and with them

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -136,3 +137,54 @@ def test_spread_view_in_the_browser(trio: Stack, page) -> None:
     assert "A ClusterIP spreads connections, not requests." in page.inner_text(".takeaway")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "spread.png"), full_page=True)
+
+
+# --- accessibility: axe-core from the npm registry (tools/axe, `npm ci` in .ci/run) ----
+
+AXE = Path(__file__).resolve().parents[2] / "tools" / "axe" / "node_modules" / "axe-core"
+
+
+def _axe_violations(page) -> list[dict[str, object]]:
+    if not (AXE / "axe.min.js").is_file():
+        missing("axe-core is not installed: npm ci --prefix tools/axe (needs Node.js)")
+    page.add_script_tag(path=str(AXE / "axe.min.js"))
+    # Every rule axe ships, not only the WCAG-tagged ones: best practices such as
+    # page-has-heading-one and region count as violations too.
+    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    return [
+        {
+            "id": v["id"],
+            "help": v["help"],
+            "nodes": [n["target"] for n in v["nodes"]][:5],
+        }
+        for v in result["violations"]
+    ]
+
+
+@pytest.fixture
+def axe_page(browser) -> Iterator[object]:
+    # The page's CSP (rightly) refuses scripts it did not name; only this
+    # test's context lets axe in.
+    context = browser.new_context(viewport=VIEWPORT, bypass_csp=True)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+@pytest.mark.parametrize("path", ["/", "/spread?n=12"])
+def test_axe_finds_no_violation(trio: Stack, axe_page, path: str) -> None:
+    page = axe_page
+    page.goto(trio.frontend.url + path)
+    assert page.locator("h1").count() == 1
+    assert _axe_violations(page) == []
+
+
+def test_axe_sees_a_violation_when_there_is_one(trio: Stack, axe_page) -> None:
+    page = axe_page
+    # The run above would pass with an axe that checks nothing: the same run on
+    # the page with its form's label taken away must report it.
+    page.goto(trio.frontend.url + "/")
+    page.evaluate("document.querySelector('label[for=author]').remove()")
+    ids = {v["id"] for v in _axe_violations(page)}
+    assert "label" in ids

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from backend.schemas import MessageIn
+from common.message_models import MessageIn
 
 
 def test_trims_and_normalises_newlines() -> None:
