@@ -116,3 +116,16 @@ def test_an_edited_block_is_caught_and_filled_back() -> None:
     assert filled.startswith("intro\n") and filled.endswith("end\n")
     with pytest.raises(blocks.CaptureError, match="no file"):
         blocks.fill(edited, {})
+
+
+def test_the_run_writes_what_the_command_printed_under_its_header(tmp_path: Path) -> None:
+    # The driver's writing half, with a command that needs no lab and no root.
+    from docs.lessoncapture.run import Run
+
+    run = Run(tmp_path, tmp_path)
+    run.mode = "nftables"
+    run.capture("x", "printf 'a\\tb'", "echo err >&2")
+    capture = blocks.parse((tmp_path / "x.txt").read_text(encoding="utf-8"))
+    assert capture.body == "$ printf 'a\\tb'\na\tb\n$ echo err >&2\nerr\n"
+    assert (capture.name, capture.mode, capture.commit) == ("x", "nftables", run.commit)
+    assert capture.commands == ["printf 'a\\tb'", "echo err >&2"]
