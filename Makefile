@@ -11,7 +11,7 @@ PROXY_MODE ?= iptables
 
 .DEFAULT_GOAL := help
 
-.PHONY: help venv run test lint format lock lint-k8s images standins lab lab-down bench bench-quick bench-scale diagrams e2e-kind up down scale clean
+.PHONY: help venv run test lint format lock lint-k8s images standins lab lab-down bench bench-quick bench-scale diagrams lesson-capture e2e-kind up down scale clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -38,8 +38,12 @@ format: $(STAMP) ## Apply ruff's formatting and safe fixes
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
-diagrams: $(STAMP) ## Regenerate docs/img/packet-path.svg from docs/diagrams/packet_path.py
+diagrams: $(STAMP) ## Regenerate docs/img/*.svg from docs/diagrams/*.py (rule chains: from docs/captures)
 	$(PY) -m docs.diagrams.packet_path
+	$(PY) -m docs.diagrams.rule_chains
+
+lesson-capture: $(STAMP) ## Re-capture the lesson's lab outputs and screenshots, both proxy modes (root, ~3 min)
+	scripts/lesson-capture.sh
 
 lock: $(STAMP) ## Re-pin requirements/*.txt from pyproject.toml
 	$(VENV)/bin/uv pip compile pyproject.toml --extra backend --python-version 3.11 -q -o requirements/backend.txt

@@ -248,26 +248,19 @@ class ApiServer:
     def apply(self, new: Manifests) -> list[str]:
         """`kubectl apply`: new ConfigMaps, Secrets, NetworkPolicies, replicas and templates.
 
-        A changed pod template rolls its Deployment out (new pod-template-hash);
-        Services and the set of workloads must stay as they are.
+        A changed pod template rolls its Deployment out (new pod-template-hash).
+        A Service's selector and sessionAffinity may change, as on a cluster (the
+        lesson's exercises break them on purpose); its ports and address, the set
+        of Services and the set of workloads must stay as they are.
         """
         if new.namespace != self.manifests.namespace:
             raise ValueError(f"namespace {new.namespace} is not the lab's {self.namespace}")
-        for name, svc in new.services.items():
-            old = self.manifests.services.get(name)
-            if old is None or (old.selector, old.ports, old.cluster_ip, old.affinity_timeout) != (
-                svc.selector,
-                svc.ports,
-                svc.cluster_ip,
-                svc.affinity_timeout,
-            ):
-                raise ValueError(f"Service {name} changed: restart the lab for that")
+        changes = self._service_changes(new)
         if set(new.services) != set(self.manifests.services):
             raise ValueError("Services were added or removed: restart the lab for that")
         if set(new.workloads) != set(self.manifests.workloads):
             raise ValueError("workloads were added or removed: restart the lab for that")
         policies = self._parse_policies(new)
-        changes = []
         for key, wl in new.workloads.items():
             current = self.manifests.workloads[key]
             if template_fingerprint(wl.template) != template_fingerprint(self.templates[key]):
@@ -283,6 +276,8 @@ class ApiServer:
             changes.append(f"networkpolicy/{name} deleted")
         for name in sorted(after - before):
             changes.append(f"networkpolicy/{name} created")
+        for name in self._changed_services(new):
+            self.manifests.services[name] = new.services[name]
         self.manifests.config_maps = new.config_maps
         self.manifests.secrets = new.secrets
         self.manifests.network_policies = new.network_policies
@@ -292,6 +287,37 @@ class ApiServer:
         for change in changes:
             self.event("apply", "Configured", change)
         self.changed()
+        return changes
+
+    def _changed_services(self, new: Manifests) -> list[str]:
+        return [
+            name
+            for name, svc in new.services.items()
+            if name in self.manifests.services and svc != self.manifests.services[name]
+        ]
+
+    def _service_changes(self, new: Manifests) -> list[str]:
+        """What a Service's apply changes; raises on what the lab cannot change live."""
+        changes = []
+        for name in self._changed_services(new):
+            old, svc = self.manifests.services[name], new.services[name]
+            if (old.ports, old.cluster_ip, old.headless) != (
+                svc.ports,
+                svc.cluster_ip,
+                svc.headless,
+            ):
+                raise ValueError(
+                    f"Service {name}: its ports or address changed: restart the lab for that"
+                )
+            if svc.selector != old.selector:
+                changes.append(f"service/{name}: selector {_selector(svc.selector)}")
+            if svc.affinity_timeout != old.affinity_timeout:
+                affinity = (
+                    "None"
+                    if svc.affinity_timeout is None
+                    else f"ClientIP ({svc.affinity_timeout}s)"
+                )
+                changes.append(f"service/{name}: sessionAffinity {affinity}")
         return changes
 
     # -- what status shows -------------------------------------------------------
@@ -341,3 +367,7 @@ class ApiServer:
             }
             for svc in self.services()
         ]
+
+
+def _selector(selector: dict[str, str] | None) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted((selector or {}).items())) or "<none>"

@@ -518,7 +518,9 @@ def parser() -> argparse.ArgumentParser:
     restart.add_argument("workload")
     restart.set_defaults(func=cmd_rollout_restart)
 
-    apply = sub.add_parser("apply", help="kubectl apply -k: new config, policies, templates")
+    apply = sub.add_parser(
+        "apply", help="kubectl apply -k: config, policies, templates, selectors, affinity"
+    )
     apply.add_argument(
         "-k", "--kustomize", help=f"kustomize directory (default {DEFAULT_KUSTOMIZE_DIR})"
     )

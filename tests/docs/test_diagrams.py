@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from docs.diagrams import packet_path
+from docs.diagrams import packet_path, rule_chains
+from docs.lessoncapture import blocks
 from lab import nftables
 from lab.naming import sep_chain
 
@@ -84,3 +85,48 @@ def test_the_lesson_and_readme_show_the_diagram() -> None:
         (REPO / "README.md", "](docs/img/packet-path.svg)"),
     ):
         assert link in doc.read_text(), f"{doc.name} does not show the packet-path diagram"
+
+
+# --- the rule chains of both proxy modes, drawn from the lesson's captures ----------------------
+
+
+def test_committed_rule_chains_svg_is_what_the_source_draws_from_the_captures() -> None:
+    committed = (REPO / "docs" / "img" / "rule-chains.svg").read_text(encoding="utf-8")
+    assert committed == rule_chains.render(blocks.load()), (
+        "docs/img/rule-chains.svg differs from docs/diagrams/rule_chains.py's drawing of "
+        "docs/captures: run `make diagrams` (and never edit the SVG by hand)"
+    )
+
+
+def test_rule_chains_show_the_captured_rules_of_both_modes() -> None:
+    root = ET.parse(REPO / "docs" / "img" / "rule-chains.svg").getroot()
+    assert root.get("role") == "img" and root.find("svg:title", NS) is not None
+    shown = "".join(texts(root)).replace(" ", "")
+    captures = blocks.load()
+    iptables_rules = captures["rules-backend.iptables"].body
+    nft_rules = captures["rules-backend.nftables"].body
+    # Each drawn rule is a captured line, wrapped: compare without the wrapping's spaces.
+    for expected in [
+        "--probability0.33333333349",
+        "--probability0.50000000000",
+        "-jDNAT--to-destination",
+        "numgenrandommod3vmap",
+        "metal4prototcpdnatto",
+        "10.96.40.39.tcp.8000:goto",
+    ]:
+        assert expected in shown, f"the picture no longer shows {expected!r}"
+    dnat = next(line for line in iptables_rules.splitlines() if "DNAT" in line)
+    assert dnat.replace(" ", "") in shown
+    numgen = next(line for line in nft_rules.splitlines() if "numgen" in line)
+    assert numgen.strip().replace(" ", "") in shown
+
+
+def test_a_capture_without_the_drawn_rule_is_refused() -> None:
+    captures = dict(blocks.load())
+    broken = captures["rules-backend.nftables"]
+    body = "".join(line for line in broken.body.splitlines(keepends=True) if "numgen" not in line)
+    captures["rules-backend.nftables"] = blocks.Capture(
+        broken.name, broken.mode, broken.commit, broken.run, body
+    )
+    with pytest.raises(rule_chains.RulesNotFoundError, match="numgen"):
+        rule_chains.render(captures)

@@ -1,12 +1,15 @@
 """Every command the lesson shows runs in the lab, or says it needs a cluster.
 
-A `lab` command must name a verb (and for `get`, a kind) the lab's CLI has; a
-`kubectl` command must sit in a block whose paragraph says "cluster only";
-anything else must be one of the host tools the lab is explored with.
+A `lab` command must parse with the lab's own CLI (its verb, options and, for
+`get`, a kind it prints); a `kubectl` command must sit in a block whose
+paragraph says "cluster only"; anything else must be one of the host tools the
+lab is explored with.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 import shlex
 from dataclasses import dataclass
@@ -21,7 +24,7 @@ LESSON = REPO / "docs" / "lesson.md"
 FENCE = re.compile(r"^```([a-z]*)\n(.*?)^```", re.M | re.S)
 LAB = re.compile(r"^(?:\.venv/bin/)?python3? -m lab\s+(\S+)\s*(\S*)")
 # Run on the lab's host, as the lesson does: these exist wherever the lab runs.
-HOST_TOOLS = {"iptables", "ip", "curl", "make", "kill"}
+HOST_TOOLS = {"iptables", "nft", "ip", "curl", "make", "kill", "cat"}
 # The kinds `lab get` knows (lab/cli.py's cmd_get).
 LAB_GET_KINDS = {"pods", "po", "svc", "services", "endpointslices", "eps", "all", "-o"}
 
@@ -69,11 +72,25 @@ def problem(command: Command, verbs: set[str]) -> str | None:
             return f"`lab {verb}`: the lab has no such command"
         if verb == "get" and kind and kind not in LAB_GET_KINDS:
             return f"`lab get {kind}`: the lab cannot get that"
-        return None
+        return _refused_by_the_cli(line)
     first = shlex.split(line)[0]
     if first in HOST_TOOLS:
         return None
     return "neither a lab command nor a host tool, and not marked cluster only"
+
+
+def _refused_by_the_cli(line: str) -> str | None:
+    """Why the lab's argument parser refuses the command (before any pipe), or None."""
+    segment = re.split(r"\s(?:\||&&|\|\||;)\s", line, maxsplit=1)[0]
+    words = shlex.split(segment)
+    argv = words[words.index("lab") + 1 :]
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr):
+            parser().parse_args(argv)
+    except SystemExit:
+        return f"the lab's CLI refuses `{' '.join(argv)}`: {stderr.getvalue().strip()[-120:]}"
+    return None
 
 
 def _verbs() -> set[str]:
@@ -95,6 +112,8 @@ def test_every_lesson_command_runs_in_the_lab_or_is_marked_cluster_only() -> Non
         ("Try it:\n\n```sh\nkubectl get pods\n```\n", "not marked cluster only"),
         ("```\n$ sudo .venv/bin/python -m lab describe pod\nout\n```\n", "no such command"),
         ("```\n$ sudo .venv/bin/python -m lab get nodes\n```\n", "cannot get that"),
+        ("```\n$ sudo .venv/bin/python -m lab scale deployment/x\n```\n", "refuses"),
+        ("```\n$ sudo .venv/bin/python -m lab apply --dry-run | cat\n```\n", "refuses"),
         ("```sh\nnmap 10.96.0.1\n```\n", "neither a lab command"),
     ],
 )

@@ -275,3 +275,58 @@ def test_pods_of_another_namespace_or_without_network_are_no_endpoints() -> None
     assert endpointslice.target_port("http", first.template) == 8080
     assert endpointslice.target_port("nope", first.template) is None
     assert endpointslice.target_port("9090", first.template) == 9090
+
+
+# --- apply: a Service's selector and session affinity -------------------------------------------
+
+
+def _with_web_service(**spec: Any) -> list[dict[str, Any]]:
+    docs = _docs()
+    web = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == "web")
+    web["spec"].update(spec)
+    return docs
+
+
+def test_apply_a_selector_typo_empties_the_service_and_the_fix_fills_it_again() -> None:
+    api, kubelet = _cluster()
+    deployment.reconcile(api, "Deployment/web", kubelet)
+    kubelet.ready(*api.pods_of("Deployment/web"))
+    slices = endpointslice.EndpointSliceController(api)
+    assert len(slices.sync()[0].usable()) == 3
+    address = api.cluster_ips[f"{NS}/web"]
+
+    changes = api.apply(parse_documents(_with_web_service(selector={"app": "wbe"})))
+    assert changes == ["service/web: selector app=wbe"]
+    rule = slices.sync()[0]
+    assert rule.endpoints == () and rule.cluster_ip == address  # same address, no pods
+
+    assert api.apply(parse_documents(_docs())) == ["service/web: selector app=web"]
+    assert len(slices.sync()[0].usable()) == 3
+
+
+def test_apply_switches_session_affinity_on_and_off() -> None:
+    api, _ = _cluster()
+    affinity = {
+        "sessionAffinity": "ClientIP",
+        "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 600}},
+    }
+    assert api.apply(parse_documents(_with_web_service(**affinity))) == [
+        "service/web: sessionAffinity ClientIP (600s)"
+    ]
+    assert endpointslice.compute(api)[0].affinity_timeout == 600
+    assert api.apply(parse_documents(_docs())) == ["service/web: sessionAffinity None"]
+    assert endpointslice.compute(api)[0].affinity_timeout is None
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"ports": [{"name": "http", "port": 81, "targetPort": "http"}]},
+        {"clusterIP": "10.96.0.99"},
+    ],
+)
+def test_apply_refuses_a_service_whose_ports_or_address_changed(spec: dict[str, Any]) -> None:
+    api, _ = _cluster()
+    with pytest.raises(ValueError, match="restart the lab"):
+        api.apply(parse_documents(_with_web_service(**spec)))
+    assert api.manifests.services["web"].ports[0].port == 80  # nothing half-applied

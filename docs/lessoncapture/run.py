@@ -1,0 +1,379 @@
+"""Capture every lab output the lesson shows (root; `sudo make lesson-capture`).
+
+Brings the lab up once per proxy mode, runs each command the lesson shows
+exactly as the lesson prints it (a leading `sudo` dropped: this runs as
+root), writes docs/captures/NAME.txt (a header naming this script, the proxy
+mode, the commit and the run, then the commands and their output), takes the
+screenshots into docs/img/, stops the lab, and pastes the captures into
+docs/lesson.md (`blocks`) and draws the rule chains from them
+(docs/diagrams/rule_chains.py). Nothing here is edited by hand afterwards:
+tests/docs checks that the lesson is these files, byte for byte.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from docs.lessoncapture import blocks
+from lab.control import ControlError, request
+
+REPO = blocks.REPO
+LAB = "sudo .venv/bin/python -m lab"
+PORT = 8080
+BASE = f"http://127.0.0.1:{PORT}"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+class Run:
+    """One capture run: its stamp, commit and the captures made so far."""
+
+    def __init__(self, out: Path, img: Path) -> None:
+        self.out = out
+        self.img = img
+        self.stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.commit = _git("rev-parse", "--short=12", "HEAD")
+        self.mode = "iptables"
+        self.written: list[str] = []
+
+    def shell(self, command: str, timeout: float = 60) -> str:
+        """`$ command` and what it printed (stdout and stderr, as a terminal shows them)."""
+        done = subprocess.run(
+            ["bash", "-c", command.removeprefix("sudo ")],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        # A reply without a final newline (curl's JSON) ends its line where the next
+        # prompt would begin: the capture ends it, so every block ends with a newline.
+        out = done.stdout if done.stdout.endswith("\n") or not done.stdout else done.stdout + "\n"
+        return f"$ {command}\n{out}"
+
+    def capture(self, name: str, *steps: str | Callable[[], None]) -> None:
+        """Run the steps (commands, or waits between them) into docs/captures/NAME.txt."""
+        body = ""
+        for step in steps:
+            if isinstance(step, str):
+                body += self.shell(step)
+            else:
+                step()
+        capture = blocks.Capture(name, self.mode, self.commit, self.stamp, body)
+        blocks.parse(capture.text())  # the same checks the docs tests make
+        (self.out / f"{name}.txt").write_text(capture.text(), encoding="utf-8")
+        self.written.append(name)
+        print(f"lesson-capture: {name} ({self.mode})", flush=True)
+
+    def screenshot(self, name: str, url: str, height: int) -> None:
+        with tempfile.TemporaryDirectory() as profile:
+            subprocess.run(
+                [
+                    "chromium",
+                    *CHROMIUM_FLAGS,
+                    f"--user-data-dir={profile}",
+                    f"--window-size=1280,{height}",
+                    f"--screenshot={self.img / name}",
+                    url,
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=60,
+                check=True,
+            )
+        print(f"lesson-capture: docs/img/{name}", flush=True)
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def status() -> dict[str, Any]:
+    return request("status")
+
+
+def pods(app: str) -> list[dict[str, Any]]:
+    return [
+        p
+        for p in status()["pods"]
+        if p["labels"].get("app.kubernetes.io/name") == app and not p["deleting"]
+    ]
+
+
+def wait_until(check: Callable[[], bool], what: str, within: float = 120) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ControlError, OSError, KeyError):
+            if check():
+                return
+        time.sleep(0.5)
+    raise SystemExit(f"lesson-capture: {what} did not happen within {within:g}s")
+
+
+def settled() -> bool:
+    """Every workload ready, the rules synced, no pod terminating."""
+    now = status()
+    return bool(now["ready"]) and not any(p["deleting"] for p in now["pods"])
+
+
+def pause(seconds: float) -> Callable[[], None]:
+    return lambda: time.sleep(seconds)
+
+
+@contextlib.contextmanager
+def lab_up(mode: str) -> Iterator[None]:
+    log = (REPO / "var" / f"lesson-capture-{mode}.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lab", "up", "--quiet", "--proxy-mode", mode, "--port", str(PORT)],
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until(lambda: _alive(proc) and settled(), f"the lab ({mode}) coming up", 240)
+        time.sleep(2)  # the readiness of the last pod shows in `get pods` as it settles
+        yield
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGINT)  # twice: skip the grace periods
+            proc.wait(timeout=60)
+        log.close()
+
+
+def _alive(proc: subprocess.Popen[bytes]) -> bool:
+    if proc.poll() is not None:
+        raise SystemExit(f"lesson-capture: the lab stopped (exit {proc.returncode}): see var/")
+    return True
+
+
+# --- what the lesson shows ----------------------------------------------------------------------
+
+
+def iptables_mode(run: Run) -> None:
+    run.mode = "iptables"
+    run.capture("get-pods", f"{LAB} get pods")
+    run.capture("get-svc", f"{LAB} get svc")
+    run.capture("get-endpointslices", f"{LAB} get endpointslices")
+    victim = pods("backend")[0]["name"]
+    frontend = pods("frontend")[0]
+    fe = frontend["netns"]
+    run.capture(
+        "delete-pod",
+        f"{LAB} delete {victim}",
+        lambda: wait_until(lambda: sum(p["ready"] for p in pods("backend")) == 3, "a new pod"),
+        f"{LAB} get pods",
+        f"{LAB} get endpointslices",
+    )
+    run.capture(
+        "resolve",
+        f"sudo ip netns exec {fe} getent hosts backend backend.clusterip-demo.svc.cluster.local"
+        " mysql redis",
+    )
+    wait_until(settled, "the deleted pod gone")
+    rule_chains(run)
+    route_and_spread(run)
+    run.capture(
+        "netpol",
+        f"sudo ip netns exec {fe} timeout 3 bash -c 'echo > /dev/tcp/mysql/3306'"
+        " && echo open || echo blocked",
+        f"sudo ip netns exec {pods('backend')[0]['netns']} timeout 3 bash -c"
+        " 'echo > /dev/tcp/mysql/3306' && echo open || echo blocked",
+        "sudo iptables -S CIP-NETPOL | head -n 4",
+    )
+    run.screenshot("lab-page.png", f"{BASE}/", 1250)
+    run.screenshot("lab-spread.png", f"{BASE}/spread?n=60", 900)
+    exercises(run, fe)
+
+
+def rule_chains(run: Run) -> None:
+    if run.mode == "iptables":
+        services = run.shell("iptables -t nat -S CIP-SERVICES")
+        svc = next(
+            word
+            for line in services.splitlines()
+            if "clusterip-demo/backend:http" in line
+            for word in line.split()
+            if word.startswith("CIP-SVC-")
+        )
+        chain = run.shell(f"iptables -t nat -S {svc}")
+        sep = next(w for w in chain.split() if w.startswith("CIP-SEP-"))
+        run.capture("rules-services.iptables", "sudo iptables -t nat -S CIP-SERVICES")
+        run.capture(
+            "rules-backend.iptables",
+            f"sudo iptables -t nat -S {svc}",
+            f"sudo iptables -t nat -S {sep}",
+        )
+        return
+    table = "ip cip-kube-proxy"
+    listing = run.shell(f"nft list table {table}")
+    service = next(
+        line.split()[1]
+        for line in listing.splitlines()
+        if line.strip().startswith("chain service-") and "clusterip-demo/backend/tcp/http" in line
+    )
+    run.capture("rules-services.nftables", f"sudo nft list map {table} service-ips")
+    chain = run.shell(f"nft list chain {table} {service}")
+    endpoint = next(
+        word.rstrip(",")
+        for word in chain.split()
+        if word.startswith("endpoint-") and "backend" in word
+    )
+    run.capture(
+        "rules-backend.nftables",
+        f"sudo nft list chain {table} {service}",
+        f"sudo nft list chain {table} {endpoint}",
+    )
+
+
+def route_and_spread(run: Run) -> None:
+    run.capture(
+        "route",
+        f"curl -s {BASE}/api/route | jq -r '.hops[] | [.key, .value, .detail] | @tsv'",
+    )
+    run.capture("spread", SPREAD)
+
+
+SPREAD = (
+    f'curl -s "{BASE}/api/spread?n=60" | jq -c'
+    " '.fresh_connections, .one_kept_alive_connection | {answered, connections_opened, pods}'"
+)
+
+
+def backend_chain(run: Run) -> str:
+    services = run.shell("iptables -t nat -S CIP-SERVICES")
+    return next(
+        word
+        for line in services.splitlines()
+        if "clusterip-demo/backend:http" in line
+        for word in line.split()
+        if word.startswith("CIP-SVC-")
+    )
+
+
+def exercises(run: Run, fe: str) -> None:
+    be = pods("backend")[0]["netns"]
+    # 1. A selector typo against a NetworkPolicy.
+    run.capture(
+        "break-selector",
+        f"{LAB} apply -k docs/exercises/selector-typo",
+        pause(2),
+        f"{LAB} get endpointslices",
+        f"sudo ip netns exec {fe} curl -sS -m 5 http://backend:8000/healthz",
+        "sudo iptables -S CIP-SERVICES",
+    )
+    run.capture(
+        "break-netpol",
+        f"sudo ip netns exec {fe} curl -sS -m 5 http://mysql:3306/",
+    )
+    run.capture(
+        "mend-selector",
+        f"{LAB} apply -k k8s/",
+        pause(2),
+        f"sudo ip netns exec {fe} curl -sS -m 5 http://backend:8000/healthz",
+    )
+    # 2. A readiness probe that never passes.
+    svc = backend_chain(run)
+    run.capture(
+        "break-readiness",
+        f"{LAB} apply -k docs/exercises/readiness-typo",
+        pause(20),
+        f"{LAB} get pods",
+        f"{LAB} get endpointslices",
+        f"sudo iptables -t nat -S {svc} | grep -c CIP-SEP-",
+    )
+    run.capture(
+        "mend-readiness",
+        f"{LAB} apply -k k8s/",
+        lambda: wait_until(settled, "the rollout back"),
+        f"{LAB} get pods",
+    )
+    # 3. Session affinity on, then off.
+    run.capture(
+        "affinity-on",
+        f"{LAB} apply -k docs/exercises/session-affinity",
+        pause(2),
+        f"sudo iptables -t nat -S {svc} | grep -m 2 recent",
+        SPREAD,
+    )
+    run.capture("affinity-off", f"{LAB} apply -k k8s/", pause(2), SPREAD)
+    # 4. The headless Service.
+    run.capture(
+        "headless",
+        f"{LAB} get svc | grep -e NAME -e mysql",
+        f"sudo ip netns exec {be} getent hosts mysql mysql-headless",
+        "sudo iptables -t nat -S CIP-SERVICES | grep -c mysql-headless",
+    )
+    # 5. The search path and ndots:5.
+    run.capture(
+        "dns-search",
+        f"sudo cat /etc/netns/{fe}/resolv.conf",
+        f"sudo ip netns exec {fe} getent ahostsv4 backend",
+        f"{LAB} logs kube-dns | grep -F 'query[A] backend.' | tail -n 1",
+    )
+    run.capture(
+        "dns-ndots",
+        f"sudo ip netns exec {fe} getent ahostsv4 api.example.com",
+        f"{LAB} logs kube-dns | grep -F api.example.com",
+        f"sudo ip netns exec {fe} getent ahostsv4 api.example.org.",
+        f"{LAB} logs kube-dns | grep -F api.example.org",
+    )
+
+
+def nftables_mode(run: Run) -> None:
+    run.mode = "nftables"
+    rule_chains(run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = argparse.ArgumentParser(description=__doc__)
+    args.add_argument("--modes", default="iptables,nftables")
+    opts = args.parse_args(argv)
+    if os.geteuid() != 0:
+        raise SystemExit("lesson-capture: the lab needs root: sudo make lesson-capture")
+    for tool in ("jq", "chromium", "curl", "nft"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"lesson-capture: {tool} is needed (apt-get install {tool})")
+    if _git("status", "--porcelain", "--", "lab", "k8s", "backend", "frontend", "common"):
+        print("lesson-capture: warning: the lab's code has uncommitted changes", file=sys.stderr)
+    (REPO / "var").mkdir(exist_ok=True)
+    run = Run(blocks.CAPTURES, REPO / "docs" / "img")
+    for mode in opts.modes.split(","):
+        with lab_up(mode):
+            {"iptables": iptables_mode, "nftables": nftables_mode}[mode](run)
+    blocks.main()
+    from docs.diagrams import rule_chains
+
+    rule_chains.main()
+    print(json.dumps({"captured": run.written, "run": run.stamp, "commit": run.commit}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
