@@ -1,4 +1,4 @@
-"""One JSON object per log line on stdout, carrying the request id and pod name."""
+"""One JSON object per log line on stdout, carrying the request id, trace id and pod name."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import re
 import sys
 import time
 from typing import Any
+
+from opentelemetry import trace
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
@@ -48,6 +50,12 @@ class JsonFormatter(logging.Formatter):
         request_id = request_id_var.get()
         if request_id:
             entry["request_id"] = request_id
+        # The span this line was written in (a request's, a database call's),
+        # if tracing is on: one look-up in the context, nothing more.
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            entry["trace_id"] = f"{span.trace_id:032x}"
+            entry["span_id"] = f"{span.span_id:016x}"
         for key, value in vars(record).items():
             if key not in _RESERVED and not key.startswith("_"):
                 entry[key] = (
