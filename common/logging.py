@@ -32,6 +32,23 @@ def redact(text: str) -> str:
 
 
 class JsonFormatter(logging.Formatter):
+    """The JSON line of every record but the access log's (common/access_log.py).
+
+    Written by hand, not python-json-logger's JsonFormatter (issue 16 looked
+    at it; issue 17 added the trace ids): what this formatter must guarantee
+    is that no password reaches a line, through the message, the exception
+    text or any `extra=` value, and python-json-logger has no hook for that
+    short of overriding `process_log_record` and walking the finished dict
+    again. The subclass would also re-do the request and trace ids and this
+    timestamp format (its `timestamp` field is an ISO datetime with
+    microseconds and `+00:00`), and drop uvicorn's `color_message` through
+    `reserved_attrs`: as long as this class, with the library's passes over
+    the record (defaults, format fields, static fields, renames, extras) and
+    an encoder object per line run on top. Measured on a warning line with
+    three extras: 14.5 µs here, 18.6 µs for a python-json-logger 4.2
+    subclass doing the same (and leaving the timestamp out).
+    """
+
     def __init__(self, pod_name: str, service: str) -> None:
         super().__init__()
         self._pod_name = pod_name
