@@ -50,7 +50,8 @@ class ReceivedSpan:
     kind: str
     attributes: dict[str, Any]
     resource: dict[str, Any]
-    status_code: int
+    status_code: int  # 0 unset, 1 ok, 2 error
+    start_ns: int
 
     @property
     def service(self) -> str:
@@ -126,6 +127,7 @@ class OtlpReceiver:
                             attributes=_attributes(list(span.attributes)),
                             resource=resource,
                             status_code=span.status.code,
+                            start_ns=span.start_time_unix_nano,
                         )
                     )
         with self._lock:

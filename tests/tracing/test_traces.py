@@ -23,12 +23,14 @@ import pytest
 from common.tracing import EXPORT_TIMEOUT_SECONDS
 from tests.frontend.conftest import hidden_fields
 from tests.support.apps import AppProcess, migrate
+from tests.support.balancer import TcpBalancer
 from tests.support.otlp import OtlpReceiver, ReceivedSpan
 from tests.support.servers import MariaDB, Redis
 
 pytestmark = [pytest.mark.mysql, pytest.mark.redis]
 
 BACKEND_IP = "127.0.0.2"
+STATUS_ERROR = 2
 NAMESPACE = "tracing-test"
 _TRACE_ID = re.compile(r'<code class="trace-id">([0-9a-f]{32})</code>')
 
@@ -94,7 +96,12 @@ def _complete(spans: list[ReceivedSpan]) -> bool:
     ids = {s.span_id for s in spans}
     parents = {s.parent_span_id for s in spans}
     roots = [s for s in spans if s.parent_span_id is None or s.parent_span_id not in ids]
-    calls = [s for s in spans if s.service == "frontend" and s.kind == "client"]
+    # A try that failed (the retry's first) reached no backend to answer it.
+    calls = [
+        s
+        for s in spans
+        if s.service == "frontend" and s.kind == "client" and s.status_code != STATUS_ERROR
+    ]
     return (
         any(s.service == "frontend" and s.kind == "server" for s in roots)
         and len(roots) == 1
@@ -287,3 +294,77 @@ def test_a_collector_that_is_gone_or_silent_fails_and_slows_no_request(traced: T
         assert {s.service for s in after[before:]} == {"frontend", "backend"}
     for app in (traced.frontend, traced.backend):
         assert app.proc is not None and app.proc.poll() is None, app.logs()[-2000:]
+
+
+@dataclass
+class Balanced:
+    receiver: OtlpReceiver
+    backends: list[AppProcess]
+    frontend: AppProcess
+
+
+@pytest.fixture(scope="module")
+def balanced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Balanced]:
+    """Two backends behind a per-connection balancer that lets a pod die silently."""
+    workdir: Path = tmp_path_factory.mktemp("tracing-balanced")
+    receiver = OtlpReceiver().start()
+    env = _otel_env(receiver) | {
+        "DATABASE_URL": f"sqlite:///{workdir / 'guestbook.db'}",
+        "REDIS_URL": "",
+        "HEALTH_INTERVAL_SECONDS": "0.2",
+    }
+    migrate(env)
+    backends = [
+        AppProcess("backend", env | {"POD_NAME": f"backend-{x}"}, workdir / f"backend-{x}.log")
+        for x in "ab"
+    ]
+    apps: list[AppProcess] = []
+    balancer: TcpBalancer | None = None
+    try:
+        for backend in backends:
+            backend.start()
+            apps.append(backend)
+        balancer = TcpBalancer([(b.host, b.port) for b in backends], silent_backend_death=True)
+        balancer.start()
+        frontend = AppProcess(
+            "frontend",
+            _otel_env(receiver) | {"BACKEND_URL": balancer.url, "POD_NAME": "frontend-b"},
+            workdir / "frontend.log",
+        )
+        frontend.start()
+        apps.append(frontend)
+        yield Balanced(receiver, backends, frontend)
+    finally:
+        for app in reversed(apps):
+            app.stop()
+        if balancer is not None:
+            balancer.stop()
+        receiver.stop()
+
+
+def test_a_retry_on_a_fresh_connection_is_a_second_client_span(balanced: Balanced) -> None:
+    with httpx.Client(base_url=balanced.frontend.url, timeout=20) as client:
+        first = client.get("/api/route").json()
+        victim_name = {h["key"]: h for h in first["hops"]}["pod"]["value"]
+        victim = next(b for b in balanced.backends if b.env["POD_NAME"] == victim_name)
+        # Gone without a goodbye: the pooled connection fails when next used.
+        victim.kill()
+        request_id = f"retry-{uuid.uuid4().hex}"
+        second = client.get("/api/route", headers={"X-Request-ID": request_id})
+    assert second.status_code == 200 and second.json()["retried"] is True
+    (trace_id,) = {line["trace_id"] for line in _log_lines(balanced.frontend, request_id)}
+    assert isinstance(trace_id, str)
+    spans = _trace(balanced.receiver, trace_id)
+    page = _one(spans, service="frontend", kind="server")
+    calls = [s for s in _children(spans, page) if s.kind == "client"]
+    by_url: dict[str, list[ReceivedSpan]] = {}
+    for call in calls:
+        by_url.setdefault(call.attributes["url.full"], []).append(call)
+    (tries,) = [t for t in by_url.values() if len(t) > 1]
+    failed, retried = sorted(tries, key=lambda s: s.start_ns)
+    assert failed.status_code == STATUS_ERROR and failed.attributes["error.type"]
+    assert _children(spans, failed) == []
+    assert retried.attributes["http.response.status_code"] == 200
+    assert retried.attributes["clusterip_demo.new_connection"] is True
+    (served,) = _children(spans, retried)
+    assert served.service == "backend" and served.resource["k8s.pod.name"] != victim_name
