@@ -173,7 +173,10 @@ def _assert_chain(
     return call
 
 
-def test_a_page_view_and_a_post_are_one_trace_each_across_both_tiers(traced: Traced) -> None:
+def test_a_page_view_and_a_post_are_one_trace_each_across_both_tiers(
+    traced: Traced, fresh_redis: Redis
+) -> None:
+    # Redis is emptied (the session shares it): the page misses, and MySQL answers.
     request_id = f"trace-{uuid.uuid4().hex}"
     with httpx.Client(base_url=traced.frontend.url, timeout=20) as client:
         page = client.get("/", headers={"X-Request-ID": request_id})
