@@ -18,12 +18,14 @@ from backend.db import Database
 from backend.errors import install_error_handlers
 from backend.metrics import BackendMetrics
 from backend.routes import health, info, messages
+from backend.tracing import instrument, untraced
 from common.gc_tuning import settle_heap
 from common.identity import PodIdentity
 from common.lifecycle import Lifecycle
 from common.logging import configure_logging
 from common.metrics import HttpMetrics
 from common.request_middleware import install_request_middleware
+from common.tracing import configure_tracing, fastapi_telemetry
 from common.version import VERSION
 
 log = logging.getLogger("backend")
@@ -39,11 +41,12 @@ async def _watch_dependencies(app_state: AppState) -> None:
     lets a recovered Redis be noticed with no request needing it.
     """
     interval = app_state.settings.health_interval_seconds
-    while True:
-        await app_state.db.ping()
-        if app_state.cache.enabled:
-            await app_state.cache.ping()
-        await asyncio.sleep(interval if app_state.db.answered_once else min(interval, 0.25))
+    with untraced():
+        while True:
+            await app_state.db.ping()
+            if app_state.cache.enabled:
+                await app_state.cache.ping()
+            await asyncio.sleep(interval if app_state.db.answered_once else min(interval, 0.25))
 
 
 async def _expire_idempotency_keys(app_state: AppState) -> None:
@@ -56,18 +59,19 @@ async def _expire_idempotency_keys(app_state: AppState) -> None:
     settings = app_state.settings
     retention = timedelta(seconds=settings.idempotency_key_retention_seconds)
     batch = settings.idempotency_cleanup_batch
-    while True:
-        deleted = 0
-        try:
-            deleted = await app_state.db.run(app_state.db.expire_keys, retention, batch)
-        except DatabaseUnavailable:
-            pass  # the database watcher reports it; try again next pass
-        except Exception:
-            log.exception("idempotency key clean-up failed")
-        if deleted:
-            log.info("expired idempotency keys deleted", extra={"deleted": deleted})
-        interval = settings.idempotency_cleanup_interval_seconds
-        await asyncio.sleep(min(1.0, interval) if deleted >= batch else interval)
+    with untraced():
+        while True:
+            deleted = 0
+            try:
+                deleted = await app_state.db.run(app_state.db.expire_keys, retention, batch)
+            except DatabaseUnavailable:
+                pass  # the database watcher reports it; try again next pass
+            except Exception:
+                log.exception("idempotency key clean-up failed")
+            if deleted:
+                log.info("expired idempotency keys deleted", extra={"deleted": deleted})
+            interval = settings.idempotency_cleanup_interval_seconds
+            await asyncio.sleep(min(1.0, interval) if deleted >= batch else interval)
 
 
 def create_app(
@@ -84,6 +88,7 @@ def create_app(
         db = Database(settings, on_error=backend_metrics.db_error)
         cache = Cache(settings, on_result=backend_metrics.cache_result)
         app_state = AppState(settings, identity, lifecycle, db, cache)
+        instrument(db, cache)
         app.state.app_state = app_state
         log.info(
             "backend starting",
@@ -111,6 +116,7 @@ def create_app(
         version=VERSION,
         summary="The guestbook API behind the `backend` ClusterIP Service",
         lifespan=lifespan,
+        telemetry=fastapi_telemetry(),
     )
     app.state.metrics = http_metrics
     install_error_handlers(app)
@@ -135,5 +141,9 @@ def run() -> None:
 
     settings = load_settings()
     configure_logging(settings.log_level, settings.pod_name, SERVICE_NAME)
+    # Before the app is built: its middleware takes the tracer as it is made.
+    configure_tracing(
+        PodIdentity.from_settings(SERVICE_NAME, VERSION, settings), settings.pod_namespace
+    )
     lifecycle = Lifecycle()
     serve(create_app(settings, lifecycle), lifecycle, settings, settings.port)

@@ -124,6 +124,7 @@ def write_report(
     feature_costs: Sequence[FeatureCost] = (),
     scale_points: Sequence[scale.Point] = (),
     shared_vs_per_request: float | None,
+    tracing: Sequence[tuple[Row, Row]] = (),
 ) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     chart = output.with_name("benchmarks.png")
@@ -217,6 +218,28 @@ def write_report(
         )
         for cost in switched:
             lines.append(f"| {cost.feature} | {cost.cpu_us:.1f} | {cost.wall_us:.1f} |")
+    if tracing:
+        lines += [
+            "",
+            "## What tracing costs",
+            "",
+            "The same paths on a second backend (and frontend) with tracing on, every trace "
+            "kept (`OTEL_TRACES_SAMPLER=always_on`), exporting over OTLP/HTTP to "
+            "`bench/otlp_sink.py`, which answers 200 and keeps nothing; each run in the same "
+            "rounds as the untraced one. Tracing off (no `OTEL_EXPORTER_OTLP_ENDPOINT`) is "
+            "what every other row of this report runs. At this rate the batch processor's "
+            "queue (2048 spans) can fill, and spans beyond it are dropped, not waited for.",
+            "",
+            "| path | off: ratio to bare | on: ratio to bare | on / off (req/s) "
+            "| CPU µs/request off → on |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for off, on in tracing:
+            lines.append(
+                f"| {off.name} | {off.ratio:.2f} | {on.ratio:.2f} | "
+                f"{on.ratio / off.ratio if off.ratio else 0.0:.2f} | "
+                f"{off.cpu_us:.0f} → {on.cpu_us:.0f} |"
+            )
     if scale_points:
         scale_chart = output.with_name("benchmarks-scale.png")
         scale.chart(scale_chart, list(scale_points))

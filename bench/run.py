@@ -75,6 +75,21 @@ FEATURES: list[tuple[str, str, dict[str, str]]] = [
     ),
 ]
 FEATURE_PATH = "/api/messages"
+# Tracing on, every trace kept, exporting to bench/otlp_sink.py: the targets
+# these name are run again on a traced backend (and frontend) beside the
+# untraced ones, and the report gives on/off as a ratio.
+TRACED = {
+    "backend GET /api/messages (Redis)": "backend-traced",
+    "frontend page / (frontend → backend → Redis)": "frontend-traced",
+}
+TRACED_SUFFIX = ", tracing on (100 % sampled)"
+
+
+def traced_env(sink: AppProcess) -> dict[str, str]:
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": sink.url,
+        "OTEL_TRACES_SAMPLER": "always_on",
+    }
 
 
 def progress(message: str) -> None:
@@ -200,6 +215,13 @@ def main(argv: list[str] | None = None) -> int:
                 backend_env | env | {"POD_NAME": f"backend-feature-{i}"},
                 workdir / f"feature-{i}.log",
             )
+        apps["otlp-sink"] = AppProcess("bench.otlp_sink", {}, workdir / "otlp-sink.log")
+        apps["otlp-sink"].env["PORT"] = str(apps["otlp-sink"].port)
+        apps["backend-traced"] = AppProcess(
+            "backend",
+            backend_env | traced_env(apps["otlp-sink"]) | {"POD_NAME": "backend-traced"},
+            workdir / "backend-traced.log",
+        )
         has_frontend = not args.no_frontend
         for name in list(apps):
             progress(f"starting {name}")
@@ -218,7 +240,14 @@ def main(argv: list[str] | None = None) -> int:
                 same_env | {"SAME_WORK": "page", "BACKEND_URL": backend_url},
                 workdir / "same-page.log",
             )
-            for name in ("frontend", "frontend-per-request", "same-page"):
+            apps["frontend-traced"] = AppProcess(
+                "frontend",
+                frontend_env
+                | traced_env(apps["otlp-sink"])
+                | {"BACKEND_URL": apps["backend-traced"].url, "POD_NAME": "frontend-traced"},
+                workdir / "frontend-traced.log",
+            )
+            for name in ("frontend", "frontend-per-request", "same-page", "frontend-traced"):
                 progress(f"starting {name}")
                 startup[name] = start(apps[name])
         progress("seeding 20 messages")
@@ -254,12 +283,22 @@ def main(argv: list[str] | None = None) -> int:
                     note="shared-client comparison only",
                 ),
             ]
+        by_name = {t.name: t for t in targets}
+        targets += [
+            Target(name + TRACED_SUFFIX, process, by_name[name].path)
+            for name, process in TRACED.items()
+            if name in by_name
+        ]
         # Writes last in a round: they invalidate the cache the reads use.
         targets.append(
             Target("backend POST /api/messages", "backend", "/api/messages", POST_SCRIPT)
         )
 
-        idle_rss = {name: rss_mib(app.proc.pid) for name, app in apps.items() if app.proc}
+        idle_rss = {
+            name: rss_mib(app.proc.pid)
+            for name, app in apps.items()
+            if app.proc and name != "otlp-sink"
+        }
         progress("warming up")
         for target in targets:
             run_wrk(apps[target.process].url + target.path, 1, args.connections, target.script)
@@ -347,6 +386,12 @@ def main(argv: list[str] | None = None) -> int:
             connections=args.connections,
             feature_costs=feature_costs,
             scale_points=scale_points,
+            tracing=[
+                (off, on)
+                for off in rows
+                for on in rows
+                if off.name in TRACED and on.name == off.name + TRACED_SUFFIX
+            ],
             shared_vs_per_request=(
                 shared.rps / per_request.rps if shared and per_request and per_request.rps else None
             ),

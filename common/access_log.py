@@ -62,6 +62,7 @@ class AccessLog:
         status: int,
         duration_ms: float,
         client: str | None,
+        trace_id: str | None = None,
     ) -> None:
         if self._stream is None:
             # Not configured for direct writes (an app built in-process, as
@@ -74,6 +75,7 @@ class AccessLog:
                     "status": status,
                     "duration_ms": duration_ms,
                     "client": client,
+                    **({"trace_id": trace_id} if trace_id else {}),
                 },
             )
             return
@@ -82,11 +84,13 @@ class AccessLog:
         if second != self._second:
             self._second = second
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        # The request id is safe by construction (incoming_request_id), so it
-        # needs no escaping; method, path and client come from the wire.
+        # The request and trace ids are safe by construction
+        # (incoming_request_id, 32 hex digits), so they need no escaping;
+        # method, path and client come from the wire.
+        trace = f', "trace_id": "{trace_id}"' if trace_id else ""
         self._pending.append(
             f'{{"ts": "{self._stamp}.{int((now - second) * 1000):03d}Z{self._head}'
-            f'{request_id}", "method": {json.dumps(method)}, '
+            f'{request_id}"{trace}, "method": {json.dumps(method)}, '
             f'"path": {json.dumps(redact(path), ensure_ascii=False)}, "status": {status}, '
             f'"duration_ms": {duration_ms}, "client": {json.dumps(client)}}}\n'
         )

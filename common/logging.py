@@ -1,4 +1,4 @@
-"""One JSON object per log line on stdout, carrying the request id and pod name."""
+"""One JSON object per log line on stdout, carrying the request id, trace id and pod name."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import re
 import sys
 import time
 from typing import Any
+
+from opentelemetry import trace
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
@@ -30,6 +32,23 @@ def redact(text: str) -> str:
 
 
 class JsonFormatter(logging.Formatter):
+    """The JSON line of every record but the access log's (common/access_log.py).
+
+    Written by hand, not python-json-logger's JsonFormatter (issue 16 looked
+    at it; issue 17 added the trace ids): what this formatter must guarantee
+    is that no password reaches a line, through the message, the exception
+    text or any `extra=` value, and python-json-logger has no hook for that
+    short of overriding `process_log_record` and walking the finished dict
+    again. The subclass would also re-do the request and trace ids and this
+    timestamp format (its `timestamp` field is an ISO datetime with
+    microseconds and `+00:00`), and drop uvicorn's `color_message` through
+    `reserved_attrs`: as long as this class, with the library's passes over
+    the record (defaults, format fields, static fields, renames, extras) and
+    an encoder object per line run on top. Measured on a warning line with
+    three extras: 14.5 µs here, 18.6 µs for a python-json-logger 4.2
+    subclass doing the same (and leaving the timestamp out).
+    """
+
     def __init__(self, pod_name: str, service: str) -> None:
         super().__init__()
         self._pod_name = pod_name
@@ -48,6 +67,12 @@ class JsonFormatter(logging.Formatter):
         request_id = request_id_var.get()
         if request_id:
             entry["request_id"] = request_id
+        # The span this line was written in (a request's, a database call's),
+        # if tracing is on: one look-up in the context, nothing more.
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            entry["trace_id"] = f"{span.trace_id:032x}"
+            entry["span_id"] = f"{span.span_id:016x}"
         for key, value in vars(record).items():
             if key not in _RESERVED and not key.startswith("_"):
                 entry[key] = (

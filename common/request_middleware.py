@@ -11,7 +11,10 @@ Per request it
 - answers with X-Request-ID, X-Served-By (the pod) and Server-Timing;
 - asks the client to reconnect (`Connection: close`) once its connection is
   older than the max age, or while the pod drains;
-- counts the request in the Prometheus metrics and writes the access log.
+- counts the request in the Prometheus metrics and writes the access log;
+- when tracing is on, names the client on the request's server span and puts
+  its trace id in the access log. The span itself is FastAPI's own (see
+  common/tracing.py): it wraps this middleware, so it is current here.
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ from common.lifecycle import Lifecycle
 from common.logging import request_id_var
 from common.metrics import HttpMetrics
 from common.request_context import Timings, incoming_request_id, timings_var
+from common.server_span import note_client
 from common.settings import CommonSettings
+from common.tracing import tracer
 
 HeaderList = list[tuple[bytes, bytes]]
 # Adds headers of its own to a response's; gets the list to extend in place.
@@ -55,8 +60,10 @@ class RequestMiddleware:
         body_drain: BodyDrain,
         response_headers: HeaderHook | None = None,
         refusal: Refusal = refuse_too_large,
+        tracing: bool = False,
     ) -> None:
         self.app = app
+        self._tracing = tracing
         self._served_by = pod_name.encode()
         self._metrics = metrics
         self._ages = connection_ages
@@ -71,6 +78,7 @@ class RequestMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        trace_id = note_client(scope) if self._tracing else None
         request_id = self.request_id(scope)
         rid_token = request_id_var.set(request_id)
         timings = Timings()
@@ -155,6 +163,7 @@ class RequestMiddleware:
                     status,
                     round(elapsed * 1000, 2),
                     client[0] if client else None,
+                    trace_id,
                 )
             request_id_var.reset(rid_token)
             timings_var.reset(t_token)
@@ -194,4 +203,5 @@ def install_request_middleware(
         body_drain=BodyDrain(settings.body_drain_max_bytes, settings.body_drain_timeout_seconds),
         response_headers=response_headers,
         refusal=refusal,
+        tracing=tracer() is not None,
     )

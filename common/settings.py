@@ -29,6 +29,9 @@ class CommonSettings(BaseSettings):
     pod_name: str = Field(default_factory=_hostname)
     pod_ip: str = Field(default_factory=_host_address)
     node_name: str = Field(default_factory=_hostname)
+    # The Downward API's metadata.namespace (k8s/components/tracing sets it);
+    # only traces use it, as their k8s.namespace.name.
+    pod_namespace: str = ""
     # SIGTERM handling, podinfo-style: fail readiness at once, keep serving
     # for shutdown_delay so every kube-proxy drops this pod, then stop
     # accepting and give in-flight requests graceful_timeout to finish.

@@ -30,7 +30,9 @@ import httpx
 
 from common.logging import request_id_var
 from common.request_context import record_timing
+from common.tracing import tracer
 from common.version import VERSION
+from frontend import client_span
 from frontend.config import FrontendSettings
 from frontend.metrics import FrontendMetrics
 from frontend.transport import AiohttpTransport, ConnectionInfo, Observer
@@ -245,6 +247,8 @@ class BackendClient:
         self._calls: dict[tuple[str, int | str], Any] = {}
         self._urls: dict[tuple[str, tuple[tuple[str, str | int], ...]], httpx.URL] = {}
         self._durations: dict[str, Any] = {}
+        # None when tracing is off: then no span, and nothing else, per call.
+        self._tracer = tracer()
 
     def _client(self, max_connections: int, keepalive_expiry: float | None) -> httpx.AsyncClient:
         return BackendHttpClient(
@@ -310,11 +314,18 @@ class BackendClient:
         """One try, no retry: the reply, what the try saw, and the error if any."""
         fresh = client is self.fresh
         attempt = Attempt(fresh_client=fresh)
+        url = self._url(path, params)
+        request_headers = self._headers(headers, fresh)
+        span = (
+            client_span.start(self._tracer, method, url, request_headers)
+            if self._tracer is not None
+            else None
+        )
         request = client.build_request(
             method,
-            self._url(path, params),
+            url,
             content=content,
-            headers=self._headers(headers, fresh),
+            headers=request_headers,
             timeout=timeouts if timeouts is not None else self._timeout,
             extensions={"observer": attempt},  # told what happens by frontend/transport.py
         )
@@ -333,7 +344,24 @@ class BackendClient:
             attempt.error = _describe(exc)
             self._count(method, "failed", attempt, started)
             trace.total_ms = (time.perf_counter() - started) * 1000
+            if span is not None:
+                client_span.finish(
+                    span,
+                    connection=None,
+                    new_connection=attempt.new_connection,
+                    status=None,
+                    error=exc,
+                )
             return None, attempt, exc
+        if span is not None:
+            info = response.extensions.get("connection")
+            client_span.finish(
+                span,
+                connection=info if isinstance(info, ConnectionInfo) else None,
+                new_connection=attempt.new_connection,
+                status=response.status_code,
+                error=None,
+            )
         self._count(method, response.status_code, attempt, started)
         trace.total_ms = (time.perf_counter() - started) * 1000
         reply = BackendReply(response.status_code, response.headers, body, trace)

@@ -17,6 +17,7 @@ import httpx
 
 from common.contract import IDEMPOTENCY_KEY_PATTERN
 from common.logging import request_id_var
+from common.tracing import current_trace_id
 from frontend.app_state import AppState
 from frontend.backend_client import BackendReply, BackendUnavailable
 from frontend.listing_cache import ListingCache
@@ -116,6 +117,7 @@ async def load_listing(
         pods=app_state.pods,
         request_label=label,
         request_id=request_id_var.get(),
+        trace_id=current_trace_id(),
     )
     listing = Listing(messages=[], next_before_id=None, route=route)
     if isinstance(outcome, BackendReply) and outcome.status == 200 and payload is not None:

@@ -14,6 +14,7 @@ from common.lifecycle import Lifecycle
 from common.logging import configure_logging
 from common.metrics import HttpMetrics
 from common.request_middleware import install_request_middleware
+from common.tracing import configure_tracing, fastapi_telemetry
 from common.version import VERSION
 from frontend.app_state import AppState
 from frontend.backend_client import BackendClient
@@ -68,6 +69,7 @@ def create_app(
         version=VERSION,
         summary="The guestbook page, and how it reaches the `backend` ClusterIP Service",
         lifespan=lifespan,
+        telemetry=fastapi_telemetry(),
         # The interactive docs load scripts from a CDN, which the page's
         # Content-Security-Policy forbids; /openapi.json stays for scripts.
         docs_url=None,
@@ -106,6 +108,10 @@ def run() -> None:
 
     settings = FrontendSettings()
     configure_logging(settings.log_level, settings.pod_name, SERVICE_NAME)
+    # Before the app is built: its middleware takes the tracer as it is made.
+    configure_tracing(
+        PodIdentity.from_settings(SERVICE_NAME, VERSION, settings), settings.pod_namespace
+    )
     # httpx logs every backend call at INFO; the access log (here and in the
     # backend, joined by X-Request-ID) and the backend_calls metrics say it
     # already, and a line per call costs as much as a page's template.

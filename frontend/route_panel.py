@@ -115,6 +115,9 @@ class Route:
     request_id: str | None
     runs_on: RunsOn = field(default_factory=lambda: RunsOn("unknown", ""))
     docs: str = SERVICE_DOCS
+    # This page view's trace (None when tracing is off): the same hops, in a
+    # tracing backend, with the database and Redis calls behind them.
+    trace_id: str | None = None
 
     @property
     def between(self) -> str:
@@ -157,6 +160,7 @@ class Route:
             "failed_hop": self.failed_hop,
             "request": self.request,
             "request_id": self.request_id,
+            "trace_id": self.trace_id,
             "total_ms": None if self.total_ms is None else round(self.total_ms, 2),
             "retried": self.retried,
             "runs_on": {"place": self.runs_on.place, "because": self.runs_on.because},
@@ -379,6 +383,7 @@ def build_route(
     pods: PodDirectory,
     request_label: str,
     request_id: str | None,
+    trace_id: str | None = None,
 ) -> Route:
     reply = outcome if isinstance(outcome, BackendReply) else None
     failure = outcome if isinstance(outcome, BackendUnavailable) else None
@@ -490,6 +495,7 @@ def build_route(
         retried=trace.retried,
         request_id=request_id,
         runs_on=where,
+        trace_id=trace_id,
     )
 
 

@@ -42,6 +42,8 @@ def test_quick_bench_writes_a_report(tmp_path: Path) -> None:
         "same-work app for: frontend page /",
         "## What each production feature costs",
         "| JSON access log |",
+        "## What tracing costs",
+        "| frontend page / (frontend → backend → Redis) | ",
         "## As the data grows",
         "| 10,000 |",
         "## Memory and start-up",

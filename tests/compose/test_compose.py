@@ -119,7 +119,8 @@ def _clusterip_services(k8s) -> set[str]:
 
 def test_same_service_names_as_kubernetes(compose, k8s):
     assert _clusterip_services(k8s) <= set(compose["services"])
-    assert set(compose["services"]) == _clusterip_services(k8s) | {"migrate"}
+    # otel-collector: the Service k8s/components/tracing expects you to run (profile only).
+    assert set(compose["services"]) == _clusterip_services(k8s) | {"migrate", "otel-collector"}
 
 
 def test_frontend_published_on_localhost_8080_at_the_kubernetes_target_port(compose, k8s):
@@ -147,7 +148,10 @@ def test_backend_can_be_scaled(compose):
     ],
 )
 def test_same_variable_names_and_values(compose, k8s, service, workload, container):
-    in_compose = _compose_env(compose["services"][service])
+    # The OTEL_* ones are k8s/components/tracing's: test_tracing_profile_… checks them.
+    in_compose = {
+        k: v for k, v in _compose_env(compose["services"][service]).items() if "OTEL_" not in k
+    }
     in_k8s = _k8s_env(k8s, workload, container)
     assert set(in_compose) == set(in_k8s) - DOWNWARD
     for name, value in in_k8s.items():
@@ -306,3 +310,34 @@ def test_app_containers_are_hardened(compose, service):
     assert config["build"]["context"] == "."
     image_of = "backend" if service == "migrate" else service
     assert config["build"]["dockerfile"] == f"{image_of}/Dockerfile"
+
+
+TRACING_COMPONENT = REPO / "k8s" / "components" / "tracing"
+TRACING_ENDPOINT = "http://otel-collector:4318"  # what the top of docker-compose.yml sets
+
+
+@pytest.mark.parametrize("tier", ["frontend", "backend"])
+def test_tracing_profile_matches_the_kubernetes_component(compose, tier):
+    patch = yaml.safe_load((TRACING_COMPONENT / f"{tier}-env.yaml").read_text())
+    (container,) = patch["spec"]["template"]["spec"]["containers"]
+    in_k8s = {e["name"]: e["value"] for e in container["env"] if e["name"].startswith("OTEL_")}
+    in_compose = {k: v for k, v in _compose_env(compose["services"][tier]).items() if "OTEL_" in k}
+    assert set(in_compose) == set(in_k8s)
+    # Unset, the endpoint is empty: nothing is exported, as without the component.
+    assert _interpolate_default(in_compose["OTEL_EXPORTER_OTLP_ENDPOINT"]) == ""
+    assert in_k8s["OTEL_EXPORTER_OTLP_ENDPOINT"] == TRACING_ENDPOINT
+    for name, value in in_k8s.items():
+        if name != "OTEL_EXPORTER_OTLP_ENDPOINT":
+            assert in_compose[name] == value, name
+
+
+def test_the_collector_runs_only_with_the_tracing_profile_and_both_tiers_reach_it(compose):
+    services = compose["services"]
+    assert services["otel-collector"]["profiles"] == ["tracing"]
+    assert all("profiles" not in s for n, s in services.items() if n != "otel-collector")
+    reach = _reachable(compose)
+    assert ("frontend", "otel-collector") in reach and ("backend", "otel-collector") in reach
+    # Not a way around the networks: MySQL and Redis stay out of the frontend's reach.
+    assert ("otel-collector", "mysql") not in reach and ("otel-collector", "redis") not in reach
+    image = services["otel-collector"]["image"]
+    assert re.fullmatch(r"[a-z0-9./-]+:\d+\.\d+\.\d+", image), "pinned to a release"

@@ -66,6 +66,8 @@ RENDERINGS = (
     # The overlay's `replicas:` would put a count back that the autoscaler owns.
     Rendering("production+hpa", PRODUCTION_DIR, ("hpa",), drop=("replicas",)),
     Rendering("production+session-affinity", PRODUCTION_DIR, ("session-affinity",)),
+    Rendering("development+tracing", K8S_DIR, ("tracing",)),
+    Rendering("production+tracing", PRODUCTION_DIR, ("tracing",)),
 )
 
 

@@ -52,6 +52,13 @@ def endpoints_from(workloads) -> list[Endpoint]:
             {"app.kubernetes.io/name": "prometheus"},
             ((9090, "TCP", "web"),),
         ),
+        # An OpenTelemetry Collector, labelled as its Helm chart labels it.
+        Endpoint(
+            "otel-collector",
+            "observability",
+            {"app.kubernetes.io/name": "opentelemetry-collector"},
+            ((4318, "TCP", "otlp-http"), (4317, "TCP", "otlp")),
+        ),
         # Another pod of the monitoring namespace (Grafana, say) is not the scraper.
         Endpoint("grafana", "monitoring", {"app.kubernetes.io/name": "grafana"}, ()),
         Endpoint("internet", None, {}, ((443, "TCP", ""),)),
@@ -160,10 +167,15 @@ EXPECTED = {
         for proto in ("UDP", "TCP")
     },
     # port-forward, an Ingress controller, a load balancer: from anywhere outside.
-    *{(source, "frontend", 8080, "TCP") for source in (*OUTSIDE, "prometheus", "grafana")},
+    *{
+        (source, "frontend", 8080, "TCP")
+        for source in (*OUTSIDE, "prometheus", "grafana", "otel-collector")
+    },
 }
 # The metrics-scrape component: Prometheus scrapes /metrics on the backend too.
 SCRAPE = {("prometheus", "backend", 8000, "TCP")}
+# The tracing component: both app tiers export OTLP/HTTP to the collector, nothing more.
+TRACING = {("frontend", "otel-collector", 4318, "TCP"), ("backend", "otel-collector", 4318, "TCP")}
 POLICIES = {
     "network-policies": (
         "default-deny-all",
@@ -174,6 +186,7 @@ POLICIES = {
         "mysql",
     ),
     "metrics-scrape": ("allow-metrics-scrape",),
+    "tracing": ("allow-otlp-egress",),
 }
 
 
@@ -181,7 +194,11 @@ POLICIES = {
 def expected(rendering):
     components = rendering.components()
     assert "network-policies" in components, "every environment denies by default"
-    return EXPECTED | (SCRAPE if "metrics-scrape" in components else set())
+    return (
+        EXPECTED
+        | (SCRAPE if "metrics-scrape" in components else set())
+        | (TRACING if "tracing" in components else set())
+    )
 
 
 @pytest.fixture(scope="module")

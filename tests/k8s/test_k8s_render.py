@@ -71,6 +71,7 @@ ADDED_BY = {
     "metrics-scrape": {("NetworkPolicy", "allow-metrics-scrape")},
     "hpa": {("HorizontalPodAutoscaler", "backend"), ("HorizontalPodAutoscaler", "frontend")},
     "session-affinity": set(),
+    "tracing": {("NetworkPolicy", "allow-otlp-egress")},
 }
 GENERATED = {"ConfigMap", "Secret"}  # kustomize appends a content hash to their names
 TIERS = {"frontend", "backend", "redis", "mysql"}

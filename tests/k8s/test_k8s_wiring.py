@@ -416,3 +416,20 @@ def test_config_files_feed_the_config_maps(config_maps, rendering):
         if rendering.environment == "development" and development.exists():
             expected |= parse_env_file(development)
         assert config_maps[name] == expected
+
+
+@pytest.mark.parametrize("tier", APP_TIERS)
+def test_tracing_is_set_by_otel_variables_only_where_switched_on(tier, workloads, envs, rendering):
+    env = envs[(tier, tier)]
+    otel = {k: v for k, v in env.items() if k.startswith("OTEL_")}
+    if "tracing" not in rendering.components():
+        assert otel == {}, "no endpoint, nothing exported"
+        return
+    assert otel["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318"
+    assert otel["OTEL_TRACES_SAMPLER"] == "parentbased_always_on"
+    # The traces' k8s.namespace.name, from the Downward API like the pod's name.
+    assert env["POD_NAMESPACE"] == ("field", "metadata.namespace")
+    # The migrate init container exports nothing.
+    for container in all_containers(pod_spec(workloads[tier])):
+        if container["name"] != tier:
+            assert not any(k.startswith("OTEL_") for k in envs[(tier, container["name"])])
