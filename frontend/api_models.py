@@ -53,6 +53,9 @@ class RouteView(BaseModel):
     failed_hop: str | None
     request: str
     request_id: str | None
+    trace_id: str | None = Field(
+        default=None, description="the W3C trace id of this request, when tracing is on"
+    )
     total_ms: float | None
     retried: bool
     runs_on: RunsOnView
