@@ -19,7 +19,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from lab import nftables
 from lab.iptables import SERVICES as SERVICES_CHAIN
@@ -240,7 +240,9 @@ def _connect_us(target: tuple[str, int]) -> float:
         sock.close()
 
 
-def connect(service: tuple[str, int], pod: tuple[str, int], count: int, warmup: int) -> dict:
+def connect(
+    service: tuple[str, int], pod: tuple[str, int], count: int, warmup: int
+) -> dict[str, list[float]]:
     """Fresh connections to the ClusterIP and, interleaved, straight to the pod's address."""
     for _ in range(warmup):
         _connect_us(service)
@@ -291,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         serve(args.port)
         return 0
+    result: Mapping[str, object]
     if args.command == "sync":
         result = sync(args.mode, args.services, args.resyncs, args.server_ip)
     else:

@@ -47,7 +47,10 @@ class Round:
 
 
 def _ratio(value: float, base: float) -> str:
-    return f"{value / base:.2f}x" if base else "-"
+    if not base:
+        return "-"
+    ratio = value / base
+    return f"{ratio:.2f}x" if ratio < 10 else f"{ratio:.0f}x"
 
 
 def chart(path: Path, rounds: Sequence[Round]) -> None:
@@ -92,8 +95,9 @@ def chart(path: Path, rounds: Sequence[Round]) -> None:
     right.set_title("resync after one endpoint changed (median)")
     right.set_ylabel("ms (iptables-restore / nft -f)")
     right.set_yscale("log")
+    # Linear on the left: iptables mode's walk is one rule per Service, a straight line.
+    right.set_xscale("log")
     for ax in (left, right):
-        ax.set_xscale("log")
         ax.set_xlabel("other Services in the rules")
         ax.grid(True, which="both", linewidth=0.3)
         ax.legend(fontsize=8)
@@ -102,14 +106,14 @@ def chart(path: Path, rounds: Sequence[Round]) -> None:
     plt.close(fig)
 
 
-def render(rounds: Sequence[Round], chart_name: str, connects: int, kernel: str) -> str:
+def render(rounds: Sequence[Round], chart_name: str, connects: int, versions: str) -> str:
     runs = ", ".join(
         f"{r.services:,}: {len(r.apply_ms)}" for r in rounds if r.mode == rounds[0].mode
     )
     lines = [
         "## Rule scaling: kube-proxy's iptables mode against its nftables mode",
         "",
-        f"`make bench-rules` (`bench/rule_scaling.py`), kernel {kernel}. For each mode and each "
+        f"`make bench-rules` (`bench/rule_scaling.py`); {versions}. For each mode and each "
         "number N of other Services, three private network namespaces (client pod, node, "
         "server pod; `bench/rule_netns.py`) get the rules the lab renders "
         "(`lab/iptables.py`, `lab/nftables.py`) for N Services of "
@@ -183,8 +187,10 @@ def _verdict(rounds: Sequence[Round]) -> str:
             continue
         first, last = mine[0], mine[-1]
         extra = last.connect_median - first.connect_median
+        per_thousand = extra / (last.services - first.services) * 1000
         parts.append(
-            f"{mode}: {extra:+.0f} µs per new connection, "
+            f"{mode}: {extra:+.0f} µs per new connection ({per_thousand:+.1f} µs per 1,000 "
+            "Services), "
             f"{_ratio(last.resync_median, first.resync_median)} the full resync time and "
             f"{_ratio(last.partial_median, first.partial_median)} the partial resync time at "
             f"{last.services:,} other Services against {first.services:,}"

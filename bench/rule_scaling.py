@@ -1,5 +1,5 @@
-"""Rule scaling, measured: connection set-up through a ClusterIP and full-resync time, with
-10, 1,000 and 5,000 other Services in the rules, in kube-proxy's iptables and nftables modes.
+"""Rule scaling, measured: connection set-up through a ClusterIP and resync time (full and
+partial), with 10, 1,000 and 5,000 other Services in the rules, in kube-proxy's two modes.
 
 The reason kube-proxy grew an nftables mode (KEP-3866): iptables mode matches
 a new connection against one rule per Service port in turn, and rewrites
@@ -19,7 +19,9 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bench import doc_section
 from bench.rule_netns import PREFIX, SERVER_IP, Topology, bench_netns, remove_orphans
@@ -39,12 +41,14 @@ def resyncs_for(services: int) -> int:
     return 15 if services <= 1_000 else 5
 
 
-def _probe(topology: Topology, netns: str, *args: str) -> dict:
+def _probe(topology: Topology, netns: str, *args: str) -> dict[str, Any]:
     out = topology.exec_run(netns, [sys.executable, "-m", "bench.rule_probe", *args], cwd=REPO)
     return json.loads(out)
 
 
-def run_round(mode: str, services: int, connects: int, resyncs: int, progress) -> Round:
+def run_round(
+    mode: str, services: int, connects: int, resyncs: int, progress: Callable[[str], None]
+) -> Round:
     """One mode at one N, in namespaces made for it alone (no conntrack or rules carried over)."""
     topology = Topology.named(f"{mode[:3]}{services}")
     topology.create()
@@ -112,6 +116,15 @@ def run_round(mode: str, services: int, connects: int, resyncs: int, progress) -
     )
 
 
+def _versions() -> str:
+    """The kernel and the two tools whose speed is measured, as the reader's will differ."""
+    tools = []
+    for argv in (["iptables", "--version"], ["nft", "--version"]):
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        tools.append(done.stdout.strip() or argv[0])
+    return f"Linux {platform.release()}, {', '.join(tools)}, {time.strftime('%Y-%m-%d')}"
+
+
 def unavailable() -> str | None:
     """Why the bench cannot run here, or None."""
     if os.geteuid() != 0:
@@ -155,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     chart_path = args.output.with_name(args.output.stem + "-rules.png")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     chart(chart_path, rounds)
-    body = render(rounds, chart_path.name, connects, platform.release())
+    body = render(rounds, chart_path.name, connects, _versions())
     old = args.output.read_text() if args.output.exists() else "# Benchmarks\n"
     args.output.write_text(doc_section.put(old, SECTION, body))
     progress(f"wrote {args.output} and {chart_path}")
