@@ -10,11 +10,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench.rule_netns import PREFIX, bench_netns
 from bench.rule_probe import NAMESPACE
 from bench.rule_scaling import unavailable
 from tests.conftest import missing
 from tests.lab.labctl import REPO
+
+pytestmark = pytest.mark.lab
 
 
 def _host_rules() -> str:
