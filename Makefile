@@ -11,7 +11,7 @@ PROXY_MODE ?= iptables
 
 .DEFAULT_GOAL := help
 
-.PHONY: help venv run test lint format lock lint-k8s images standins lab lab-down bench bench-quick bench-scale diagrams lesson-capture e2e-kind up down scale clean
+.PHONY: help venv run test lint format lock lint-k8s images standins lab lab-down bench bench-quick bench-scale bench-rules diagrams lesson-capture e2e-kind up down scale clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -55,6 +55,9 @@ lint-k8s: $(STAMP) ## Manifests, Dockerfiles and compose, checked without a clus
 
 bench-scale: $(STAMP) ## Latency at 10^3, 10^5 and 10^6 messages on MariaDB; report under var/
 	$(PY) -m bench.scale --output var/bench/scale.md
+
+bench-rules: $(STAMP) ## kube-proxy rules at 10, 1,000, 5,000 Services, iptables vs nftables mode; its section of docs/benchmarks.md (root)
+	$(PY) -m bench.rule_scaling
 
 e2e-kind: $(STAMP) ## Build images, load into kind, apply k8s/, run tests/e2e (needs docker + kind)
 	scripts/e2e-kind.sh
