@@ -55,6 +55,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 [debug]
   address = "$RUN/containerd/debug.sock"
 EOF
+  close_inherited_fds
   setsid containerd --config "$RUN/containerd.toml" >"$RUN/containerd.log" 2>&1 &
   echo $! >"$RUN/containerd.pid"
   wait_for "containerd" test -S "$RUN/containerd/containerd.sock"
@@ -65,6 +66,18 @@ EOF
     >"$RUN/dockerd.log" 2>&1 &
   wait_for "dockerd" running
   log "running; export DOCKER_HOST=unix://$SOCK"
+}
+
+# A caller's descriptors (a `flock` on a lock file, a pipe) would otherwise be
+# inherited by the daemons and held open for as long as they run.
+close_inherited_fds() {
+  local fd
+  for fd in "/proc/$$/fd"/*; do
+    fd=${fd##*/}
+    if [ "$fd" -gt 2 ] && [ "$fd" -ne 255 ]; then
+      eval "exec $fd>&-" 2>/dev/null || true
+    fi
+  done
 }
 
 wait_for() {
