@@ -1,4 +1,5 @@
-"""`python -m lab` up, down, get, rules, kill, delete, scale, rollout-restart, logs, check.
+"""`python -m lab` up, down, get, rules, kill, delete, scale, rollout-restart, logs, check,
+and the network faults netem, partition, heal, faults (lab/faultcli.py).
 
 `rules` prints kube-proxy's rules of the running lab's proxy mode.
 """
@@ -20,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lab import tables
+from lab import faultcli, tables
 from lab.cluster import Lab, Options
 from lab.control import ControlError, ControlServer, request
 from lab.engine import detect, project_images
@@ -529,6 +530,8 @@ def parser() -> argparse.ArgumentParser:
     logs.add_argument("pod")
     logs.add_argument("-c", "--container")
     logs.set_defaults(func=cmd_logs)
+
+    faultcli.add_parsers(sub)
     return top
 
 
