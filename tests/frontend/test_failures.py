@@ -154,6 +154,16 @@ def _black_hole() -> Iterator[int]:
         yield port
 
 
+def _wait_alive(client: httpx.Client, within: float = 30.0) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if client.get("/healthz").status_code == 200:
+                return
+        time.sleep(0.05)
+    pytest.fail("the frontend never answered /healthz")
+
+
 def _metric(client: httpx.Client, series: str) -> float:
     for line in client.get("/metrics").text.splitlines():
         if line.startswith(series + " "):
@@ -167,12 +177,16 @@ def test_a_connect_that_times_out_is_retried_once_on_a_new_connection(
     """Nothing was sent when a connect times out, so the frontend tries once more on a new
     connection (behind a ClusterIP, kube-proxy picks again) before it answers 503."""
     with _black_hole() as port:
+        # Not waited on through /readyz: its backend check against a black hole takes
+        # its whole 1 s timeout, as long as the readiness poll's own.
         app = frontend_factory(
             f"http://127.0.0.1:{port}",
             pod_name="frontend-black-hole",
+            wait_ready=False,
             backend_connect_timeout_seconds="0.3",
         )
         with httpx.Client(base_url=app.url, timeout=20) as client:
+            _wait_alive(client)
             before = _metric(client, "backend_retries_total")
             listed = client.get("/api/messages")
             assert listed.status_code == 503, listed.text
