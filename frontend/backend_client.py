@@ -8,8 +8,9 @@ which address that connection really talks to: the raw material of the
 route panel.
 
 Retries: a pooled connection can die under us (the backend pod it led to was
-stopped, or the server closed it as we reused it). Such a call is tried once
-more on a brand-new connection, which lets kube-proxy pick a pod again; but
+stopped, or the server closed it as we reused it), or a new one can fail to
+connect (refused, or timed out: a pod that drops packets). Such a call is
+tried once more on a brand-new connection, which lets kube-proxy pick a pod again; but
 only when repeating it is harmless: GET/HEAD, or a POST carrying an
 Idempotency-Key (the backend then returns the first result instead of
 writing twice).
@@ -40,8 +41,18 @@ from frontend.transport import AiohttpTransport, ConnectionInfo, Observer
 log = logging.getLogger("backend_client")
 
 # The connection died, not the request: trying again on a new one is sound.
-# Timeouts are not here: a slow backend retried is a slower, busier backend.
-RETRYABLE = (httpx.ConnectError, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
+# A connect that timed out is here too: nothing was sent, and the usual cause is a
+# pod whose packets are dropped (partitioned, its node gone) that is still in the
+# Service, since its kubelet or nobody has yet said otherwise; on a new connection
+# kube-proxy picks again, most likely a live pod. Other timeouts are not here: a
+# slow backend retried is a slower, busier backend.
+RETRYABLE = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.RemoteProtocolError,
+)
 
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _URL_CACHE_SIZE = 256

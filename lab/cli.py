@@ -1,4 +1,5 @@
-"""`python -m lab` up, down, get, rules, kill, delete, scale, rollout-restart, logs, check.
+"""`python -m lab` up, down, get, rules, kill, delete, scale, rollout-restart, logs, check,
+and the network faults netem, partition, heal, faults (lab/faultcli.py).
 
 `rules` prints kube-proxy's rules of the running lab's proxy mode.
 """
@@ -20,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lab import tables
+from lab import faultcli, tables
 from lab.cluster import Lab, Options
 from lab.control import ControlError, ControlServer, request
 from lab.engine import detect, project_images
@@ -134,6 +135,8 @@ def _instructions(lab: Lab, status: dict[str, Any]) -> str:
     lines.append(
         f"  stop MySQL:              sudo {py} -m lab scale statefulset/mysql --replicas 0"
     )
+    lines.append(f"  slow Redis's link:       sudo {py} -m lab netem redis --delay 300ms")
+    lines.append(f"  partition MySQL:         sudo {py} -m lab partition mysql-0   # then: heal")
     lines.append(f"  a pod's log:             sudo {py} -m lab logs <pod>")
     lines.append("")
     lines.append("Ctrl-C stops the lab and removes everything it added (or: sudo make lab-down).")
@@ -531,6 +534,8 @@ def parser() -> argparse.ArgumentParser:
     logs.add_argument("pod")
     logs.add_argument("-c", "--container")
     logs.set_defaults(func=cmd_logs)
+
+    faultcli.add_parsers(sub)
     return top
 
 

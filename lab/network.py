@@ -291,6 +291,7 @@ def kill_netns_processes(ns: str, timeout: float = 5.0) -> None:
 
 def leftovers(workdir_root: Path = Path("/tmp")) -> dict[str, list[str]]:
     """Everything of the lab's that exists now. Empty lists mean nothing is left."""
+    from lab.faults import fault_leftovers
     from lab.iptables import Iptables
     from lab.proxier import nft_leftovers
 
@@ -307,6 +308,7 @@ def leftovers(workdir_root: Path = Path("/tmp")) -> dict[str, list[str]]:
         "routes": lab_routes(),
         "iptables": tables,
         "nftables": nft_leftovers(),
+        "faults": fault_leftovers(),
         "etc_netns": etc,
         "workdirs": sorted(str(p) for p in workdir_root.glob(f"{WORKDIR_PREFIX}*")),
         "containers": _lab_containers(),
@@ -338,10 +340,13 @@ def cleanup(etc_netns_created: bool = False, workdirs: Iterable[Path] = ()) -> l
     inside them, which only the lab starts), cip interfaces, routes with the
     lab's protocol number, CIP- chains and the jumps to them, /etc/netns/cip-*.
     """
+    from lab.faults import heal_all
     from lab.iptables import Iptables
     from lab.proxier import remove_nft_table
 
     removed: list[str] = []
+    # Network faults first: their delayers hold packets of pods about to go.
+    removed += heal_all()
     # Containers first: a sandbox holds a pod's namespace, and an engine would
     # restart nothing, but its CLI must not outlive the lab either.
     removed += [f"container {name}" for name in _remove_lab_containers()]

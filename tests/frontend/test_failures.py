@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import socket
 import time
 from collections.abc import Iterator
 
@@ -131,3 +133,63 @@ def test_sigterm_fails_readiness_while_still_serving(frontend_factory: FrontendL
     assert page.headers["connection"] == "close"  # clients move to another replica
     assert app.proc is not None
     assert app.proc.wait(timeout=15) == 0
+
+
+@contextlib.contextmanager
+def _black_hole() -> Iterator[int]:
+    """A loopback port that drops every SYN, as a partitioned pod does: a listener that
+    never accepts, its accept queue filled, so the kernel ignores new connections."""
+    with contextlib.ExitStack() as stack:
+        listener = stack.enter_context(socket.socket())
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        for _ in range(8):
+            try:
+                stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=0.3))
+            except TimeoutError:
+                break  # the queue is full: SYNs are dropped from here on
+        else:
+            pytest.fail("the accept queue never filled")
+        yield port
+
+
+def _wait_alive(client: httpx.Client, within: float = 30.0) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if client.get("/healthz").status_code == 200:
+                return
+        time.sleep(0.05)
+    pytest.fail("the frontend never answered /healthz")
+
+
+def _metric(client: httpx.Client, series: str) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_a_connect_that_times_out_is_retried_once_on_a_new_connection(
+    frontend_factory: FrontendLauncher,
+) -> None:
+    """Nothing was sent when a connect times out, so the frontend tries once more on a new
+    connection (behind a ClusterIP, kube-proxy picks again) before it answers 503."""
+    with _black_hole() as port:
+        # Not waited on through /readyz: its backend check against a black hole takes
+        # its whole 1 s timeout, as long as the readiness poll's own.
+        app = frontend_factory(
+            f"http://127.0.0.1:{port}",
+            pod_name="frontend-black-hole",
+            wait_ready=False,
+            backend_connect_timeout_seconds="0.3",
+        )
+        with httpx.Client(base_url=app.url, timeout=20) as client:
+            _wait_alive(client)
+            before = _metric(client, "backend_retries_total")
+            listed = client.get("/api/messages")
+            assert listed.status_code == 503, listed.text
+            assert listed.json()["failed_hop"] == "address"
+            assert "ConnectTimeout" in listed.json()["message"]
+            assert _metric(client, "backend_retries_total") == before + 1

@@ -203,6 +203,7 @@ class Outcome:
     cache_state: str | None = None
     message_id: int | None = None
     text: str | None = None
+    took: float = 0.0  # seconds from sending the request to its answer (or error)
 
     @property
     def failed(self) -> bool:
@@ -283,6 +284,7 @@ class Load:
 
     async def _reader(self, client: httpx.AsyncClient) -> None:
         while not self._done():
+            sent = time.monotonic()
             try:
                 response = await self._send(client, "GET", "/api/messages")
                 outcome = Outcome(time.monotonic(), "read", response.status_code)
@@ -293,6 +295,7 @@ class Load:
                     outcome.cache_state = body.get("cache_state")
             except httpx.HTTPError as exc:
                 outcome = Outcome(time.monotonic(), "read", None, f"{type(exc).__name__}: {exc}")
+            outcome.took = outcome.at - sent
             self._record(outcome)
             await asyncio.sleep(self.read_pause)
 
@@ -300,6 +303,7 @@ class Load:
         while not self._done():
             if self.writes_enabled:
                 text = f"lab write {uuid.uuid4().hex[:12]}"
+                sent = time.monotonic()
                 try:
                     response = await self._send(
                         client,
@@ -316,6 +320,7 @@ class Load:
                     outcome = Outcome(
                         time.monotonic(), "write", None, f"{type(exc).__name__}: {exc}", text=text
                     )
+                outcome.took = outcome.at - sent
                 self._record(outcome)
             assert self._wake is not None
             with contextlib.suppress(TimeoutError):
@@ -347,6 +352,7 @@ def summary(outcomes: list[Outcome]) -> dict[str, Any]:
         "failed": sum(o.failed for o in outcomes),
         "failed_reads": sum(o.failed for o in reads),
         "failed_writes": sum(o.failed for o in writes),
+        "slowest (s)": round(max((o.took for o in outcomes), default=0.0), 2),
         "statuses": dict(sorted(statuses.items())),
         "errors": sorted({o.error for o in outcomes if o.error})[:5],
         "first failures": [

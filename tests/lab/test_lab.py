@@ -3,7 +3,8 @@
 One lab for the whole module (started in the `lab` fixture, ~20 s), in the
 order a person would explore it: what runs, how names resolve, the route
 panel, the spread, the rules, the safety fences; then faults under steady
-traffic (a backend pod killed, Redis stopped, MySQL stopped); then every
+traffic (a backend pod killed, Redis stopped, MySQL stopped; Redis slowed by 300 ms,
+Redis, MySQL and one backend pod partitioned); then every
 write the traffic saw acknowledged is checked in MySQL; last, the lab is
 stopped as Ctrl-C stops it and nothing of it may be left.
 
@@ -32,6 +33,8 @@ import httpx
 import pymysql
 import pytest
 
+from backend.config import BackendSettings
+from frontend.config import FrontendSettings
 from lab.engine import detect
 from lab.manifests import load
 from lab.naming import LAB_ROUTE_PROTO, NODE_GATEWAY, POD_CIDR, SERVICE_CIDR
@@ -723,6 +726,258 @@ def test_stop_mysql(app: Any) -> None:
     assert not unexpected, (summary(unexpected), app.warnings())
 
 
+# --- network faults: a slow link, partitions (lab netem / partition / heal) -----------------
+
+# The bounds the design promises, from the settings' defaults (the manifests keep them):
+# correctness bounds with a margin for a loaded 2-core machine, not speed measurements.
+_BACKEND = BackendSettings.model_fields
+_FRONTEND = FrontendSettings.model_fields
+REDIS_TIMEOUT = float(_BACKEND["redis_timeout_seconds"].default)
+FRONTEND_READ_TIMEOUT = float(_FRONTEND["backend_read_timeout_seconds"].default)
+FRONTEND_CONNECT_TIMEOUT = float(_FRONTEND["backend_connect_timeout_seconds"].default)
+MARGIN = 2.0
+# A request meets at most a few Redis timeouts before the breaker opens (the page lookup,
+# the write's rate limit and invalidation): far below what a hung Redis would cost.
+REDIS_FAULT_BOUND = 4 * REDIS_TIMEOUT + MARGIN
+# A write the backend cannot finish is answered 503 by the frontend when its read timeout
+# ends, if the backend's own database timeouts have not answered first.
+WRITE_BOUND = FRONTEND_READ_TIMEOUT + MARGIN
+# A request to a partitioned backend pod: a kept-alive connection waits the read timeout;
+# a new one times out connecting and is retried once on another new connection.
+BACKEND_FAULT_BOUND = max(FRONTEND_READ_TIMEOUT, 2 * FRONTEND_CONNECT_TIMEOUT) + MARGIN
+FAULT_SECONDS = 6.0
+
+
+def _fault(*args: str) -> None:
+    """`python -m lab netem|partition|heal …`, as a person types it."""
+    done = _run(sys.executable, "-m", "lab", *args)
+    assert done.returncode == 0, done.stderr
+
+
+@contextlib.contextmanager
+def _healed(pod: str) -> Iterator[None]:
+    """The fault comes off even when the test fails half-way: later tests need the link."""
+    try:
+        yield
+    finally:
+        _run(sys.executable, "-m", "lab", "heal", pod, check=False)
+
+
+def _tiers(status: dict[str, Any]) -> dict[str, tuple[int, tuple[int | None, ...]]]:
+    """Every pod's restarts and container pids: a restart or a replacement changes them."""
+    return {
+        p["name"]: (p["restarts"], tuple(c["pid"] for c in p["containers"])) for p in status["pods"]
+    }
+
+
+def _slowest(outcomes: list[Outcome], kind: str | None = None) -> float:
+    return max((o.took for o in outcomes if kind in (None, o.kind)), default=0.0)
+
+
+def _fault_report(
+    app: Any,
+    measured: list[str],
+    title: str,
+    outcomes: list[Outcome],
+    recovery: float,
+    bound: float,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    whole = summary(outcomes)
+    figures = {
+        "requests from fault to end": whole["requests"],
+        "failed (no answer or 5xx)": whole["failed"],
+        "statuses": whole["statuses"],
+        "slowest request (s)": round(_slowest(outcomes), 2),
+        "bound on the slowest (s)": round(bound, 2),
+        "recovery after heal (s)": round(recovery, 2),
+        **extra,
+    }
+    report(f"network fault: {title}", figures)
+    measured.append(
+        f"lab [{app.proxy_mode}] {title}: {whole['failed']}/{whole['requests']} failed, "
+        f"slowest {_slowest(outcomes):.2f} s (bound {bound:.1f} s), "
+        f"recovered {recovery:.2f} s after heal"
+    )
+    return whole
+
+
+def _redis_fault(app: Any, measured: list[str], title: str, *fault: str) -> None:
+    """Redis slow or gone: reads come from MySQL, no request waits much past the Redis
+    timeout (the breaker), and pages are cached again once the link is back."""
+    status = app.status()
+    tiers = _tiers(status)
+    redis = app.pods("redis", status)[0]
+    backend = app.pods("backend", status)[0]
+    with Load(app.base_url, max_seconds=90) as load, _healed(redis["name"]):
+        _wait_seen(load, load.started_at, lambda o: o.cache == "hit", 15, "a cache hit")
+        t_fault = time.monotonic()
+        _fault(fault[0], redis["name"], *fault[1:])
+        t_down = _wait_seen(
+            load, t_fault, lambda o: o.cache_state == "down", 15, "a read served without Redis"
+        )
+        # What the backend pods meet: a Redis round trip slower than their timeout, or
+        # none at all (a SYN that nothing answers: the connection hangs, not refused).
+        link = _redis_round_trip(backend, redis["ip"])
+        time.sleep(FAULT_SECONDS)
+        t_heal = time.monotonic()
+        _fault("heal", redis["name"])
+        t_hit = _wait_seen(load, t_heal, lambda o: o.cache == "hit", 30, "cached again")
+        t_all = app.wait_for(
+            lambda s: all(_backend_cache(p) == "up" for p in app.pods("backend", s)),
+            30,
+            "every backend pod uses Redis again",
+        )
+        time.sleep(1)
+        t_end = time.monotonic()
+    CREATED.extend(load.created())
+    outcomes = load.between(t_fault, t_end)
+    whole = _fault_report(
+        app,
+        measured,
+        title,
+        outcomes,
+        t_hit - t_heal,
+        REDIS_FAULT_BOUND,
+        {
+            "first read without Redis after (s)": round(t_down - t_fault, 2),
+            "Redis round trip from a backend pod during the fault": link,
+            "every backend pod on Redis again after heal (s)": round(t_all - t_heal, 2),
+        },
+    )
+    assert whole["failed"] == 0, (whole, app.warnings())
+    assert _slowest(outcomes) <= REDIS_FAULT_BOUND, summary(outcomes)
+    if fault[0] == "partition":
+        assert link == "timeout", link
+    else:
+        assert isinstance(link, float) and link >= 0.29, link  # the delay is really there
+    assert _tiers(app.status()) == tiers, "no pod was restarted or replaced"
+
+
+def _redis_round_trip(pod: dict[str, Any], redis_ip: str) -> float | str:
+    """From inside a backend pod: seconds for a connect and PING to Redis, or `timeout`."""
+    code = (
+        "import socket, time\n"
+        "t = time.monotonic()\n"
+        "try:\n"
+        f"    s = socket.create_connection(('{redis_ip}', 6379), timeout=3)\n"
+        "    s.sendall(b'PING\\r\\n'); s.recv(16)\n"
+        "    print(round(time.monotonic() - t, 3))\n"
+        "except TimeoutError:\n"
+        "    print('timeout')\n"
+    )
+    out = _run("ip", "netns", "exec", _pod_netns(pod), sys.executable, "-c", code).stdout.strip()
+    return out if out == "timeout" else float(out) / 2  # two round trips: connect, PING
+
+
+def test_redis_300ms_slower(app: Any, measured: list[str]) -> None:
+    _redis_fault(app, measured, "Redis +300 ms round trip", "netem", "--delay", "300ms")
+
+
+def test_redis_partitioned(app: Any, measured: list[str]) -> None:
+    _redis_fault(app, measured, "Redis partitioned", "partition")
+
+
+def test_mysql_partitioned(app: Any, measured: list[str]) -> None:
+    """MySQL unreachable (packets dropped): cached reads keep working, writes answer 503
+    within a bounded time, and writes work again once the link is back."""
+    status = app.status()
+    tiers = _tiers(status)
+    mysql = app.pods("mysql", status)[0]
+    backend = app.pods("backend", status)[0]
+    with Load(app.base_url, max_seconds=120) as load, _healed(mysql["name"]):
+        _wait_seen(load, load.started_at, lambda o: o.status == 201, 15, "a write")
+        load.writes_enabled = False  # so page 1 stays in Redis
+        time.sleep(0.5)
+        _wait_seen(load, time.monotonic(), lambda o: o.cache == "hit", 15, "page 1 in Redis")
+        t_fault = time.monotonic()
+        _fault("partition", mysql["name"])
+        load.writes_enabled = True
+        hang = _connects(backend, [(mysql["ip"], 3306)])
+        _wait_seen(load, t_fault, lambda o: o.kind == "write", 20, "a write during the partition")
+        time.sleep(FAULT_SECONDS)
+        t_heal = time.monotonic()
+        _fault("heal", mysql["name"])
+        t_write = _wait_seen(load, t_heal, lambda o: o.status == 201, 60, "a 201 after heal")
+        time.sleep(1)
+        t_end = time.monotonic()
+    CREATED.extend(load.created())
+    outage = load.between(t_fault, t_heal)
+    reads = [o for o in outage if o.kind == "read"]
+    writes = [o for o in outage if o.kind == "write"]
+    outcomes = load.between(t_fault, t_end)
+    _fault_report(
+        app,
+        measured,
+        "MySQL partitioned",
+        outcomes,
+        t_write - t_heal,
+        WRITE_BOUND,
+        {
+            "reads during the partition (all from Redis)": len(reads),
+            "writes during the partition (all 503)": len(writes),
+            "slowest read (s)": round(_slowest(outcomes, "read"), 2),
+            "slowest write (s)": round(_slowest(outcomes, "write"), 2),
+        },
+    )
+    assert hang == ["timeout"], hang  # dropped, not refused: the connection hangs
+    assert reads and all(o.status == 200 and o.cache == "hit" for o in reads), summary(reads)
+    assert writes and all(o.status == 503 for o in writes), summary(writes)
+    assert _slowest(outcomes, "write") <= WRITE_BOUND, summary(writes)
+    assert _slowest(outcomes, "read") <= REDIS_FAULT_BOUND, summary(reads)
+    # Writes in flight when the link came back may still fail; none after the first 201.
+    assert summary(load.between(t_write, t_end))["failed"] == 0
+    assert _tiers(app.status()) == tiers, "no pod was restarted or replaced"
+
+
+def test_one_backend_pod_partitioned(app: Any, measured: list[str]) -> None:
+    """A backend pod cut off from the other pods, while the kubelet (on the node) still
+    sees it healthy: it stays in the Service, and only the frontend's timeouts and its
+    retry on a new connection bound what the requests that meet it wait."""
+    status = app.status()
+    tiers = _tiers(status)
+    victim = app.pods("backend", status)[0]
+    frontend = app.pods("frontend", status)[0]
+    endpoint = f"{victim['ip']}:8000"
+    with Load(app.base_url, max_seconds=90) as load, _healed(victim["name"]):
+        time.sleep(2)
+        t_fault = time.monotonic()
+        _fault("partition", victim["name"])
+        hang = _connects(frontend, [(victim["ip"], 8000)])
+        time.sleep(FAULT_SECONDS)
+        still_in = endpoint in (app.in_iptables("backend") or [])
+        t_heal = time.monotonic()
+        _fault("heal", victim["name"])
+        # Requests that met the pod before the heal finish by the frontend's read timeout.
+        time.sleep(FRONTEND_READ_TIMEOUT + 1)
+        back = _connects(frontend, [(victim["ip"], 8000)])
+        t_end = time.monotonic()
+    CREATED.extend(load.created())
+    outcomes = load.between(t_fault, t_end)
+    failed = [o for o in outcomes if o.failed]
+    last_failure = max((o.at for o in failed), default=t_heal)
+    _fault_report(
+        app,
+        measured,
+        "one backend pod partitioned",
+        outcomes,
+        max(last_failure - t_heal, 0.0),
+        BACKEND_FAULT_BOUND,
+        {
+            "pod still in the Service during the partition": still_in,
+            "slowest failed request (s)": round(_slowest(failed), 2),
+        },
+    )
+    assert hang == ["timeout"] and back == ["connected"], (hang, back)
+    assert still_in, "the kubelet still sees the pod ready: it stays in the Service"
+    # Every request is answered (a 503 naming the backend at worst) within the bound.
+    assert all(o.status is not None for o in outcomes), summary(failed)
+    assert all(o.status == 503 for o in failed), summary(failed)
+    assert _slowest(outcomes) <= BACKEND_FAULT_BOUND, summary(outcomes)
+    assert summary(load.between(t_heal + FRONTEND_READ_TIMEOUT, t_end))["failed"] == 0
+    assert _tiers(app.status()) == tiers, "no pod was restarted or replaced"
+
+
 # --- rollouts and connection max-age -----------------------------------------------------
 
 
@@ -876,6 +1131,12 @@ def test_every_201_is_a_row_in_mysql(app: Any) -> None:
 
 def test_ctrl_c_removes_everything(before: dict[str, Any], app: Any) -> None:
     pids = [c["pid"] for p in app.status()["pods"] for c in p["containers"] if c["pid"]]
+    # A network fault left on, delayer and all: the leftovers check sees it, and the
+    # lab's clean-up takes it off with the rest.
+    _fault("netem", app.pods("redis")[0]["name"], "--delay", "50ms", "--loss", "1%")
+    on = leftovers()
+    assert any("delayer pid" in line for line in on["faults"]), on["faults"]
+    assert any("CIP-FAULT-" in line for line in on["iptables"]), on["iptables"]
     code = app.stop(signal.SIGINT)
     assert code == 0, app.log_tail()
     left = leftovers()
