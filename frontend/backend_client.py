@@ -364,6 +364,18 @@ class BackendClient:
                     error=exc,
                 )
             return None, attempt, exc
+        except BaseException as exc:
+            # Cancelled (the page's client went away) or a bug: the span is
+            # still ended, or it would never be exported.
+            if span is not None:
+                client_span.finish(
+                    span,
+                    connection=None,
+                    new_connection=attempt.new_connection,
+                    status=None,
+                    error=exc,
+                )
+            raise
         if span is not None:
             info = response.extensions.get("connection")
             client_span.finish(
