@@ -12,6 +12,7 @@ shows what `iptables -t nat -S` and `nft list table` print in the lab.
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,18 +40,38 @@ MUTED = "#444444"
 ARROW = "#1f3a93"
 REPLY = "#a13d00"
 
-# The lesson's capture (docs/lesson.md, steps 1 to 3): names and addresses.
+CAPTURES = Path(__file__).resolve().parents[1] / "captures"
+
+
+def _captured_rows(name: str) -> list[str]:
+    """A capture's output lines: after its header line and its `$ command` line."""
+    return (CAPTURES / f"{name}.txt").read_text(encoding="utf-8").splitlines()[2:]
+
+
+def _captured_route() -> dict[str, tuple[str, str]]:
+    """The route panel's hops from the lesson's capture: key → (value, detail)."""
+    hops = [row.split("\t") for row in _captured_rows("route")]
+    return {hop[0]: (hop[1], hop[2]) for hop in hops if len(hop) == 3}
+
+
+def _captured_backend_pods() -> tuple[tuple[str, str], ...]:
+    """(name, IP) of each backend pod in `lab get pods`, in address order, the
+    order of the endpoint rules."""
+    pods = [row.split() for row in _captured_rows("get-pods")[1:]]
+    backends = [(cols[1], cols[6]) for cols in pods if cols[1].startswith("backend-")]
+    return tuple(sorted(backends, key=lambda pod: ipaddress.ip_address(pod[1])))
+
+
+# The pods and the connection of the lesson's own capture (docs/captures/, made by
+# `make lesson-capture`), so the picture names what the lesson's outputs show.
 NAMESPACE = "clusterip-demo"
-FRONTEND_POD = ("frontend-5cqhc4rsq4-42v4s", "10.244.1.5")
-BACKEND_PODS = (
-    ("backend-h9nvd9d262-hlhs6", "10.244.1.2"),
-    ("backend-h9nvd9d262-zh4lg", "10.244.1.3"),
-    ("backend-h9nvd9d262-c8xl2", "10.244.1.4"),
-)
+_ROUTE = _captured_route()
+FRONTEND_POD = (_ROUTE["frontend"][0], _ROUTE["frontend"][1].split()[0])
+BACKEND_PODS = _captured_backend_pods()
 BACKEND_IP = "10.96.40.39"
 DNS_IP = "10.96.0.10"
 PORT = 8000
-CLIENT_PORT = 41420
+CLIENT_PORT = int(_ROUTE["address"][1].rsplit(":", 1)[1])
 FQDN = f"backend.{NAMESPACE}.svc.cluster.local"
 # How `iptables -S` prints the probabilities kube-proxy writes as 1/3 and 1/2: the kernel
 # keeps them as 32-bit fractions.

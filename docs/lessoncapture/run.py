@@ -368,9 +368,10 @@ def main(argv: list[str] | None = None) -> int:
         with lab_up(mode):
             {"iptables": iptables_mode, "nftables": nftables_mode}[mode](run)
     blocks.main()
-    from docs.diagrams import rule_chains
+    from docs.diagrams import packet_path, rule_chains
 
     rule_chains.main()
+    packet_path.main()  # its pod names and addresses are read from the captures
     print(json.dumps({"captured": run.written, "run": run.stamp, "commit": run.commit}))
     return 0
 

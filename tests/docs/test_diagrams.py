@@ -14,6 +14,7 @@ from lab.naming import sep_chain
 
 REPO = Path(__file__).resolve().parents[2]
 SVG = REPO / "docs" / "img" / "packet-path.svg"
+CAPTURES = REPO / "docs" / "captures"
 NS = {"svg": "http://www.w3.org/2000/svg"}
 
 
@@ -65,7 +66,7 @@ def test_svg_shows_each_step_of_the_path_with_the_lab_names() -> None:
         "numgen random mod 3",
         "dnat to 10.244.1.4:8000",
         "conntrack",
-        "backend-h9nvd9d262-hlhs6",
+        packet_path.BACKEND_PODS[0][0],
         "10.244.1.3:8000 (port http)",
         "KUBE-",
     ]:
@@ -130,3 +131,18 @@ def test_a_capture_without_the_drawn_rule_is_refused() -> None:
     )
     with pytest.raises(rule_chains.RulesNotFoundError, match="numgen"):
         rule_chains.render(captures)
+
+
+def test_packet_path_names_the_pods_and_addresses_of_the_capture() -> None:
+    # The picture's pods are read from docs/captures/: a recapture redraws it, and
+    # its constants cannot drift from what the lesson's outputs show.
+    pods = (CAPTURES / "get-pods.txt").read_text(encoding="utf-8")
+    route = (CAPTURES / "route.txt").read_text(encoding="utf-8")
+    assert f"resolved to {packet_path.BACKEND_IP}" in route
+    assert f"{packet_path.FRONTEND_POD[0]}\t{packet_path.FRONTEND_POD[1]} on node" in route
+    assert len(packet_path.BACKEND_PODS) == 3
+    for name, ip in packet_path.BACKEND_PODS:
+        assert f" {name} " in pods and f" {ip} " in pods
+    svg = SVG.read_text(encoding="utf-8")
+    assert packet_path.FRONTEND_POD[0] in svg
+    assert all(name in svg for name, _ in packet_path.BACKEND_PODS)
