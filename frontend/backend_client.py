@@ -349,24 +349,16 @@ class BackendClient:
                 body = await response.aread()
             finally:
                 await response.aclose()
-        except httpx.HTTPError as exc:
-            if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-                attempt.connect_failed()
-            attempt.error = _describe(exc)
-            self._count(method, "failed", attempt, started)
-            trace.total_ms = (time.perf_counter() - started) * 1000
-            if span is not None:
-                client_span.finish(
-                    span,
-                    connection=None,
-                    new_connection=attempt.new_connection,
-                    status=None,
-                    error=exc,
-                )
-            return None, attempt, exc
         except BaseException as exc:
-            # Cancelled (the page's client went away) or a bug: the span is
-            # still ended, or it would never be exported.
+            failed = isinstance(exc, httpx.HTTPError)
+            if failed:
+                if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+                    attempt.connect_failed()
+                attempt.error = _describe(exc)
+                self._count(method, "failed", attempt, started)
+                trace.total_ms = (time.perf_counter() - started) * 1000
+            # Every way out ends the span, a cancellation (the page's client
+            # went away) included, or it would never be exported.
             if span is not None:
                 client_span.finish(
                     span,
@@ -375,7 +367,9 @@ class BackendClient:
                     status=None,
                     error=exc,
                 )
-            raise
+            if not failed:
+                raise
+            return None, attempt, exc
         if span is not None:
             info = response.extensions.get("connection")
             client_span.finish(
