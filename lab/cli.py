@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import faultcli, tables
+from lab.checkout import blocking_directory
 from lab.cluster import Lab, Options
 from lab.control import ControlError, ControlServer, request
 from lab.engine import detect, project_images
@@ -217,6 +218,14 @@ def _image_runtime(choice: str) -> ImageRuntime | None:
             raise SystemExit(
                 "lab: --runtime images needs a container engine: start Docker, or "
                 "`sudo scripts/docker-engine.sh start` and export DOCKER_HOST"
+            )
+        blocked = blocking_directory(REPO)
+        if blocked is not None:
+            raise SystemExit(
+                f"lab: no container engine answers, and the pods' uid 10001 cannot enter "
+                f"{blocked} to run frontend and backend from this checkout: start one "
+                "(`sudo scripts/docker-engine.sh start`) so they run from their images, "
+                "or use a clone outside a private home directory"
             )
         print(
             "lab: no container engine answers: frontend and backend run from this checkout "
