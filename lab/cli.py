@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import faultcli, tables
+from lab.api import cli as api_cli
 from lab.checkout import blocking_directory
 from lab.cluster import Lab, Options
 from lab.control import ControlError, ControlServer, request
@@ -545,6 +546,7 @@ def parser() -> argparse.ArgumentParser:
     logs.set_defaults(func=cmd_logs)
 
     faultcli.add_parsers(sub)
+    api_cli.add_parsers(sub)
     return top
 
 

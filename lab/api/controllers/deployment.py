@@ -1,0 +1,188 @@
+"""A ReplicaSet per Deployment revision (so `kubectl rollout history` and `undo` work).
+
+The lab has no kubelet on this store yet, so pods never become ready and a rolling
+update could never progress: the newest ReplicaSet gets all the replicas at once and
+the older ones are scaled to zero (what strategy Recreate does).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from lab.api.controllers.owners import controlled_by, controller_ref
+from lab.api.resources import lookup
+from lab.api.storage import Obj, Store, now
+from lab.naming import template_hash
+
+REVISION = "deployment.kubernetes.io/revision"
+_SKIPPED_ANNOTATIONS = {
+    REVISION,
+    "kubectl.kubernetes.io/last-applied-configuration",
+    "deployment.kubernetes.io/desired-replicas",
+    "deployment.kubernetes.io/max-replicas",
+}
+DEPLOYMENTS = lookup("apps", "v1", "deployments")
+REPLICASETS = lookup("apps", "v1", "replicasets")
+assert DEPLOYMENTS and REPLICASETS
+WATCHED = [DEPLOYMENTS, REPLICASETS]
+
+
+def canonical(value: Any) -> Any:
+    """A template as Go would decode it: nulls and empty maps and lists are absent.
+
+    `kubectl rollout undo` sends a template serialized from Go structs
+    (`creationTimestamp: null`, `resources: {}`), which is the same template.
+    """
+    if isinstance(value, dict):
+        kept = {k: canonical(v) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if v not in (None, {}, [])}
+    if isinstance(value, list):
+        return [canonical(v) for v in value]
+    return value
+
+
+def _unhashed(template: Obj) -> Obj:
+    template = canonical(copy.deepcopy(template))
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    labels.pop("pod-template-hash", None)
+    return canonical(template)
+
+
+def _hash(template: Obj) -> str:
+    return template_hash(json.dumps(_unhashed(template), sort_keys=True))
+
+
+def _revision(rs: Obj) -> int:
+    return int((rs["metadata"].get("annotations") or {}).get(REVISION, "0"))
+
+
+def _new_replicaset(deploy: Obj, pod_hash: str, revision: int) -> Obj:
+    spec = deploy["spec"]
+    template = copy.deepcopy(spec["template"])
+    template.setdefault("metadata", {}).setdefault("labels", {})["pod-template-hash"] = pod_hash
+    selector = copy.deepcopy(spec.get("selector") or {})
+    selector.setdefault("matchLabels", {})["pod-template-hash"] = pod_hash
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {
+            "name": f"{deploy['metadata']['name']}-{pod_hash}",
+            "namespace": deploy["metadata"]["namespace"],
+            "labels": dict(template["metadata"]["labels"]),
+            "annotations": {REVISION: str(revision)},
+            "ownerReferences": [controller_ref(deploy)],
+        },
+        "spec": {"replicas": 0, "selector": selector, "template": template},
+    }
+
+
+def _sync_one(store: Store, deploy: Obj, owned: list[Obj]) -> None:
+    spec = deploy["spec"]
+    pod_hash = _hash(spec["template"])
+    newest = max((_revision(rs) for rs in owned), default=0)
+    wanted = _unhashed(spec["template"])
+    current = next((rs for rs in owned if _unhashed(rs["spec"]["template"]) == wanted), None)
+    if current is None:
+        current = store.create(REPLICASETS, _new_replicaset(deploy, pod_hash, newest + 1))
+        owned = [*owned, current]
+    elif _revision(current) < newest:  # a rollback: the old template is the newest revision again
+        current["metadata"]["annotations"][REVISION] = str(newest + 1)
+        current = store.update(REPLICASETS, current)
+    revision = _revision(current)
+    extra = {
+        k: v
+        for k, v in (deploy["metadata"].get("annotations") or {}).items()
+        if k not in _SKIPPED_ANNOTATIONS
+    }
+    for rs in owned:
+        is_current = rs["metadata"]["uid"] == current["metadata"]["uid"]
+        fresh = store.get(REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"])
+        fresh["spec"]["replicas"] = spec.get("replicas", 1) if is_current else 0
+        if is_current:  # kubernetes.io/change-cause and the like follow the revision
+            fresh["metadata"].setdefault("annotations", {}).update(extra)
+        store.update(REPLICASETS, fresh)  # a no-op write is not a new version
+    _prune(store, deploy, owned, current)
+    _status(store, deploy, owned, current, revision)
+
+
+def _prune(store: Store, deploy: Obj, owned: list[Obj], current: Obj) -> None:
+    limit = deploy["spec"].get("revisionHistoryLimit", 10)
+    old = sorted(
+        (rs for rs in owned if rs["metadata"]["uid"] != current["metadata"]["uid"]), key=_revision
+    )
+    for rs in old[: max(0, len(old) - limit)]:
+        store.delete(REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"])
+
+
+def _status(store: Store, deploy: Obj, owned: list[Obj], current: Obj, revision: int) -> None:
+    sets = [
+        store.find(REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"]) for rs in owned
+    ]
+    status_of = [(rs or {}).get("status") or {} for rs in sets]
+    fresh = (
+        store.find(REPLICASETS, current["metadata"]["namespace"], current["metadata"]["name"])
+        or current
+    )
+    replicas = deploy["spec"].get("replicas", 1)
+    total = sum(s.get("replicas", 0) for s in status_of)
+    available = sum(s.get("availableReplicas", 0) for s in status_of)
+    status: Obj = {
+        "observedGeneration": deploy["metadata"].get("generation", 1),
+        "replicas": total,
+        "updatedReplicas": (fresh.get("status") or {}).get("replicas", 0),
+        "readyReplicas": sum(s.get("readyReplicas", 0) for s in status_of),
+        "availableReplicas": available,
+        "unavailableReplicas": max(0, replicas - available),
+    }
+    status = {k: v for k, v in status.items() if v or k == "observedGeneration"}
+    is_available = available >= replicas
+    status["conditions"] = [
+        {
+            "type": "Available",
+            "status": "True" if is_available else "False",
+            "reason": "MinimumReplicasAvailable" if is_available else "MinimumReplicasUnavailable",
+            "message": "Deployment has minimum availability."
+            if is_available
+            else "Deployment does not have minimum availability.",
+        },
+        {
+            "type": "Progressing",
+            "status": "True",
+            "reason": "NewReplicaSetAvailable" if is_available else "ReplicaSetUpdated",
+            "message": f'ReplicaSet "{current["metadata"]["name"]}" is progressing.',
+        },
+    ]
+    latest = store.get(DEPLOYMENTS, deploy["metadata"]["namespace"], deploy["metadata"]["name"])
+    changed = False
+    if (latest["metadata"].get("annotations") or {}).get(REVISION) != str(revision):
+        latest["metadata"].setdefault("annotations", {})[REVISION] = str(revision)
+        latest = store.update(DEPLOYMENTS, latest)
+        changed = True
+    old_conditions = {c["type"]: c for c in (latest.get("status") or {}).get("conditions") or []}
+    for condition in status["conditions"]:
+        previous = old_conditions.get(condition["type"])
+        if (
+            previous
+            and previous["status"] == condition["status"]
+            and previous["reason"] == condition["reason"]
+        ):
+            condition.update(
+                {k: previous[k] for k in ("lastUpdateTime", "lastTransitionTime") if k in previous}
+            )
+        else:
+            condition["lastUpdateTime"] = condition["lastTransitionTime"] = now()
+    if changed or latest.get("status") != status:
+        latest["status"] = status
+        store.update(DEPLOYMENTS, latest, "status")
+
+
+def reconcile(store: Store) -> None:
+    deployments, _ = store.list(DEPLOYMENTS)
+    replicasets, _ = store.list(REPLICASETS)
+    for deploy in deployments:
+        if deploy["metadata"].get("deletionTimestamp"):
+            continue
+        owned = [rs for rs in replicasets if controlled_by(rs, deploy)]
+        _sync_one(store, deploy, owned)
