@@ -119,6 +119,13 @@ class ApiServer:
             if target.subresource == "scale":
                 return _json(200, verbs.scale_of(target.resource, obj), warnings)
             return self._object(request, target, obj, warnings)
+        if "protobuf" in request.headers.get("content-type", ""):
+            raise ApiError(
+                415,
+                "the lab's API server reads JSON only, not protobuf (what `kubectl create "
+                "<kind>` and `kubectl run` send): write the object with "
+                "`--dry-run=client -o yaml | kubectl apply -f -`",
+            )
         body = await request.body()
         warnings = admission.warnings_for(target.resource, write=method != "DELETE")
         if method == "POST" and not target.name:

@@ -94,8 +94,9 @@ async def serve(
     )
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started and not serving.done():  # uvicorn offers no event to await
-        await asyncio.sleep(0.01)  # noqa: ASYNC110
+    # uvicorn offers no event to await for "listening".
+    while not server.started and not serving.done():  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
     write_state(running)
     if started is not None and not started.done():
         started.set_result(running)

@@ -1,0 +1,339 @@
+"""The machine's real kubectl against the lab's API server, started in this process.
+
+Root-free. kubectl is a dispatcher over 1.27-1.33 that picks by the server's /version
+(v1.33.0 here). A temporary KUBECONFIG, cache and HOME: never the user's. Without
+kubectl these skip, except under CI=true where that fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lab.api import kubeconfig
+from lab.api.server import InThread, Running
+from tests.conftest import missing
+from tests.k8s.k8s_manifests import K8S_DIR, RENDERINGS, render_rendering
+
+NS = "clusterip-demo"
+KUBECTL = "/usr/bin/kubectl"
+
+
+class Kubectl:
+    def __init__(self, home: Path, config: Path) -> None:
+        self.env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(home),
+            "KUBECONFIG": str(config),
+            "KUBECACHEDIR": str(home / "cache"),
+        }
+
+    def run(
+        self, *args: str, check: bool = True, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [KUBECTL, *args],
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if check:
+            assert done.returncode == 0, (
+                f"kubectl {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+            )
+        return done
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [KUBECTL, *args],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    if not (Path(KUBECTL).exists() and shutil.which("kubectl")):
+        missing(
+            "kubectl is not installed at /usr/bin/kubectl: "
+            "these tests drive the lab's API server with it"
+        )
+    thread = InThread(tmp_path_factory.mktemp("apiserver"))
+    running = thread.start()
+    yield running
+    thread.stop()
+
+
+@pytest.fixture(scope="module")
+def kubectl(server: Running, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
+    home = tmp_path_factory.mktemp("kubectl-home")
+    config = home / "kubeconfig"
+    config.write_text(kubeconfig.dump(server.kubeconfig()))
+    config.chmod(0o600)
+    return Kubectl(home, config)
+
+
+@pytest.fixture(scope="module")
+def applied(kubectl: Kubectl) -> list[str]:
+    """The output of the first `kubectl apply -k k8s/`."""
+    return kubectl.run("apply", "-k", str(K8S_DIR)).stdout.splitlines()
+
+
+def _wait_for(check, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "the condition did not come true in time"
+        time.sleep(0.1)
+
+
+def test_the_server_speaks_as_kube_apiserver_133(kubectl: Kubectl) -> None:
+    version = kubectl.run("version").stdout
+    assert "Server Version: v1.33.0" in version
+    assert "Client Version: v1.33" in version  # the dispatcher picked the matching client
+
+
+def test_apply_creates_everything_then_changes_nothing(
+    kubectl: Kubectl, applied: list[str]
+) -> None:
+    assert applied and all(line.endswith(" created") for line in applied), applied
+    again = kubectl.run("apply", "-k", str(K8S_DIR)).stdout.splitlines()
+    assert [line.rsplit(" ", 1)[0] for line in again] == [
+        line.rsplit(" ", 1)[0] for line in applied
+    ]
+    for line in again:
+        # A PodDisruptionBudget's selector is patchStrategy "replace": kubectl's patch is
+        # never empty, so a cluster prints "configured" for it on every apply too.
+        expected = "configured" if line.startswith("poddisruptionbudget.policy/") else "unchanged"
+        assert line.endswith(f" {expected}"), line
+
+
+def test_get_prints_kube_apiservers_columns_for_each_kind(
+    kubectl: Kubectl, applied: list[str]
+) -> None:
+    headers = {
+        "pods": "NAME READY STATUS RESTARTS AGE IP NODE NOMINATED NODE READINESS GATES",
+        "services": "NAME TYPE CLUSTER-IP EXTERNAL-IP PORT(S) AGE SELECTOR",
+        "endpointslices": "NAME ADDRESSTYPE PORTS ENDPOINTS AGE",
+        "endpoints": "NAME ENDPOINTS AGE",
+        "deployments": "NAME READY UP-TO-DATE AVAILABLE AGE CONTAINERS IMAGES SELECTOR",
+        "replicasets": "NAME DESIRED CURRENT READY AGE CONTAINERS IMAGES SELECTOR",
+        "statefulsets": "NAME READY AGE CONTAINERS IMAGES",
+        "networkpolicies": "NAME POD-SELECTOR AGE",
+        "poddisruptionbudgets": "NAME MIN AVAILABLE MAX UNAVAILABLE ALLOWED DISRUPTIONS AGE",
+        "configmaps": "NAME DATA AGE",
+        "secrets": "NAME TYPE DATA AGE",
+        "serviceaccounts": "NAME SECRETS AGE",
+    }
+    for kind, header in headers.items():
+        out = kubectl.run("get", kind, "-n", NS, "-o", "wide").stdout
+        assert " ".join(out.splitlines()[0].split()) == header, (kind, out)
+        assert len(out.splitlines()) > 1, f"no {kind} in {NS}"
+    nodes = kubectl.run("get", "nodes").stdout.splitlines()
+    assert nodes[0].split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    assert nodes[1].split()[:3] == ["lab-node-1", "Ready", "control-plane"]
+    namespaces = kubectl.run("get", "ns").stdout
+    for name in ("default", "kube-system", "kube-public", NS):
+        assert f"\n{name} " in namespaces
+    events = kubectl.run("get", "events", "-n", NS)
+    assert events.returncode == 0
+
+
+def test_short_names_and_the_all_category(kubectl: Kubectl, applied: list[str]) -> None:
+    out = kubectl.run("get", "all", "-n", NS).stdout
+    for prefix in (
+        "pod/backend-",
+        "service/backend ",
+        "deployment.apps/backend ",
+        "replicaset.apps/backend-",
+        "statefulset.apps/mysql ",
+    ):
+        assert prefix in out, prefix
+    for short in ("svc", "deploy", "rs", "sts", "ep", "pdb", "netpol", "cm", "sa", "po"):
+        kubectl.run("get", short, "-n", NS)
+
+
+def test_services_across_namespaces_include_kubernetes_and_the_dns(
+    kubectl: Kubectl, applied: list[str]
+) -> None:
+    rows = {
+        tuple(line.split()[:2]): line.split()
+        for line in kubectl.run("get", "svc", "-A").stdout.splitlines()[1:]
+    }
+    assert rows[("default", "kubernetes")][2:6] == ["ClusterIP", "10.96.0.1", "<none>", "443/TCP"]
+    assert rows[("kube-system", "kube-dns")][2:6] == [
+        "ClusterIP",
+        "10.96.0.10",
+        "<none>",
+        "53/UDP,53/TCP,9153/TCP",
+    ]
+    assert rows[(NS, "mysql-headless")][3] == "None"
+
+
+def test_the_headless_service_has_its_endpointslice(kubectl: Kubectl, applied: list[str]) -> None:
+    out = kubectl.run(
+        "get",
+        "endpointslices",
+        "-n",
+        NS,
+        "-l",
+        "kubernetes.io/service-name=mysql-headless",
+        "-o",
+        "jsonpath={.items[*].metadata.labels}",
+    ).stdout
+    assert '"endpointslice.kubernetes.io/managed-by":"endpointslice-controller.k8s.io"' in out
+    assert "kubernetes" in kubectl.run("get", "endpointslices", "-n", "default").stdout
+
+
+def test_v1_endpoints_carry_the_deprecation_warning(kubectl: Kubectl, applied: list[str]) -> None:
+    done = kubectl.run("get", "endpoints", "-n", NS)
+    assert (
+        "Warning: v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice"
+        in done.stderr
+    )
+
+
+def test_describe_service(kubectl: Kubectl, applied: list[str]) -> None:
+    out = kubectl.run("describe", "svc", "backend", "-n", NS).stdout
+    ip = kubectl.run("get", "svc", "backend", "-n", NS, "-o", "jsonpath={.spec.clusterIP}").stdout
+    assert "Selector:                 app.kubernetes.io/name=backend" in out
+    assert f"IP:                       {ip}" in out
+    assert "Port:                     http  8000/TCP" in out
+
+
+def test_scale_makes_the_replicaset_and_pods_follow(kubectl: Kubectl, applied: list[str]) -> None:
+    assert (
+        "deployment.apps/backend scaled"
+        in kubectl.run("scale", "deploy/backend", "--replicas=5", "-n", NS).stdout
+    )
+
+    def five_pods() -> bool:
+        out = kubectl.run(
+            "get", "pods", "-n", NS, "-l", "app.kubernetes.io/name=backend", "-o", "name"
+        ).stdout
+        return len(out.split()) == 5
+
+    _wait_for(five_pods)
+    scale = kubectl.run(
+        "get", "deploy/backend", "-n", NS, "-o", "jsonpath={.spec.replicas}/{.status.replicas}"
+    ).stdout
+    assert scale == "5/5"
+
+
+def test_get_watch_sees_a_new_pod(kubectl: Kubectl, applied: list[str]) -> None:
+    watcher = kubectl.popen(
+        "get", "pods", "-n", NS, "-l", "app.kubernetes.io/name=redis", "-w", "--output-watch-events"
+    )
+    try:
+        time.sleep(1.5)  # let the watch start before the change it should see
+        kubectl.run("scale", "deploy/redis", "--replicas=2", "-n", NS)
+        time.sleep(1.5)
+    finally:
+        watcher.terminate()
+    out = watcher.communicate(timeout=10)[0]
+    assert any(line.startswith("ADDED") and "redis-" in line for line in out.splitlines()[2:]), out
+
+
+def test_wait_and_rollout_status(kubectl: Kubectl, applied: list[str]) -> None:
+    done = kubectl.run(
+        "wait",
+        "--for=jsonpath={.status.observedGeneration}=1",
+        "deploy/frontend",
+        "-n",
+        NS,
+        "--timeout=20s",
+    )
+    assert "condition met" in done.stdout
+    # Pods stay Pending without a kubelet: rollout status watches and reports that.
+    status = kubectl.run(
+        "rollout", "status", "deploy/frontend", "-n", NS, "--timeout=2s", check=False
+    )
+    assert (
+        'Waiting for deployment "frontend" rollout to finish: 0 of 2 updated replicas are available'
+        in status.stdout
+    )
+
+
+def test_rollout_history_and_undo(kubectl: Kubectl, applied: list[str]) -> None:
+    kubectl.run("set", "env", "deploy/frontend", "LAB_TEST=1", "-n", NS)
+    _wait_for(lambda: "2 " in kubectl.run("rollout", "history", "deploy/frontend", "-n", NS).stdout)
+    assert "rolled back" in kubectl.run("rollout", "undo", "deploy/frontend", "-n", NS).stdout
+    history = kubectl.run("rollout", "history", "deploy/frontend", "-n", NS).stdout
+    assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["2", "3"]
+    sets = kubectl.run(
+        "get", "rs", "-n", NS, "-l", "app.kubernetes.io/name=frontend", "-o", "name"
+    ).stdout.split()
+    assert len(sets) == 2  # the undo went back to the first ReplicaSet, not a third
+
+
+def test_delete_cascades_from_deployment_to_pods(kubectl: Kubectl, applied: list[str]) -> None:
+    kubectl.run("delete", "deploy", "redis", "-n", NS)
+    assert (
+        kubectl.run(
+            "get", "rs,pods", "-n", NS, "-l", "app.kubernetes.io/name=redis", "-o", "name"
+        ).stdout
+        == ""
+    )
+    kubectl.run("apply", "-k", str(K8S_DIR))  # put it back for the tests after
+
+
+def test_a_kind_the_lab_cannot_run_is_refused_with_the_reason(kubectl: Kubectl) -> None:
+    daemonset = """
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent, namespace: default}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec: {containers: [{name: agent, image: agent}]}
+"""
+    done = kubectl.run("apply", "-f", "-", stdin=daemonset, check=False)
+    assert done.returncode != 0
+    assert (
+        'Error from server (Forbidden): error when creating "STDIN": '
+        'daemonsets.apps "agent" is forbidden: ' in done.stderr
+    )
+    assert "the ClusterIP lab cannot run a DaemonSet" in done.stderr
+
+
+def test_an_unknown_field_is_refused_by_strict_validation(kubectl: Kubectl) -> None:
+    typo = (
+        "apiVersion: v1\nkind: ConfigMap\n"
+        "metadata: {name: typo, namespace: default}\ndatta: {a: b}\n"
+    )
+    done = kubectl.run("apply", "-f", "-", stdin=typo, check=False)
+    assert done.returncode != 0 and 'unknown field "datta"' in done.stderr
+
+
+def test_a_request_without_the_token_is_refused(kubectl: Kubectl, server: Running) -> None:
+    done = kubectl.run("--token=wrong", "get", "pods", check=False)
+    assert done.returncode != 0
+    assert "You must be logged in to the server" in done.stderr
+
+
+@pytest.mark.parametrize("rendering", RENDERINGS[1:], ids=lambda r: r.name)
+def test_every_rendering_applies(
+    kubectl: Kubectl, applied: list[str], rendering, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    import yaml
+
+    docs = render_rendering(rendering, tmp_path)
+    done = kubectl.run("apply", "-f", "-", stdin=yaml.safe_dump_all(docs))
+    autoscalers = [
+        line for line in done.stdout.splitlines() if line.startswith("horizontalpodautoscaler")
+    ]
+    if any(not line.endswith(" unchanged") for line in autoscalers):  # written: told it is inert
+        assert "HorizontalPodAutoscaler is stored but not acted on in the lab" in done.stderr
+    if autoscalers:
+        assert "backend" in kubectl.run("get", "hpa", "-n", NS).stdout
