@@ -11,6 +11,7 @@ import copy
 import json
 from typing import Any
 
+from lab.api.controllers import events
 from lab.api.controllers.owners import controlled_by, controller_ref
 from lab.api.resources import lookup
 from lab.api.storage import Obj, Store, now
@@ -99,10 +100,18 @@ def _sync_one(store: Store, deploy: Obj, owned: list[Obj]) -> None:
     for rs in owned:
         is_current = rs["metadata"]["uid"] == current["metadata"]["uid"]
         fresh = store.get(REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"])
+        before = fresh["spec"].get("replicas", 0)
         fresh["spec"]["replicas"] = spec.get("replicas", 1) if is_current else 0
         if is_current:  # kubernetes.io/change-cause and the like follow the revision
             fresh["metadata"].setdefault("annotations", {}).update(extra)
         store.update(REPLICASETS, fresh)  # a no-op write is not a new version
+        after = fresh["spec"]["replicas"]
+        if after != before:
+            verb = "up" if after > before else "down"
+            message = (
+                f"Scaled {verb} replica set {fresh['metadata']['name']} from {before} to {after}"
+            )
+            events.record(store, deploy, "ScalingReplicaSet", message, "deployment-controller")
     _prune(store, deploy, owned, current)
     _status(store, deploy, owned, current, revision)
 

@@ -6,6 +6,7 @@ import copy
 import random
 
 from lab.api.admission import default
+from lab.api.controllers import events
 from lab.api.controllers.owners import controlled_by, controller_ref
 from lab.api.resources import lookup
 from lab.api.storage import Obj, Store
@@ -52,7 +53,10 @@ def reconcile(store: Store) -> None:
         ]
         wanted = rs["spec"].get("replicas", 1)
         for _ in range(wanted - len(owned)):
-            owned.append(store.create(PODS, _pod(store, rs)))
+            pod = store.create(PODS, _pod(store, rs))
+            owned.append(pod)
+            message = f"Created pod: {pod['metadata']['name']}"
+            events.record(store, rs, "SuccessfulCreate", message, "replicaset-controller")
         # Extra pods go newest first, the not-ready ones before the ready.
         extra = sorted(
             owned, key=lambda p: (_ready(p), p["metadata"]["creationTimestamp"]), reverse=False
@@ -60,6 +64,8 @@ def reconcile(store: Store) -> None:
         for pod in extra[: max(0, len(owned) - wanted)]:
             store.delete(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"])
             owned.remove(pod)
+            message = f"Deleted pod: {pod['metadata']['name']}"
+            events.record(store, rs, "SuccessfulDelete", message, "replicaset-controller")
         ready = sum(1 for p in owned if _ready(p))
         status = {
             "replicas": len(owned),
