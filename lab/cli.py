@@ -1,5 +1,6 @@
 """`python -m lab` up, down, get, rules, kill, delete, scale, rollout-restart, logs, check,
-and the network faults netem, partition, heal, faults (lab/faultcli.py).
+the network faults netem, partition, heal, faults (lab/faultcli.py), and the Kubernetes
+API server for the real kubectl: apiserver, kubeconfig (lab/api/cli.py).
 
 `rules` prints kube-proxy's rules of the running lab's proxy mode.
 """
