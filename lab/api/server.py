@@ -15,7 +15,14 @@ from typing import Any
 import uvicorn
 
 from lab.api import bootstrap, kubeconfig, tls
-from lab.api.controllers import deployment, endpointslice, loop, replicaset, serviceaccount
+from lab.api.controllers import (
+    deployment,
+    endpointslice,
+    loop,
+    replicaset,
+    serviceaccount,
+    statefulset,
+)
 from lab.api.http import ApiServer
 from lab.api.storage import Store
 
@@ -23,6 +30,7 @@ HOST = "127.0.0.1"  # never anything but loopback
 CONTROLLERS = (
     ("deployment", deployment),
     ("replicaset", replicaset),
+    ("statefulset", statefulset),
     ("endpointslice", endpointslice),
     ("serviceaccount", serviceaccount),
 )

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +21,8 @@ import pytest
 from lab.api import kubeconfig
 from lab.api.server import InThread, Running
 from tests.conftest import missing
-from tests.k8s.k8s_manifests import K8S_DIR, RENDERINGS, render_rendering
+from tests.k8s.k8s_manifests import K8S_DIR, RENDERINGS, REPO, render_rendering
+from tests.support.ports import free_port
 
 NS = "clusterip-demo"
 KUBECTL = "/usr/bin/kubectl"
@@ -287,6 +290,45 @@ def test_delete_cascades_from_deployment_to_pods(kubectl: Kubectl, applied: list
     kubectl.run("apply", "-k", str(K8S_DIR))  # put it back for the tests after
 
 
+def test_the_statefulset_has_its_pod(kubectl: Kubectl, applied: list[str]) -> None:
+    _wait_for(lambda: "mysql-0" in kubectl.run("get", "pods", "-n", NS, "-o", "name").stdout)
+    labels = kubectl.run(
+        "get", "pod", "mysql-0", "-n", NS, "-o", "jsonpath={.metadata.labels}"
+    ).stdout
+    assert '"statefulset.kubernetes.io/pod-name":"mysql-0"' in labels
+
+
+def test_api_resources_lists_the_short_names(kubectl: Kubectl) -> None:
+    rows = {
+        line.split()[0]: line.split()
+        for line in kubectl.run("api-resources").stdout.splitlines()[1:]
+    }
+    for name, short in (
+        ("services", "svc"),
+        ("deployments", "deploy"),
+        ("endpoints", "ep"),
+        ("poddisruptionbudgets", "pdb"),
+        ("networkpolicies", "netpol"),
+        ("horizontalpodautoscalers", "hpa"),
+    ):
+        assert rows[name][1] == short, rows[name]
+
+
+def test_rollout_restart_makes_a_new_revision(kubectl: Kubectl, applied: list[str]) -> None:
+    before = kubectl.run(
+        "get", "rs", "-n", NS, "-l", "app.kubernetes.io/name=backend", "-o", "name"
+    ).stdout.split()
+    assert "restarted" in kubectl.run("rollout", "restart", "deploy/backend", "-n", NS).stdout
+
+    def one_more() -> bool:
+        now = kubectl.run(
+            "get", "rs", "-n", NS, "-l", "app.kubernetes.io/name=backend", "-o", "name"
+        )
+        return len(now.stdout.split()) == len(before) + 1
+
+    _wait_for(one_more)
+
+
 def test_a_kind_the_lab_cannot_run_is_refused_with_the_reason(kubectl: Kubectl) -> None:
     daemonset = """
 apiVersion: apps/v1
@@ -337,3 +379,47 @@ def test_every_rendering_applies(
         assert "HorizontalPodAutoscaler is stored but not acted on in the lab" in done.stderr
     if autoscalers:
         assert "backend" in kubectl.run("get", "hpa", "-n", NS).stdout
+
+
+def test_the_cli_serves_and_prints_a_kubeconfig(tmp_path: Path) -> None:
+    if not Path(KUBECTL).exists():
+        missing("kubectl is not installed at /usr/bin/kubectl")
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)}
+    port = str(free_port())
+    server = subprocess.Popen(
+        [sys.executable, "-m", "lab", "apiserver", "--port", port],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        state = tmp_path / f"cip-lab-api-{os.getuid()}" / "apiserver.json"
+        _wait_for(state.exists, timeout=30)
+        printed = subprocess.run(
+            [sys.executable, "-m", "lab", "kubeconfig"],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+        assert f"server: https://127.0.0.1:{port}" in printed
+        config = tmp_path / "kubeconfig"
+        config.write_text(printed)
+        kubectl = Kubectl(tmp_path, config)
+        assert "kube-system" in kubectl.run("get", "ns").stdout
+    finally:
+        server.send_signal(signal.SIGINT)  # Ctrl-C
+        server.communicate(timeout=30)
+    assert not state.exists(), "the state file outlived the server"
+
+
+def test_deleting_the_namespace_takes_everything_in_it(
+    kubectl: Kubectl, applied: list[str]
+) -> None:
+    kubectl.run("delete", "namespace", NS, "--timeout=60s")
+    assert NS not in kubectl.run("get", "ns").stdout
+    assert kubectl.run("get", "all", "-n", NS, "-o", "name").stdout == ""

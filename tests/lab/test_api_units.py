@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from lab.api import admission, bootstrap, garbage, kubeconfig, patch, printers
-from lab.api.controllers import deployment, endpointslice, replicaset, serviceaccount
+from lab.api.controllers import deployment, endpointslice, replicaset, serviceaccount, statefulset
 from lab.api.errors import ApiError
 from lab.api.resources import by_kind, lookup
 from lab.api.selectors import field_matcher, label_matcher
@@ -55,7 +55,7 @@ def _settle(store: Store) -> None:
     """Run the controllers until nothing changes, as their watch loops would."""
     for _ in range(10):
         before = store.revision
-        for controller in (deployment, replicaset, endpointslice, serviceaccount):
+        for controller in (deployment, replicaset, statefulset, endpointslice, serviceaccount):
             controller.reconcile(store)
         if store.revision == before:
             return
@@ -659,3 +659,24 @@ def test_a_standalone_kubeconfig_names_the_server_ca_and_token() -> None:
     assert config["clusters"][0]["cluster"]["server"] == "https://127.0.0.1:6443"
     assert config["clusters"][0]["cluster"]["certificate-authority-data"] == "UEVN"
     assert config["users"][0]["user"] == {"token": "tok"}
+
+
+def test_a_statefulset_gets_its_ordinal_pods_and_loses_the_highest_first() -> None:
+    store = Store()
+    bootstrap.populate(store, 6443)
+    statefulsets = lookup("apps", "v1", "statefulsets")
+    assert statefulsets
+    body = _deployment("db", replicas=2)
+    body.update(kind="StatefulSet")
+    body["spec"]["serviceName"] = "db-headless"
+    store.create(statefulsets, admission.default(store, statefulsets, body))
+    _settle(store)
+    pods = {p["metadata"]["name"]: p for p in store.list(PODS, "default")[0]}
+    assert set(pods) == {"db-0", "db-1"}
+    assert pods["db-1"]["metadata"]["labels"]["statefulset.kubernetes.io/pod-name"] == "db-1"
+    assert pods["db-0"]["spec"]["subdomain"] == "db-headless"
+    sts = store.get(statefulsets, "default", "db")
+    sts["spec"]["replicas"] = 1
+    store.update(statefulsets, sts)
+    _settle(store)
+    assert [p["metadata"]["name"] for p in store.list(PODS, "default")[0]] == ["db-0"]
