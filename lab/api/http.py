@@ -35,10 +35,8 @@ def _json(code: int, body: Any, warnings: list[str] | None = None) -> Response:
 
 
 def _wants_table(request: Request) -> bool:
-    accept = request.headers.get("accept", "")
-    return "as=Table" in accept.split(",", 1)[0] or any(
-        "as=Table" in part for part in accept.split(",")
-    )
+    # kubectl lists Table (v1, then v1beta1) before plain JSON: it prefers a Table.
+    return "as=Table" in request.headers.get("accept", "")
 
 
 class ApiServer:
@@ -57,6 +55,10 @@ class ApiServer:
             response = await self._handle(request)
         except ApiError as error:
             response = _json(error.code, error.status())
+        except Exception as exc:  # a bug here: a Status naming it, never a bare traceback
+            log.exception("%s %s failed", request.method, request.url.path)
+            failure = ApiError(500, f"the lab's API server failed on this request: {exc!r}")
+            response = _json(500, failure.status())
         log.debug("%s %s -> %s", request.method, request.url.path, response.status_code)
         await response(scope, receive, send)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import datetime
 import uuid
 from collections import deque
@@ -37,6 +38,7 @@ class WatchEvent:
     qualified: str
     namespace: str
     object: Obj
+    previous: Obj | None = None  # a MODIFIED event's object before the change
 
 
 @dataclass(eq=False)  # each watch is itself: kept in a set by identity
@@ -46,12 +48,21 @@ class Watch:
     predicate: Predicate
     queue: asyncio.Queue[WatchEvent | None] = field(default_factory=asyncio.Queue)
 
-    def wants(self, event: WatchEvent) -> bool:
+    def translate(self, event: WatchEvent) -> WatchEvent | None:
+        """The event as this watch sees it: a change that moves an object into or out
+        of the selection is ADDED or DELETED, as kube-apiserver's watch cache says."""
         if event.qualified != self.qualified:
-            return False
+            return None
         if self.namespace is not None and event.namespace != self.namespace:
-            return False
-        return self.predicate(event.object)
+            return None
+        matches = self.predicate(event.object)
+        if event.type == "MODIFIED" and event.previous is not None:
+            matched = self.predicate(event.previous)
+            if matches and not matched:
+                return dataclasses.replace(event, type="ADDED")
+            if matched and not matches:
+                return dataclasses.replace(event, type="DELETED")
+        return event if matches else None
 
 
 def _always(_obj: Obj) -> bool:
@@ -202,8 +213,9 @@ class Store:
             if since < oldest - 1:
                 raise gone(since, oldest)
             for event in self._history:
-                if event.resource_version > since and watch.wants(event):
-                    watch.queue.put_nowait(event)
+                seen = watch.translate(event) if event.resource_version > since else None
+                if seen is not None:
+                    watch.queue.put_nowait(seen)
         self._watches.add(watch)
         return watch
 
@@ -237,11 +249,14 @@ class Store:
     def _commit(self, key: Key, obj: Obj, kind: str) -> None:
         self._revision += 1
         obj["metadata"]["resourceVersion"] = str(self._revision)
+        previous = self._objects.get(key)  # replaced, never changed in place: safe to keep
         self._objects[key] = obj
-        self._announce(WatchEvent(self._revision, kind, key[0], key[1], copy.deepcopy(obj)))
+        event = WatchEvent(self._revision, kind, key[0], key[1], copy.deepcopy(obj), previous)
+        self._announce(event)
 
     def _announce(self, event: WatchEvent) -> None:
         self._history.append(event)
         for watch in list(self._watches):
-            if watch.wants(event):
-                watch.queue.put_nowait(event)
+            seen = watch.translate(event)
+            if seen is not None:
+                watch.queue.put_nowait(seen)

@@ -162,6 +162,20 @@ def test_watch_with_a_selector_sees_only_matching_objects() -> None:
     assert event and event.object["metadata"]["name"] == "web" and watch.queue.empty()
 
 
+def test_a_change_in_or_out_of_a_watchs_selection_is_added_or_deleted() -> None:
+    store = Store()
+    created = store.create(CONFIGMAPS, _cm("a", tier="db"))
+    watch = store.watch(CONFIGMAPS, None, 0, label_matcher("tier=web"))
+    moved_in = store.update(
+        CONFIGMAPS, dict(created, metadata={**created["metadata"], "labels": {"tier": "web"}})
+    )
+    store.update(
+        CONFIGMAPS, dict(moved_in, metadata={**moved_in["metadata"], "labels": {"tier": "db"}})
+    )
+    events = [watch.queue.get_nowait() for _ in range(watch.queue.qsize())]
+    assert [e.type for e in events if e] == ["ADDED", "DELETED"]
+
+
 # -- selectors ---------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("selector", "expected"),
