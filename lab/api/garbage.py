@@ -31,7 +31,8 @@ def delete(store: Store, resource: Resource, namespace: str, name: str, policy: 
     owner = store.get(resource, namespace, name)
     uid = owner["metadata"]["uid"]
     if resource.kind == "Namespace":
-        _empty_namespace(store, name)
+        # Terminating now; the namespace controller empties and removes it shortly.
+        return store.mark_deleting(resource, "", name, "kubernetes", {"phase": "Terminating"})
     if policy == "Orphan":
         for dep_resource, dep in dependents(store, uid):
             dep["metadata"]["ownerReferences"] = [
@@ -62,17 +63,12 @@ def delete(store: Store, resource: Resource, namespace: str, name: str, policy: 
     return deleted
 
 
-def _empty_namespace(store: Store, namespace: str) -> None:
-    """A namespace takes everything in it along, as the namespace controller does."""
-    store.mark_deleting(_namespaces(), "", namespace, "kubernetes")
+def empty_namespace(store: Store, namespace: str) -> None:
+    """Delete everything in a namespace (its dependents with it)."""
     for resource in RESOURCES:
         if not resource.namespaced:
             continue
         items, _ = store.list(resource, namespace)
         for obj in items:
             if store.find(resource, namespace, obj["metadata"]["name"]) is not None:
-                store.delete(resource, namespace, obj["metadata"]["name"])
-
-
-def _namespaces() -> Resource:
-    return next(r for r in RESOURCES if r.kind == "Namespace")
+                delete(store, resource, namespace, obj["metadata"]["name"], "Background")

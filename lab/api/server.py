@@ -19,6 +19,7 @@ from lab.api.controllers import (
     deployment,
     endpointslice,
     loop,
+    namespace,
     replicaset,
     serviceaccount,
     statefulset,
@@ -33,6 +34,7 @@ CONTROLLERS = (
     ("statefulset", statefulset),
     ("endpointslice", endpointslice),
     ("serviceaccount", serviceaccount),
+    ("namespace", namespace),
 )
 STATE_FILE = "apiserver.json"
 
@@ -90,9 +92,9 @@ async def serve(
     bootstrap.populate(store, port)
     running = Running(port, credentials, store, workdir)
     for name, module in CONTROLLERS:
-        running.tasks.append(
-            asyncio.create_task(loop.run(store, name, module.WATCHED, module.reconcile))
-        )
+        resync = getattr(module, "RESYNC", None)
+        task = loop.run(store, name, module.WATCHED, module.reconcile, resync)
+        running.tasks.append(asyncio.create_task(task))
     app = ApiServer(store, credentials.token, f"{HOST}:{port}")
     config = uvicorn.Config(
         app,

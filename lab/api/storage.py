@@ -184,7 +184,12 @@ class Store:
         return copy.deepcopy(current)
 
     def mark_deleting(
-        self, resource: Resource, namespace: str, name: str, finalizer: str | None = None
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        finalizer: str | None = None,
+        status: Obj | None = None,
     ) -> Obj:
         """Set deletionTimestamp (and a finalizer): the object stays until its dependents go."""
         key = self._key(resource, namespace, name)
@@ -195,6 +200,8 @@ class Store:
         current["metadata"]["deletionGracePeriodSeconds"] = 0
         if finalizer and finalizer not in current["metadata"].setdefault("finalizers", []):
             current["metadata"]["finalizers"].append(finalizer)
+        if status:
+            current.setdefault("status", {}).update(status)
         self._commit(key, current, "MODIFIED")
         return copy.deepcopy(current)
 

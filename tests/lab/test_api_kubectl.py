@@ -417,9 +417,11 @@ def test_the_cli_serves_and_prints_a_kubeconfig(tmp_path: Path) -> None:
     assert not state.exists(), "the state file outlived the server"
 
 
-def test_deleting_the_namespace_takes_everything_in_it(
+def test_delete_k_removes_every_object_then_the_namespace(
     kubectl: Kubectl, applied: list[str]
 ) -> None:
-    kubectl.run("delete", "namespace", NS, "--timeout=60s")
+    done = kubectl.run("delete", "-k", str(K8S_DIR), "--timeout=60s")
+    lines = done.stdout.splitlines()
+    assert lines and all(line.endswith(" deleted") for line in lines), done.stdout + done.stderr
     assert NS not in kubectl.run("get", "ns").stdout
     assert kubectl.run("get", "all", "-n", NS, "-o", "name").stdout == ""

@@ -350,6 +350,29 @@ def test_foreground_deletion_marks_the_owner_before_it_goes() -> None:
     assert "foregroundDeletion" in marked.object["metadata"]["finalizers"]
 
 
+def test_a_deleted_namespace_terminates_then_goes_with_its_contents(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import datetime
+
+    from lab.api.controllers import namespace
+
+    store = _cluster_with_a_deployment()
+    namespaces = lookup("", "v1", "namespaces")
+    assert namespaces
+    store.create(namespaces, {"metadata": {"name": "doomed"}})
+    store.create(
+        CONFIGMAPS, dict(_cm("inside"), metadata={"name": "inside", "namespace": "doomed"})
+    )
+    marked = garbage.delete(store, namespaces, "", "doomed", "Background")
+    assert marked["status"]["phase"] == "Terminating" and marked["metadata"]["deletionTimestamp"]
+    assert store.find(CONFIGMAPS, "doomed", "inside") is not None  # still there for kubectl
+    monkeypatch.setattr(namespace, "GRACE", datetime.timedelta(0))
+    namespace.reconcile(store)
+    assert store.find(namespaces, "", "doomed") is None
+    assert store.find(CONFIGMAPS, "doomed", "inside") is None
+
+
 # -- controllers -------------------------------------------------------------------------
 def test_a_replicaset_per_deployment_revision() -> None:
     store = _cluster_with_a_deployment()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 
@@ -14,9 +15,14 @@ log = logging.getLogger("lab.api.controllers")
 
 
 async def run(
-    store: Store, name: str, watched: list[Resource], reconcile: Callable[[Store], None]
+    store: Store,
+    name: str,
+    watched: list[Resource],
+    reconcile: Callable[[Store], None],
+    resync: float | None = None,
 ) -> None:
-    """Reconcile once, then again after each burst of events on the watched resources."""
+    """Reconcile once, then again after each burst of events on the watched resources
+    (and every `resync` seconds, for a controller that acts on time passing)."""
     wake = asyncio.Event()
     watches = [store.watch(r, None, 0) for r in watched]
 
@@ -33,7 +39,8 @@ async def run(
                 log.info("%s: %s", name, error.message)
             except Exception:  # a bug in one controller must not stop the others
                 log.exception("%s controller failed a pass", name)
-            await wake.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), resync)
             wake.clear()
             await asyncio.sleep(0)  # let a burst of writes land before the next pass
     finally:
