@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -234,17 +235,27 @@ def test_scale_makes_the_replicaset_and_pods_follow(kubectl: Kubectl, applied: l
 
 
 def test_get_watch_sees_a_new_pod(kubectl: Kubectl, applied: list[str]) -> None:
-    watcher = kubectl.popen(
-        "get", "pods", "-n", NS, "-l", "app.kubernetes.io/name=redis", "-w", "--output-watch-events"
-    )
+    selector = "app.kubernetes.io/name=redis"
+    existing = kubectl.run("get", "pods", "-n", NS, "-l", selector, "-o", "name").stdout.split()
+    watcher = kubectl.popen("get", "pods", "-n", NS, "-l", selector, "-w", "--output-watch-events")
+    stopper = threading.Timer(60, watcher.kill)  # a watch that never sees it fails, not hangs
+    stopper.start()
     try:
-        time.sleep(1.5)  # let the watch start before the change it should see
-        kubectl.run("scale", "deploy/redis", "--replicas=2", "-n", NS)
-        time.sleep(1.5)
+        assert watcher.stdout is not None
+        seen = [watcher.stdout.readline() for _ in range(len(existing) + 1)]  # header, pods
+        assert seen[0].split()[:3] == ["EVENT", "NAME", "READY"], seen
+        kubectl.run("scale", "deploy/redis", f"--replicas={len(existing) + 1}", "-n", NS)
+        old = {name.removeprefix("pod/") for name in existing}
+        for line in watcher.stdout:
+            words = line.split()
+            if words[:1] == ["ADDED"] and words[1].startswith("redis-") and words[1] not in old:
+                break
+        else:
+            raise AssertionError("the watch ended without showing the new pod")
     finally:
-        watcher.terminate()
-    out = watcher.communicate(timeout=10)[0]
-    assert any(line.startswith("ADDED") and "redis-" in line for line in out.splitlines()[2:]), out
+        stopper.cancel()
+        watcher.kill()
+        watcher.communicate(timeout=10)
 
 
 def test_wait_and_rollout_status(kubectl: Kubectl, applied: list[str]) -> None:
