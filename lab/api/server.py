@@ -17,6 +17,7 @@ import uvicorn
 from lab.api import bootstrap, kubeconfig, tls
 from lab.api.controllers import (
     deployment,
+    disruption,
     endpointslice,
     loop,
     namespace,
@@ -35,6 +36,7 @@ CONTROLLERS = (
     ("endpointslice", endpointslice),
     ("serviceaccount", serviceaccount),
     ("namespace", namespace),
+    ("disruption", disruption),
 )
 STATE_FILE = "apiserver.json"
 

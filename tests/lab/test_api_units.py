@@ -11,7 +11,14 @@ import pytest
 import yaml
 
 from lab.api import admission, bootstrap, garbage, kubeconfig, patch, printers
-from lab.api.controllers import deployment, endpointslice, replicaset, serviceaccount, statefulset
+from lab.api.controllers import (
+    deployment,
+    disruption,
+    endpointslice,
+    replicaset,
+    serviceaccount,
+    statefulset,
+)
 from lab.api.errors import ApiError
 from lab.api.resources import by_kind, lookup
 from lab.api.selectors import field_matcher, label_matcher
@@ -55,7 +62,14 @@ def _settle(store: Store) -> None:
     """Run the controllers until nothing changes, as their watch loops would."""
     for _ in range(10):
         before = store.revision
-        for controller in (deployment, replicaset, statefulset, endpointslice, serviceaccount):
+        for controller in (
+            deployment,
+            replicaset,
+            statefulset,
+            endpointslice,
+            serviceaccount,
+            disruption,
+        ):
             controller.reconcile(store)
         if store.revision == before:
             return
@@ -717,3 +731,49 @@ def test_a_statefulset_gets_its_ordinal_pods_and_loses_the_highest_first() -> No
     store.update(statefulsets, sts)
     _settle(store)
     assert [p["metadata"]["name"] for p in store.list(PODS, "default")[0]] == ["db-0"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "ready", "allowed"),
+    [
+        ({"maxUnavailable": 1}, 3, 1),
+        ({"maxUnavailable": 1}, 2, 0),
+        ({"minAvailable": 1}, 3, 2),
+        ({"minAvailable": "50%"}, 3, 1),
+        ({"minAvailable": "50%"}, 0, 0),
+    ],
+)
+def test_a_disruption_budget_says_how_many_pods_may_go(
+    spec: dict[str, Any], ready: int, allowed: int
+) -> None:
+    store = Store()
+    bootstrap.populate(store, 6443)
+    budgets = lookup("policy", "v1", "poddisruptionbudgets")
+    assert budgets
+    for number in range(3):
+        conditions = [{"type": "Ready", "status": "True" if number < ready else "False"}]
+        store.create(
+            PODS,
+            {
+                "metadata": {
+                    "name": f"web-{number}",
+                    "namespace": "default",
+                    "labels": {"app": "web"},
+                },
+                "spec": {"containers": [{"name": "c", "image": "i"}]},
+                "status": {"conditions": conditions},
+            },
+        )
+    body = {
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, **spec},
+    }
+    store.create(budgets, body)
+    _settle(store)
+    status = store.get(budgets, "default", "web")["status"]
+    assert (status["expectedPods"], status["currentHealthy"], status["disruptionsAllowed"]) == (
+        3,
+        ready,
+        allowed,
+    )
+    assert status["conditions"][0]["status"] == ("True" if allowed else "False")
