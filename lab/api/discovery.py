@@ -20,7 +20,16 @@ VERSION = {
     "platform": f"linux/{'arm64' if platform.machine() == 'aarch64' else 'amd64'}",
 }
 
-_SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "scale": ["get", "patch", "update"]}
+_SUBRESOURCE_VERBS = {
+    "status": ["get", "patch", "update"],
+    "scale": ["get", "patch", "update"],
+    "eviction": ["create"],
+}
+# The kind each subresource reads and writes, where it is not the resource's own.
+_SUBRESOURCE_KINDS = {
+    "scale": ("autoscaling", "v1", "Scale"),
+    "eviction": ("policy", "v1", "Eviction"),
+}
 
 
 def api_versions(server_address: str) -> dict[str, Any]:
@@ -75,11 +84,12 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
                 "name": f"{resource.plural}/{sub}",
                 "singularName": "",
                 "namespaced": resource.namespaced,
-                "kind": "Scale" if sub == "scale" else resource.kind,
+                "kind": resource.kind,
                 "verbs": _SUBRESOURCE_VERBS[sub],
             }
-            if sub == "scale":
-                entry.update(group="autoscaling", version="v1")
+            if sub in _SUBRESOURCE_KINDS:
+                sub_group, sub_version, sub_kind = _SUBRESOURCE_KINDS[sub]
+                entry.update(group=sub_group, version=sub_version, kind=sub_kind)
             entries.append(entry)
     return {
         "kind": "APIResourceList",

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from lab.api import admission, discovery, openapi, printers, verbs
+from lab.api import admission, discovery, eviction, openapi, printers, verbs
 from lab.api.errors import ApiError
 from lab.api.routes import Target, parse
 from lab.api.storage import Store, WatchEvent
@@ -130,6 +130,11 @@ class ApiServer:
             )
         body = await request.body()
         warnings = admission.warnings_for(target.resource, write=method != "DELETE")
+        if method == "POST" and target.subresource == "eviction":
+            obj = eviction.evict(
+                self.store, target.namespace or "", target.name, verbs.decode(body)
+            )
+            return _json(201, obj)
         if method == "POST" and not target.name:
             code, obj, more = verbs.create(self.store, target, body, params)
         elif method == "PUT" and target.name:

@@ -43,7 +43,7 @@ _ALL = ("all",)
 RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "Namespace", "namespaces", False, ("ns",), subresources=("status",)),
     Resource("", "v1", "Node", "nodes", False, ("no",), subresources=("status",)),
-    Resource("", "v1", "Pod", "pods", True, ("po",), _ALL, ("status",)),
+    Resource("", "v1", "Pod", "pods", True, ("po",), _ALL, ("status", "eviction")),
     Resource("", "v1", "Service", "services", True, ("svc",), _ALL, ("status",)),
     Resource("", "v1", "Endpoints", "endpoints", True, ("ep",)),
     Resource("", "v1", "ConfigMap", "configmaps", True, ("cm",)),

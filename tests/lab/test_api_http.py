@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import ssl
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -173,3 +174,59 @@ def test_the_state_file_is_private(server: Running) -> None:
     state = Path(server.workdir) / "apiserver.json"
     assert state.stat().st_mode & 0o077 == 0
     assert (Path(server.workdir) / "apiserver.key").stat().st_mode & 0o077 == 0
+
+
+def _wait(check: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "the condition did not come true in time"
+        time.sleep(0.05)
+
+
+def test_eviction_honours_the_disruption_budget(client: httpx.Client) -> None:
+    pods = "/api/v1/namespaces/default/pods"
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "guarded", "labels": {"app": "guarded"}},
+        "spec": {"containers": [{"name": "c", "image": "i"}]},
+    }
+    created = client.post(pods, json=pod).json()
+    created["status"] = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+    assert client.put(f"{pods}/guarded/status", json=created).status_code == 200
+    budget = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "guarded"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "guarded"}}},
+    }
+    budgets = "/apis/policy/v1/namespaces/default/poddisruptionbudgets"
+    assert client.post(budgets, json=budget).status_code == 201
+    _wait(
+        lambda: (
+            (client.get(f"{budgets}/guarded").json().get("status") or {}).get("currentHealthy") == 1
+        )
+    )
+    eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "guarded"}}
+    refused = client.post(f"{pods}/guarded/eviction", json=eviction)
+    assert refused.status_code == 429
+    assert (
+        refused.json()["message"]
+        == "Cannot evict pod as it would violate the pod's disruption budget."
+    )
+    client.delete(f"{budgets}/guarded")
+    allowed = client.post(f"{pods}/guarded/eviction", json=eviction)
+    assert allowed.status_code == 201 and allowed.json()["status"] == "Success"
+    assert client.get(f"{pods}/guarded").status_code == 404
+
+
+def test_discovery_lists_the_eviction_subresource(client: httpx.Client) -> None:
+    resources = {r["name"]: r for r in client.get("/api/v1").json()["resources"]}
+    assert resources["pods/eviction"]["verbs"] == ["create"]
+    assert (resources["pods/eviction"]["group"], resources["pods/eviction"]["kind"]) == (
+        "policy",
+        "Eviction",
+    )
+    apps = {r["name"]: r for r in client.get("/apis/apps/v1").json()["resources"]}
+    assert apps["deployments/scale"]["kind"] == "Scale"
+    assert client.get("/apis/apps/v1").json()["groupVersion"] == "apps/v1"

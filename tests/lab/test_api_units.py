@@ -777,3 +777,83 @@ def test_a_disruption_budget_says_how_many_pods_may_go(
         allowed,
     )
     assert status["conditions"][0]["status"] == ("True" if allowed else "False")
+
+
+# -- eviction ----------------------------------------------------------------------------
+def _running_pods_under_a_budget(ready: int, budget: dict[str, Any]) -> Store:
+    store = Store()
+    bootstrap.populate(store, 6443)
+    budgets = lookup("policy", "v1", "poddisruptionbudgets")
+    assert budgets
+    for number in range(2):
+        conditions = [{"type": "Ready", "status": "True" if number < ready else "False"}]
+        status = {"phase": "Running", "conditions": conditions}
+        pod = {
+            "metadata": {"name": f"web-{number}", "namespace": "default", "labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": "i"}]},
+            "status": status,
+        }
+        store.create(PODS, pod)
+    selector = {"matchLabels": {"app": "web"}}
+    store.create(
+        budgets,
+        {
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"selector": selector, **budget},
+        },
+    )
+    _settle(store)
+    return store
+
+
+def test_eviction_refused_by_the_budget_with_kube_apiservers_words() -> None:
+    from lab.api import eviction
+
+    store = _running_pods_under_a_budget(ready=2, budget={"minAvailable": 2})
+    with pytest.raises(ApiError) as error:
+        eviction.evict(store, "default", "web-0", {"kind": "Eviction"})
+    assert error.value.code == 429 and error.value.reason == "TooManyRequests"
+    assert (
+        error.value.message == "Cannot evict pod as it would violate the pod's disruption budget."
+    )
+    assert error.value.details == {
+        "causes": [
+            {
+                "reason": "DisruptionBudget",
+                "message": "The disruption budget web needs 2 healthy pods and has 2 currently",
+            }
+        ]
+    }
+    assert store.find(PODS, "default", "web-0") is not None
+
+
+def test_eviction_allowed_spends_the_budget_and_deletes_the_pod() -> None:
+    from lab.api import eviction
+
+    store = _running_pods_under_a_budget(ready=2, budget={"maxUnavailable": 1})
+    answer = eviction.evict(store, "default", "web-0", {"kind": "Eviction"})
+    assert answer["status"] == "Success" and store.find(PODS, "default", "web-0") is None
+    budgets = lookup("policy", "v1", "poddisruptionbudgets")
+    assert budgets
+    assert store.get(budgets, "default", "web")["status"]["disruptionsAllowed"] == 0
+    with pytest.raises(ApiError) as second:
+        eviction.evict(store, "default", "web-1", {"kind": "Eviction"})
+    assert second.value.code == 429
+
+
+def test_a_pending_pod_is_evicted_whatever_the_budget() -> None:
+    from lab.api import eviction
+
+    store = _cluster_with_a_deployment()
+    budgets = lookup("policy", "v1", "poddisruptionbudgets")
+    assert budgets
+    store.create(
+        budgets,
+        {
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, "minAvailable": 2},
+        },
+    )
+    pod = store.list(PODS, "default")[0][0]["metadata"]["name"]
+    eviction.evict(store, "default", pod, {"kind": "Eviction"})
+    assert store.find(PODS, "default", pod) is None

@@ -12,12 +12,39 @@ from lab.api.storage import Obj, Store, now
 BUDGETS = lookup("policy", "v1", "poddisruptionbudgets")
 PODS = lookup("", "v1", "pods")
 assert BUDGETS and PODS
-WATCHED = [BUDGETS, PODS]
+REPLICASETS = lookup("apps", "v1", "replicasets")
+STATEFULSETS = lookup("apps", "v1", "statefulsets")
+assert REPLICASETS and STATEFULSETS
+_CONTROLLERS = {"ReplicaSet": REPLICASETS, "StatefulSet": STATEFULSETS}
+WATCHED = [BUDGETS, PODS, REPLICASETS, STATEFULSETS]
 
 
 def _ready(pod: Obj) -> bool:
     conditions = (pod.get("status") or {}).get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _scale(store: Store, pods: list[Obj]) -> int:
+    """How many pods there should be: the replicas of the pods' controllers, as kube's
+    disruption controller counts for maxUnavailable and percentages (a pod being
+    replaced still counts), and 1 for a pod no controller owns."""
+    total, seen = 0, set()
+    for pod in pods:
+        ref = next(
+            (r for r in pod["metadata"].get("ownerReferences") or [] if r.get("controller")), None
+        )
+        if ref is None:
+            total += 1
+            continue
+        if ref["uid"] in seen:
+            continue
+        seen.add(ref["uid"])
+        resource = _CONTROLLERS.get(ref.get("kind", ""))
+        owner = (
+            store.find(resource, pod["metadata"]["namespace"], ref["name"]) if resource else None
+        )
+        total += (owner or {}).get("spec", {}).get("replicas", 1) if owner else 1
+    return total
 
 
 def _count(value: int | str, total: int, round_up: bool) -> int:
@@ -36,7 +63,7 @@ def desired_healthy(spec: Obj, expected: int) -> int:
     return expected
 
 
-def _status(budget: Obj, pods: list[Obj], previous: Obj) -> Obj:
+def _status(store: Store, budget: Obj, pods: list[Obj], previous: Obj) -> Obj:
     spec = budget.get("spec") or {}
     namespace = budget["metadata"]["namespace"]
     chosen = [
@@ -46,7 +73,8 @@ def _status(budget: Obj, pods: list[Obj], previous: Obj) -> Obj:
         and not p["metadata"].get("deletionTimestamp")
         and selector_matches(spec.get("selector"), p["metadata"].get("labels") or {})
     ]
-    expected, healthy = len(chosen), sum(1 for p in chosen if _ready(p))
+    healthy = sum(1 for p in chosen if _ready(p))
+    expected = len(chosen) if isinstance(spec.get("minAvailable"), int) else _scale(store, chosen)
     desired = desired_healthy(spec, expected)
     allowed = max(0, healthy - desired)
     old = {c["type"]: c for c in previous.get("conditions") or []}.get("DisruptionAllowed")
@@ -75,7 +103,7 @@ def reconcile(store: Store) -> None:
     budgets, _ = store.list(BUDGETS)
     pods, _ = store.list(PODS)
     for budget in budgets:
-        status = _status(budget, pods, budget.get("status") or {})
+        status = _status(store, budget, pods, budget.get("status") or {})
         if budget.get("status") != status:
             budget["status"] = status
             store.update(BUDGETS, budget, "status")
