@@ -1,6 +1,6 @@
 """A Terminating namespace is emptied, then removed, as the namespace controller does.
 
-It waits a moment first, as a cluster's controller takes a moment: `kubectl delete -k`
+It waits a few seconds first, as a cluster's controller takes a few: `kubectl delete -k`
 deletes the namespace before the objects in it, and each of those deletes should still
 find its object.
 """
@@ -16,7 +16,7 @@ from lab.api.storage import Store
 NAMESPACES = lookup("", "v1", "namespaces")
 assert NAMESPACES
 WATCHED = [NAMESPACES]
-GRACE = datetime.timedelta(seconds=1)
+GRACE = datetime.timedelta(seconds=5)
 # The loop wakes this often even without events, to act once the grace is over.
 RESYNC = 0.5
 
