@@ -857,3 +857,21 @@ def test_a_pending_pod_is_evicted_whatever_the_budget() -> None:
     pod = store.list(PODS, "default")[0][0]["metadata"]["name"]
     eviction.evict(store, "default", pod, {"kind": "Eviction"})
     assert store.find(PODS, "default", pod) is None
+
+
+def test_under_sudo_the_kubeconfig_belongs_to_the_user_who_ran_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import pwd
+
+    if os.geteuid() != 0:
+        pytest.skip("only root can give a file away: this runs as root in CI")
+    user = pwd.getpwnam("nobody")
+    monkeypatch.setenv("SUDO_USER", "nobody")
+    path = tmp_path / "home" / ".kube" / "config"
+    (tmp_path / "home").mkdir()
+    kubeconfig.add_context(path, "https://127.0.0.1:6443", b"CA", "tok")
+    assert (path.stat().st_uid, path.stat().st_gid) == (user.pw_uid, user.pw_gid)
+    assert path.parent.stat().st_uid == user.pw_uid  # ~/.kube made for them, theirs too
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
