@@ -16,7 +16,7 @@ from typing import Any
 import kubernetes_validate
 
 from lab.api.errors import ApiError
-from lab.api.resources import REFUSED, STORED, Resource
+from lab.api.resources import REFUSED, STORED, Resource, lookup
 from lab.api.storage import Store
 from lab.naming import SERVICE_CIDR, service_ip
 
@@ -133,10 +133,10 @@ def _service_defaults(store: Store, svc: Obj, old: Obj | None) -> None:
 
 
 def _taken_ips(store: Store) -> set[str]:
-    from lab.api.resources import lookup
-
-    services, _ = store.list(lookup("", "v1", "services"))  # type: ignore[arg-type]
-    return {s["spec"].get("clusterIP", "") for s in services}
+    services = lookup("", "v1", "services")
+    assert services is not None
+    listed, _ = store.list(services)
+    return {s["spec"].get("clusterIP", "") for s in listed}
 
 
 def _check_requested_ip(store: Store, name: str, wanted: str) -> None:

@@ -16,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 from lab.api import admission, discovery, eviction, openapi, printers, verbs
 from lab.api.errors import ApiError
 from lab.api.routes import Target, parse
-from lab.api.storage import Store, WatchEvent
+from lab.api.storage import Store
 
 log = logging.getLogger("lab.api")
 _UNAUTHENTICATED = {"/healthz", "/livez", "/readyz"}
@@ -236,6 +236,3 @@ def _bookmark(target: Target, revision: int) -> dict[str, Any]:
             "annotations": {"k8s.io/initial-events-end": "true"},
         },
     }
-
-
-__all__ = ["ApiServer", "WatchEvent"]

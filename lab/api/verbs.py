@@ -8,7 +8,8 @@ from typing import Any
 
 from lab.api import admission, garbage, patch
 from lab.api.errors import ApiError
-from lab.api.resources import Resource
+from lab.api.printers import label_selector
+from lab.api.resources import Resource, lookup
 from lab.api.routes import Target
 from lab.api.selectors import field_matcher, label_matcher
 from lab.api.storage import Obj, Store
@@ -83,8 +84,6 @@ def _admit(
 
 
 def _namespace_exists(store: Store, target: Target) -> None:
-    from lab.api.resources import lookup
-
     if target.resource.namespaced and target.namespace:
         namespaces = lookup("", "v1", "namespaces")
         assert namespaces is not None
@@ -166,8 +165,6 @@ def delete_collection(store: Store, target: Target, params: dict[str, str]) -> A
 
 # -- scale ----------------------------------------------------------------------------------
 def scale_of(resource: Resource, obj: Obj) -> Obj:
-    from lab.api.printers import label_selector
-
     selector = label_selector((obj.get("spec") or {}).get("selector"))
     meta = obj["metadata"]
     return {

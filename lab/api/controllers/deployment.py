@@ -125,64 +125,71 @@ def _prune(store: Store, deploy: Obj, owned: list[Obj], current: Obj) -> None:
         store.delete(REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"])
 
 
-def _status(store: Store, deploy: Obj, owned: list[Obj], current: Obj, revision: int) -> None:
-    sets = [
+def _counts(store: Store, deploy: Obj, owned: list[Obj], current: Obj) -> Obj:
+    """The replica counts of a Deployment's status, summed over its ReplicaSets."""
+    fresh = [
         store.find(REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"]) for rs in owned
     ]
-    status_of = [(rs or {}).get("status") or {} for rs in sets]
-    fresh = (
+    status_of = [(rs or {}).get("status") or {} for rs in fresh]
+    newest = (
         store.find(REPLICASETS, current["metadata"]["namespace"], current["metadata"]["name"])
         or current
     )
-    replicas = deploy["spec"].get("replicas", 1)
-    total = sum(s.get("replicas", 0) for s in status_of)
     available = sum(s.get("availableReplicas", 0) for s in status_of)
-    status: Obj = {
+    counts = {
         "observedGeneration": deploy["metadata"].get("generation", 1),
-        "replicas": total,
-        "updatedReplicas": (fresh.get("status") or {}).get("replicas", 0),
+        "replicas": sum(s.get("replicas", 0) for s in status_of),
+        "updatedReplicas": (newest.get("status") or {}).get("replicas", 0),
         "readyReplicas": sum(s.get("readyReplicas", 0) for s in status_of),
         "availableReplicas": available,
-        "unavailableReplicas": max(0, replicas - available),
+        "unavailableReplicas": max(0, deploy["spec"].get("replicas", 1) - available),
     }
-    status = {k: v for k, v in status.items() if v or k == "observedGeneration"}
-    is_available = available >= replicas
-    status["conditions"] = [
+    return {k: v for k, v in counts.items() if v or k == "observedGeneration"}
+
+
+def _conditions(available: bool, current: Obj, previous: list[Obj]) -> list[Obj]:
+    """Available and Progressing; a condition that did not change keeps its times."""
+    conditions = [
         {
             "type": "Available",
-            "status": "True" if is_available else "False",
-            "reason": "MinimumReplicasAvailable" if is_available else "MinimumReplicasUnavailable",
+            "status": "True" if available else "False",
+            "reason": "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
             "message": "Deployment has minimum availability."
-            if is_available
+            if available
             else "Deployment does not have minimum availability.",
         },
         {
             "type": "Progressing",
             "status": "True",
-            "reason": "NewReplicaSetAvailable" if is_available else "ReplicaSetUpdated",
+            "reason": "NewReplicaSetAvailable" if available else "ReplicaSetUpdated",
             "message": f'ReplicaSet "{current["metadata"]["name"]}" is progressing.',
         },
     ]
-    latest = store.get(DEPLOYMENTS, deploy["metadata"]["namespace"], deploy["metadata"]["name"])
-    changed = False
-    if (latest["metadata"].get("annotations") or {}).get(REVISION) != str(revision):
-        latest["metadata"].setdefault("annotations", {})[REVISION] = str(revision)
-        latest = store.update(DEPLOYMENTS, latest)
-        changed = True
-    old_conditions = {c["type"]: c for c in (latest.get("status") or {}).get("conditions") or []}
-    for condition in status["conditions"]:
-        previous = old_conditions.get(condition["type"])
-        if (
-            previous
-            and previous["status"] == condition["status"]
-            and previous["reason"] == condition["reason"]
+    old = {c["type"]: c for c in previous}
+    for condition in conditions:
+        before = old.get(condition["type"])
+        if before and (before["status"], before["reason"]) == (
+            condition["status"],
+            condition["reason"],
         ):
             condition.update(
-                {k: previous[k] for k in ("lastUpdateTime", "lastTransitionTime") if k in previous}
+                {k: before[k] for k in ("lastUpdateTime", "lastTransitionTime") if k in before}
             )
         else:
             condition["lastUpdateTime"] = condition["lastTransitionTime"] = now()
-    if changed or latest.get("status") != status:
+    return conditions
+
+
+def _status(store: Store, deploy: Obj, owned: list[Obj], current: Obj, revision: int) -> None:
+    status = _counts(store, deploy, owned, current)
+    available = status.get("availableReplicas", 0) >= deploy["spec"].get("replicas", 1)
+    latest = store.get(DEPLOYMENTS, deploy["metadata"]["namespace"], deploy["metadata"]["name"])
+    if (latest["metadata"].get("annotations") or {}).get(REVISION) != str(revision):
+        latest["metadata"].setdefault("annotations", {})[REVISION] = str(revision)
+        latest = store.update(DEPLOYMENTS, latest)
+    previous = (latest.get("status") or {}).get("conditions") or []
+    status["conditions"] = _conditions(available, current, previous)
+    if latest.get("status") != status:
         latest["status"] = status
         store.update(DEPLOYMENTS, latest, "status")
 
