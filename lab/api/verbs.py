@@ -114,11 +114,11 @@ def create(store: Store, target: Target, body: bytes, params: dict[str, str]) ->
 
 def update(store: Store, target: Target, body: bytes, params: dict[str, str]) -> Answer:
     if target.subresource == "scale":
-        return _write_scale(store, target, decode(body))
+        return _write_scale(store, target, decode(body), params)
     obj = _check_body(target, decode(body))
     old = store.get(target.resource, target.namespace or "", target.name)
     obj, warnings = _admit(store, target, obj, params, old)
-    return 200, store.update(target.resource, obj, target.subresource), warnings
+    return 200, _write(store, target, obj, params), warnings
 
 
 def apply_patch(
@@ -127,7 +127,7 @@ def apply_patch(
     old = store.get(target.resource, target.namespace or "", target.name)
     if target.subresource == "scale":
         scale = patch.apply(content_type, scale_of(target.resource, old), decode(body))
-        return _write_scale(store, target, scale)
+        return _write_scale(store, target, scale, params)
     patched = patch.apply(content_type, old, decode(body))
     if not isinstance(patched, dict):
         raise ApiError(422, "the patch left no object")
@@ -135,7 +135,15 @@ def apply_patch(
     # The patched object carries the stored resourceVersion unless the patch names
     # another: a stale one is then a 409, as on a cluster.
     obj, warnings = _admit(store, target, patched, params, old)
-    return 200, store.update(target.resource, obj, target.subresource), warnings
+    return 200, _write(store, target, obj, params), warnings
+
+
+def _write(store: Store, target: Target, obj: Obj, params: dict[str, str]) -> Obj:
+    """Store an update, or with dryRun=All (`--dry-run=server`, `kubectl diff`) only
+    answer what would be stored."""
+    if params.get("dryRun") == "All":
+        return obj
+    return store.update(target.resource, obj, target.subresource)
 
 
 def delete(store: Store, target: Target, body: bytes, params: dict[str, str]) -> Answer:
@@ -183,7 +191,7 @@ def scale_of(resource: Resource, obj: Obj) -> Obj:
     }
 
 
-def _write_scale(store: Store, target: Target, scale: Any) -> Answer:
+def _write_scale(store: Store, target: Target, scale: Any, params: dict[str, str]) -> Answer:
     if not isinstance(scale, dict) or not isinstance(
         (scale.get("spec") or {}).get("replicas"), int
     ):
@@ -200,5 +208,5 @@ def _write_scale(store: Store, target: Target, scale: Any) -> Answer:
     if wanted:
         obj["metadata"]["resourceVersion"] = wanted
     obj["spec"]["replicas"] = replicas
-    updated = store.update(target.resource, obj)
+    updated = _write(store, Target(target.resource, target.namespace, target.name), obj, params)
     return 200, scale_of(target.resource, updated), admission.warnings_for(target.resource)

@@ -122,6 +122,24 @@ def test_apply_creates_everything_then_changes_nothing(
         assert line.endswith(f" {expected}"), line
 
 
+def test_server_side_dry_run_and_diff_change_nothing(kubectl: Kubectl, applied: list[str]) -> None:
+    before = kubectl.run(
+        "get", "deploy/backend", "-n", NS, "-o", "jsonpath={.metadata.resourceVersion}"
+    ).stdout
+    dry = kubectl.run("scale", "deploy/backend", "--replicas=7", "-n", NS, "--dry-run=server")
+    assert "(server dry run)" in dry.stdout
+    assert (
+        kubectl.run("get", "deploy/backend", "-n", NS, "-o", "jsonpath={.spec.replicas}").stdout
+        != "7"
+    )
+    diff = kubectl.run("diff", "-k", str(K8S_DIR), check=False)
+    assert diff.returncode == 0, diff.stdout + diff.stderr  # nothing differs after apply
+    after = kubectl.run(
+        "get", "deploy/backend", "-n", NS, "-o", "jsonpath={.metadata.resourceVersion}"
+    ).stdout
+    assert after == before
+
+
 def test_get_prints_kube_apiservers_columns_for_each_kind(
     kubectl: Kubectl, applied: list[str]
 ) -> None:
