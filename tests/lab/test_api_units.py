@@ -413,6 +413,21 @@ def test_a_replicaset_per_deployment_revision() -> None:
     }
 
 
+def test_a_paused_deployment_makes_no_new_revision_until_resumed() -> None:
+    store = _cluster_with_a_deployment()
+    deploy = store.get(DEPLOYMENTS, "default", "web")
+    deploy["spec"]["paused"] = True
+    deploy["spec"]["template"]["spec"]["containers"][0]["image"] = "web:2"
+    store.update(DEPLOYMENTS, deploy)
+    _settle(store)
+    assert len(store.list(REPLICASETS, "default")[0]) == 1
+    deploy = store.get(DEPLOYMENTS, "default", "web")
+    deploy["spec"]["paused"] = False
+    store.update(DEPLOYMENTS, deploy)
+    _settle(store)
+    assert len(store.list(REPLICASETS, "default")[0]) == 2
+
+
 def test_every_service_with_a_selector_gets_an_endpointslice_headless_too() -> None:
     store = Store()
     bootstrap.populate(store, 6443)

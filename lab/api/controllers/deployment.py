@@ -85,7 +85,12 @@ def _sync_one(store: Store, deploy: Obj, owned: list[Obj]) -> None:
     newest = max((_revision(rs) for rs in owned), default=0)
     wanted = _unhashed(spec["template"])
     current = next((rs for rs in owned if _unhashed(rs["spec"]["template"]) == wanted), None)
-    if current is None:
+    if spec.get("paused"):
+        # `kubectl rollout pause`: template changes wait; the newest revision keeps running.
+        current = current or max(owned, key=_revision, default=None)
+        if current is None:
+            return
+    elif current is None:
         current = store.create(REPLICASETS, _new_replicaset(deploy, pod_hash, newest + 1))
         owned = [*owned, current]
     elif _revision(current) < newest:  # a rollback: the old template is the newest revision again
