@@ -24,6 +24,10 @@ _SUBRESOURCE_VERBS = {
     "status": ["get", "patch", "update"],
     "scale": ["get", "patch", "update"],
     "eviction": ["create"],
+    "log": ["get"],
+    "exec": ["create", "get"],
+    "attach": ["create", "get"],
+    "portforward": ["create", "get"],
 }
 # The kind each subresource reads and writes, where it is not the resource's own.
 _SUBRESOURCE_KINDS = {

@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from lab.api import admission, discovery, eviction, openapi, printers, verbs
 from lab.api.errors import ApiError
+from lab.api.resources import POD_STREAMS
 from lab.api.routes import Target, parse
 from lab.api.storage import Store
 
@@ -48,6 +49,11 @@ class ApiServer:
         self.address = address
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            # exec and port-forward try a WebSocket first: refused (403), kubectl falls
+            # back to its SPDY request, which gets the reason as a Status.
+            await send({"type": "websocket.close", "code": 1008})
+            return
         if scope["type"] != "http":
             return
         request = Request(scope, receive)
@@ -112,6 +118,16 @@ class ApiServer:
         params = dict(request.query_params)
         method = request.method
         warnings = admission.warnings_for(target.resource)
+        if target.subresource in POD_STREAMS:
+            pod = self.store.get(target.resource, target.namespace or "", target.name)
+            if not (pod.get("spec") or {}).get("nodeName"):
+                # kube-apiserver's words for a pod no node runs: none does here yet.
+                raise ApiError(400, f"pod {target.name} does not have a host assigned")
+            raise ApiError(
+                501,
+                f"the lab's API server does not serve pods/{target.subresource} yet",
+                "NotImplemented",
+            )
         if method == "GET" and not target.name:
             if params.get("watch") in ("true", "1"):
                 return self._watch(request, target, params, warnings)

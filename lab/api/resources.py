@@ -43,7 +43,16 @@ _ALL = ("all",)
 RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "Namespace", "namespaces", False, ("ns",), subresources=("status",)),
     Resource("", "v1", "Node", "nodes", False, ("no",), subresources=("status",)),
-    Resource("", "v1", "Pod", "pods", True, ("po",), _ALL, ("status", "eviction")),
+    Resource(
+        "",
+        "v1",
+        "Pod",
+        "pods",
+        True,
+        ("po",),
+        _ALL,
+        ("status", "eviction", "log", "exec", "attach", "portforward"),
+    ),
     Resource("", "v1", "Service", "services", True, ("svc",), _ALL, ("status",)),
     Resource("", "v1", "Endpoints", "endpoints", True, ("ep",)),
     Resource("", "v1", "ConfigMap", "configmaps", True, ("cm",)),
@@ -157,6 +166,10 @@ RESOURCES: tuple[Resource, ...] = (
 
 _BY_PATH = {(r.group, r.version, r.plural): r for r in RESOURCES}
 _BY_KIND = {(r.group, r.kind): r for r in RESOURCES}
+
+
+# Subresources a kubelet serves (streams from a pod's containers).
+POD_STREAMS = ("log", "exec", "attach", "portforward")
 
 
 def lookup(group: str, version: str, plural: str) -> Resource | None:

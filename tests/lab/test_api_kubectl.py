@@ -358,6 +358,16 @@ def test_rollout_restart_makes_a_new_revision(kubectl: Kubectl, applied: list[st
     _wait_for(one_more)
 
 
+def test_logs_and_exec_say_no_node_runs_the_pod(kubectl: Kubectl, applied: list[str]) -> None:
+    # No scheduler or kubelet works on this store yet: kube-apiserver's answer for a pod
+    # that no node runs.
+    for command in (["logs", "deploy/backend"], ["exec", "deploy/backend", "--", "true"]):
+        done = kubectl.run("-n", NS, *command, check=False)
+        assert done.returncode != 0
+        assert "Error from server (BadRequest): pod backend-" in done.stderr
+        assert "does not have a host assigned" in done.stderr
+
+
 def test_a_kind_the_lab_cannot_run_is_refused_with_the_reason(kubectl: Kubectl) -> None:
     daemonset = """
 apiVersion: apps/v1
