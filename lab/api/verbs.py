@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from typing import Any
 
 from lab.api import admission, garbage, patch
@@ -25,7 +26,7 @@ def decode(body: bytes) -> Any:
         raise ApiError(400, f"the request body is not JSON: {exc}") from None
 
 
-def predicate(target: Target, params: dict[str, str]) -> Any:
+def predicate(target: Target, params: dict[str, str]) -> Callable[[Obj], bool]:
     labels = label_matcher(params.get("labelSelector"))
     fields = field_matcher(params.get("fieldSelector"), target.resource.kind)
     return lambda obj: labels(obj) and fields(obj)
@@ -104,6 +105,10 @@ def _namespace_exists(store: Store, target: Target) -> None:
 
 
 def create(store: Store, target: Target, body: bytes, params: dict[str, str]) -> Answer:
+    if target.resource.namespaced and target.namespace is None:
+        raise ApiError(
+            405, f"create a {target.resource.kind} in a namespace: POST to its namespace's path"
+        )
     obj = _check_body(target, decode(body))
     _namespace_exists(store, target)
     obj, warnings = _admit(store, target, obj, params, None)

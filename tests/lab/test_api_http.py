@@ -230,3 +230,13 @@ def test_discovery_lists_the_eviction_subresource(client: httpx.Client) -> None:
     apps = {r["name"]: r for r in client.get("/apis/apps/v1").json()["resources"]}
     assert apps["deployments/scale"]["kind"] == "Scale"
     assert client.get("/apis/apps/v1").json()["groupVersion"] == "apps/v1"
+
+
+def test_creating_a_namespaced_kind_outside_a_namespace_is_405(client: httpx.Client) -> None:
+    answer = client.post("/api/v1/configmaps", json=_cm("nowhere"))
+    assert answer.status_code == 405 and answer.json()["reason"] == "MethodNotAllowed"
+
+
+def test_a_body_that_is_not_json_is_a_400(client: httpx.Client) -> None:
+    answer = client.post(CMS, content=b"{not json", headers={"Content-Type": "application/json"})
+    assert answer.status_code == 400 and "not JSON" in answer.json()["message"]
