@@ -16,9 +16,12 @@ from lab.api.server import STATE_FILE, serve
 
 
 def state_dir() -> Path:
-    """Where a running API server leaves its address, CA and token (mode 0700)."""
+    """Where a running API server leaves its address, CA and token (mode 0700).
+
+    Not named cip-lab-…: `lab up` removes every /tmp/cip-lab-* as a previous lab's leftover.
+    """
     base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
-    return Path(base) / f"cip-lab-api-{os.getuid()}"
+    return Path(base) / f"clusterip-lab-api-{os.getuid()}"
 
 
 def cmd_apiserver(args: argparse.Namespace) -> int:

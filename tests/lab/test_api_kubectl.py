@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from lab.api import kubeconfig
+from lab.api.cli import state_dir
 from lab.api.server import InThread, Running
 from tests.conftest import missing
 from tests.k8s.k8s_manifests import K8S_DIR, RENDERINGS, REPO, render_rendering
@@ -420,10 +421,13 @@ def test_every_rendering_applies(
         assert "backend" in kubectl.run("get", "hpa", "-n", NS).stdout
 
 
-def test_the_cli_serves_and_prints_a_kubeconfig(tmp_path: Path) -> None:
+def test_the_cli_serves_and_prints_a_kubeconfig(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     if not Path(KUBECTL).exists():
         missing("kubectl is not installed at /usr/bin/kubectl")
-    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)}
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    env = dict(os.environ)
     port = str(free_port())
     server = subprocess.Popen(
         [sys.executable, "-m", "lab", "apiserver", "--port", port],
@@ -434,7 +438,7 @@ def test_the_cli_serves_and_prints_a_kubeconfig(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        state = tmp_path / f"cip-lab-api-{os.getuid()}" / "apiserver.json"
+        state = state_dir() / "apiserver.json"
         _wait_for(state.exists, timeout=30)
         printed = subprocess.run(
             [sys.executable, "-m", "lab", "kubeconfig"],
