@@ -22,6 +22,7 @@ from lab.api.controllers import (
     loop,
     namespace,
     replicaset,
+    rootca,
     serviceaccount,
     statefulset,
 )
@@ -97,6 +98,8 @@ async def serve(
         resync = getattr(module, "RESYNC", None)
         task = loop.run(store, name, module.WATCHED, module.reconcile, resync)
         running.tasks.append(asyncio.create_task(task))
+    publisher = rootca.reconciler(credentials.ca_pem)
+    running.tasks.append(asyncio.create_task(loop.run(store, "rootca", rootca.WATCHED, publisher)))
     app = ApiServer(store, credentials.token, f"{HOST}:{port}")
     config = uvicorn.Config(
         app,

@@ -240,3 +240,9 @@ def test_creating_a_namespaced_kind_outside_a_namespace_is_405(client: httpx.Cli
 def test_a_body_that_is_not_json_is_a_400(client: httpx.Client) -> None:
     answer = client.post(CMS, content=b"{not json", headers={"Content-Type": "application/json"})
     assert answer.status_code == 400 and "not JSON" in answer.json()["message"]
+
+
+def test_every_namespace_has_the_root_ca_configmap(server: Running, client: httpx.Client) -> None:
+    path = "/api/v1/namespaces/kube-public/configmaps/kube-root-ca.crt"
+    _wait(lambda: client.get(path).status_code == 200)
+    assert client.get(path).json()["data"] == {"ca.crt": server.credentials.ca_pem.decode()}
