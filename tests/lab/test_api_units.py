@@ -388,6 +388,22 @@ def test_a_deleted_namespace_terminates_then_goes_with_its_contents(
 
 
 # -- controllers -------------------------------------------------------------------------
+def _kubelet_readies_every_pod(store: Store) -> None:
+    """What a kubelet would do once the containers pass their readiness probes."""
+    for pod in store.list(PODS)[0]:
+        ready = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+        if pod.get("status") != ready:
+            pod["status"] = ready
+            store.update(PODS, pod, "status")
+
+
+def _replicas_by_revision(store: Store) -> dict[str, int]:
+    return {
+        rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]: rs["spec"]["replicas"]
+        for rs in store.list(REPLICASETS, "default")[0]
+    }
+
+
 def test_a_replicaset_per_deployment_revision() -> None:
     store = _cluster_with_a_deployment()
     (first,) = store.list(REPLICASETS, "default")[0]
@@ -399,18 +415,76 @@ def test_a_replicaset_per_deployment_revision() -> None:
     deploy["spec"]["template"]["spec"]["containers"][0]["image"] = "web:2"
     store.update(DEPLOYMENTS, deploy)
     _settle(store)
-    sets = {
-        rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]: rs
-        for rs in store.list(REPLICASETS, "default")[0]
-    }
-    assert set(sets) == {"1", "2"}
-    assert (sets["1"]["spec"]["replicas"], sets["2"]["spec"]["replicas"]) == (0, 2)
+    assert set(_replicas_by_revision(store)) == {"1", "2"}
     status = store.get(DEPLOYMENTS, "default", "web")["status"]
-    assert status["observedGeneration"] == 2 and status["updatedReplicas"] == 2
-    pods = store.list(PODS, "default")[0]
-    assert {p["metadata"]["labels"]["pod-template-hash"] for p in pods} == {
-        sets["2"]["metadata"]["labels"]["pod-template-hash"]
-    }
+    assert status["observedGeneration"] == 2
+
+
+def test_a_rolling_update_stops_while_new_pods_are_not_ready() -> None:
+    store = _cluster_with_a_deployment()  # 2 replicas: maxSurge 25% -> 1, maxUnavailable -> 0
+    deploy = store.get(DEPLOYMENTS, "default", "web")
+    deploy["spec"]["template"]["spec"]["containers"][0]["image"] = "web:2"
+    store.update(DEPLOYMENTS, deploy)
+    _settle(store)
+    assert _replicas_by_revision(store) == {"1": 2, "2": 1}  # one surge pod, the old kept
+    assert len(store.list(PODS, "default")[0]) == 3
+
+
+def test_a_rolling_update_completes_as_pods_become_ready_within_its_limits() -> None:
+    store = _cluster_with_a_deployment()
+    _kubelet_readies_every_pod(store)
+    _settle(store)
+    deploy = store.get(DEPLOYMENTS, "default", "web")
+    deploy["spec"]["template"]["spec"]["containers"][0]["image"] = "web:2"
+    store.update(DEPLOYMENTS, deploy)
+    for _ in range(10):
+        _settle(store)
+        replicas = _replicas_by_revision(store)
+        assert sum(replicas.values()) <= 3  # replicas + maxSurge
+        ready = [p for p in store.list(PODS, "default")[0] if p["status"].get("phase") == "Running"]
+        assert len(ready) >= 2  # replicas - maxUnavailable stay ready throughout
+        if replicas == {"1": 0, "2": 2}:
+            break
+        _kubelet_readies_every_pod(store)
+    assert _replicas_by_revision(store) == {"1": 0, "2": 2}
+    new_hash = next(rs for rs in store.list(REPLICASETS, "default")[0] if rs["spec"]["replicas"])[
+        "metadata"
+    ]["labels"]["pod-template-hash"]
+    assert {
+        p["metadata"]["labels"]["pod-template-hash"] for p in store.list(PODS, "default")[0]
+    } == {new_hash}
+    status = store.get(DEPLOYMENTS, "default", "web")["status"]
+    assert (status["updatedReplicas"], status["availableReplicas"]) == (2, 2)
+
+
+@pytest.mark.parametrize(
+    ("spec", "new", "olds", "expected"),
+    [
+        ({"replicas": 3}, (3, 0, 3), [], (3, [])),
+        ({"replicas": 5}, (3, 3, 3), [(0, 0, 0)], (5, [0])),  # plain scaling
+        ({"replicas": 4}, (0, 0, 0), [(4, 4, 4)], (1, [3])),  # 25%: surge 1, unavailable 1
+        ({"replicas": 4}, (1, 0, 1), [(3, 3, 3)], (2, [3])),  # grows to the surge; old waits
+        ({"replicas": 4}, (1, 1, 1), [(3, 3, 3)], (2, [2])),  # one new available: one old goes
+        ({"replicas": 2, "strategy": {"type": "Recreate"}}, (0, 0, 0), [(2, 2, 2)], (0, [0])),
+        ({"replicas": 2, "strategy": {"type": "Recreate"}}, (0, 0, 0), [(0, 0, 0)], (2, [0])),
+        (
+            {"replicas": 3, "strategy": {"rollingUpdate": {"maxSurge": 0, "maxUnavailable": 0}}},
+            (0, 0, 0),
+            [(3, 3, 3)],
+            (0, [2]),
+        ),  # both zero: one may be unavailable
+    ],
+)
+def test_rollout_plans(
+    spec: dict[str, Any],
+    new: tuple[int, int, int],
+    olds: list[tuple[int, int, int]],
+    expected: tuple[int, list[int]],
+) -> None:
+    from lab.api.controllers import rollout
+
+    sizes = [rollout.Size(*o) for o in olds]
+    assert rollout.plan(spec, rollout.Size(*new), sizes) == expected
 
 
 def test_a_paused_deployment_makes_no_new_revision_until_resumed() -> None:

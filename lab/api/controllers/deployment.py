@@ -11,7 +11,7 @@ import copy
 import json
 from typing import Any
 
-from lab.api.controllers import events
+from lab.api.controllers import events, rollout
 from lab.api.controllers.owners import controlled_by, controller_ref
 from lab.api.resources import lookup
 from lab.api.storage import Obj, Store, now
@@ -82,7 +82,7 @@ def _new_replicaset(deploy: Obj, pod_hash: str, revision: int) -> Obj:
 def _sync_one(store: Store, deploy: Obj, owned: list[Obj]) -> None:
     spec = deploy["spec"]
     pod_hash = _hash(spec["template"])
-    newest = max((_revision(rs) for rs in owned), default=0)
+    latest_revision = max((_revision(rs) for rs in owned), default=0)
     wanted = _unhashed(spec["template"])
     current = next((rs for rs in owned if _unhashed(rs["spec"]["template"]) == wanted), None)
     if spec.get("paused"):
@@ -91,10 +91,10 @@ def _sync_one(store: Store, deploy: Obj, owned: list[Obj]) -> None:
         if current is None:
             return
     elif current is None:
-        current = store.create(REPLICASETS, _new_replicaset(deploy, pod_hash, newest + 1))
+        current = store.create(REPLICASETS, _new_replicaset(deploy, pod_hash, latest_revision + 1))
         owned = [*owned, current]
-    elif _revision(current) < newest:  # a rollback: the old template is the newest revision again
-        current["metadata"]["annotations"][REVISION] = str(newest + 1)
+    elif _revision(current) < latest_revision:  # a rollback: the old template is newest again
+        current["metadata"]["annotations"][REVISION] = str(latest_revision + 1)
         current = store.update(REPLICASETS, current)
     revision = _revision(current)
     extra = {
@@ -102,31 +102,66 @@ def _sync_one(store: Store, deploy: Obj, owned: list[Obj]) -> None:
         for k, v in (deploy["metadata"].get("annotations") or {}).items()
         if k not in _SKIPPED_ANNOTATIONS
     }
-    for rs in owned:
-        is_current = rs["metadata"]["uid"] == current["metadata"]["uid"]
-        fresh = store.get(REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"])
-        before = fresh["spec"].get("replicas", 0)
-        fresh["spec"]["replicas"] = spec.get("replicas", 1) if is_current else 0
-        if is_current:  # kubernetes.io/change-cause and the like follow the revision
-            fresh["metadata"].setdefault("annotations", {}).update(extra)
-        store.update(REPLICASETS, fresh)  # a no-op write is not a new version
-        after = fresh["spec"]["replicas"]
-        if after != before:
-            verb = "up" if after > before else "down"
-            message = (
-                f"Scaled {verb} replica set {fresh['metadata']['name']} from {before} to {after}"
-            )
-            events.record(store, deploy, "ScalingReplicaSet", message, "deployment-controller")
+    fresh = {
+        rs["metadata"]["uid"]: store.get(
+            REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"]
+        )
+        for rs in owned
+    }
+    newest = fresh[current["metadata"]["uid"]]
+    olds = sorted(
+        (rs for uid, rs in fresh.items() if uid != current["metadata"]["uid"]), key=_revision
+    )
+    wanted_new, wanted_olds = _targets(spec, newest, olds)
+    newest["metadata"].setdefault("annotations", {}).update(extra)  # change-cause follows
+    for rs, replicas in [(newest, wanted_new), *zip(olds, wanted_olds, strict=True)]:
+        _scale(store, deploy, rs, replicas)
     _prune(store, deploy, owned, current)
     _status(store, deploy, owned, current, revision)
 
 
-def _prune(store: Store, deploy: Obj, owned: list[Obj], current: Obj) -> None:
-    limit = deploy["spec"].get("revisionHistoryLimit", 10)
-    old = sorted(
-        (rs for rs in owned if rs["metadata"]["uid"] != current["metadata"]["uid"]), key=_revision
+def _size(rs: Obj) -> rollout.Size:
+    status = rs.get("status") or {}
+    return rollout.Size(
+        rs["spec"].get("replicas", 0), status.get("availableReplicas", 0), status.get("replicas", 0)
     )
-    for rs in old[: max(0, len(old) - limit)]:
+
+
+def _targets(spec: Obj, newest: Obj, olds: list[Obj]) -> tuple[int, list[int]]:
+    if spec.get("paused"):  # `kubectl rollout pause`: no rollout moves, scaling still does
+        rolling = any(rs["spec"].get("replicas", 0) for rs in olds)
+        keep = newest["spec"].get("replicas", 0) if rolling else spec.get("replicas", 1)
+        return keep, [rs["spec"].get("replicas", 0) for rs in olds]
+    return rollout.plan(spec, _size(newest), [_size(rs) for rs in olds])
+
+
+def _scale(store: Store, deploy: Obj, rs: Obj, replicas: int) -> None:
+    before = rs["spec"].get("replicas", 0)
+    rs["spec"]["replicas"] = replicas
+    store.update(REPLICASETS, rs)  # a no-op write is not a new version
+    if replicas != before:
+        verb = "up" if replicas > before else "down"
+        message = f"Scaled {verb} replica set {rs['metadata']['name']} from {before} to {replicas}"
+        events.record(store, deploy, "ScalingReplicaSet", message, "deployment-controller")
+
+
+def _prune(store: Store, deploy: Obj, owned: list[Obj], current: Obj) -> None:
+    """Old ReplicaSets scaled to zero beyond revisionHistoryLimit go, oldest first."""
+    limit = deploy["spec"].get("revisionHistoryLimit", 10)
+    fresh = [
+        store.find(REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"]) for rs in owned
+    ]
+    idle = sorted(
+        (
+            rs
+            for rs in fresh
+            if rs
+            and rs["metadata"]["uid"] != current["metadata"]["uid"]
+            and not rs["spec"].get("replicas")
+        ),
+        key=_revision,
+    )
+    for rs in idle[: max(0, len(idle) - limit)]:
         store.delete(REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"])
 
 
