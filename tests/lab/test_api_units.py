@@ -964,3 +964,17 @@ def test_under_sudo_the_kubeconfig_belongs_to_the_user_who_ran_it(
     assert (path.stat().st_uid, path.stat().st_gid) == (user.pw_uid, user.pw_gid)
     assert path.parent.stat().st_uid == user.pw_uid  # ~/.kube made for them, theirs too
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_replicaset_scaled_down_removes_not_ready_pods_first() -> None:
+    store = _cluster_with_a_deployment()
+    (ready_pod, _other) = store.list(PODS, "default")[0]
+    ready_pod["status"] = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+    store.update(PODS, ready_pod, "status")
+    deploy = store.get(DEPLOYMENTS, "default", "web")
+    deploy["spec"]["replicas"] = 1
+    store.update(DEPLOYMENTS, deploy)
+    _settle(store)
+    assert [p["metadata"]["name"] for p in store.list(PODS, "default")[0]] == [
+        ready_pod["metadata"]["name"]
+    ]

@@ -57,10 +57,9 @@ def reconcile(store: Store) -> None:
             owned.append(pod)
             message = f"Created pod: {pod['metadata']['name']}"
             events.record(store, rs, "SuccessfulCreate", message, "replicaset-controller")
-        # Extra pods go newest first, the not-ready ones before the ready.
-        extra = sorted(
-            owned, key=lambda p: (_ready(p), p["metadata"]["creationTimestamp"]), reverse=False
-        )
+        # Extra pods go not-ready before ready, newest first (sorts are stable).
+        newest_first = sorted(owned, key=lambda p: p["metadata"]["creationTimestamp"], reverse=True)
+        extra = sorted(newest_first, key=_ready)
         for pod in extra[: max(0, len(owned) - wanted)]:
             store.delete(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"])
             owned.remove(pod)
