@@ -68,6 +68,9 @@ RENDERINGS = (
     Rendering("production+session-affinity", PRODUCTION_DIR, ("session-affinity",)),
     Rendering("development+tracing", K8S_DIR, ("tracing",)),
     Rendering("production+tracing", PRODUCTION_DIR, ("tracing",)),
+    Rendering("production+service-monitor", PRODUCTION_DIR, ("service-monitor",)),
+    Rendering("production+gateway", PRODUCTION_DIR, ("gateway",)),
+    Rendering("development+gateway", K8S_DIR, ("gateway",)),
 )
 
 

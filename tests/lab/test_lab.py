@@ -1031,7 +1031,8 @@ def _shares(
 
 def _connections_opened(frontend_ip: str) -> float:
     """The frontend pod's count of TCP connections it opened to the backend Service."""
-    text = httpx.get(f"http://{frontend_ip}:8080/metrics", timeout=5).text
+    # The metrics port, not the page's: 8080 serves no /metrics.
+    text = httpx.get(f"http://{frontend_ip}:9080/metrics", timeout=5).text
     found = re.search(r"^backend_connections_opened_total (\S+)$", text, re.M)
     assert found, "the frontend exports backend_connections_opened_total"
     return float(found.group(1))
