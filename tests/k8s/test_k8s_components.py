@@ -178,3 +178,72 @@ def test_production_does_not_own_the_namespace_and_development_does():
 def test_the_mysql_statefulset_keeps_its_claim_when_deleted_or_scaled(workloads):
     policy = workloads["mysql"]["spec"]["persistentVolumeClaimRetentionPolicy"]
     assert policy == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+
+
+# --- backups ------------------------------------------------------------------------------
+
+BACKUP_SCRIPT = K8S_DIR / "components" / "backup" / "mysql-backup.sh"
+
+
+def _job_container(cronjob: dict[str, Any]) -> dict[str, Any]:
+    (container,) = pod_spec(cronjob)["containers"]
+    return container
+
+
+def test_backups_run_nightly_one_at_a_time_and_the_restore_only_by_hand(with_component):
+    cronjobs = with_component("production+backup")["CronJob"]
+    backup, restore = cronjobs["mysql-backup"], cronjobs["mysql-restore"]
+    for cronjob in (backup, restore):
+        assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+        assert pod_spec(cronjob)["restartPolicy"] == "Never"
+    assert not backup["spec"].get("suspend")
+    assert restore["spec"]["suspend"] is True
+    assert _job_container(backup)["command"][-1] == "dump"
+    assert _job_container(restore)["command"][-1] == "restore"
+
+
+def test_the_jobs_run_the_script_of_the_repository_from_a_generated_config_map(with_component):
+    objects = with_component("production+backup")
+    (config_map,) = [d for n, d in objects["ConfigMap"].items() if n.startswith("mysql-backup-")]
+    assert config_map["data"]["mysql-backup.sh"] == BACKUP_SCRIPT.read_text()
+    for cronjob in objects["CronJob"].values():
+        spec, container = pod_spec(cronjob), _job_container(cronjob)
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        script = container["command"][1]
+        assert container["command"][0] == "bash"
+        directory, _, filename = script.rpartition("/")
+        assert filename == "mysql-backup.sh"
+        assert volumes[mounts[directory]]["configMap"]["name"] == config_map["metadata"]["name"]
+        assert volumes[mounts["/backups"]]["persistentVolumeClaim"]["claimName"] == "mysql-backups"
+        # The server's own image: its mysqldump matches the server.
+        mysql = pod_spec(objects["StatefulSet"]["mysql"])["containers"][0]["image"]
+        assert container["image"] == mysql
+    assert "mysql-backups" in objects["PersistentVolumeClaim"]
+
+
+def test_the_jobs_read_every_credential_from_files(with_component):
+    for cronjob in with_component("production+backup")["CronJob"].values():
+        spec, container = pod_spec(cronjob), _job_container(cronjob)
+        env = {e["name"]: e for e in container["env"]}
+        assert all("valueFrom" not in e for e in env.values()), "no secretKeyRef variables"
+        assert not [n for n in env if "PASSWORD" in n and not n.endswith("_FILE")]
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+        for variable in ("MYSQL_USER_FILE", "MYSQL_DATABASE_FILE", "MYSQL_PASSWORD_FILE"):
+            directory, _, key = env[variable]["value"].rpartition("/")
+            mount = mounts[directory]
+            assert mount["readOnly"] is True
+            secret = volumes[mount["name"]]["secret"]
+            assert secret["secretName"] == "mysql-credentials"
+            assert key in {item["path"] for item in secret["items"]}
+        # The application's account, never root's.
+        assert "MYSQL_ROOT_PASSWORD" not in str(spec["volumes"])
+
+
+def test_the_dump_is_consistent_without_locking_the_app_out():
+    script = BACKUP_SCRIPT.read_text()
+    assert "--single-transaction" in script
+    assert "--skip-lock-tables" in script
+    # The password reaches the clients in an option file, never on a command line.
+    assert "--password" not in script and "-p$" not in script

@@ -196,6 +196,17 @@ POLICIES = {
     "metrics-scrape": ("allow-metrics-scrape",),
     "tracing": ("allow-otlp-egress",),
     "gateway": ("allow-gateway-ingress",),
+    "backup": ("mysql-backup", "mysql-from-backup"),
+}
+# The backup component: its dump and restore pods reach MySQL and the cluster DNS only.
+BACKUP = {
+    (job, target, port, proto)
+    for job in ("mysql-backup", "mysql-restore")
+    for target, port, proto in (
+        ("mysql", 3306, "TCP"),
+        ("kube-dns", 53, "UDP"),
+        ("kube-dns", 53, "TCP"),
+    )
 }
 # The gateway component: the frontend's page port is reached through the gateway only.
 PUBLIC_PAGE = {e for e in EXPECTED if e[1:] == ("frontend", 8080, "TCP")}
@@ -213,6 +224,8 @@ def expected(rendering):
     )
     if "gateway" in components:
         edges = edges - PUBLIC_PAGE | THROUGH_GATEWAY
+    if "backup" in components:
+        edges |= BACKUP
     return edges
 
 
@@ -237,9 +250,11 @@ def test_frontend_reaches_neither_database_nor_cache(policies, endpoints):
     assert not {e for e in edges if e[0] == "frontend" and e[1] in {"mysql", "redis"}}
 
 
-def test_nothing_but_the_backend_reaches_mysql_or_redis(policies, endpoints):
+def test_nothing_but_the_backend_reaches_mysql_or_redis(policies, endpoints, rendering):
     edges = reachable(policies, endpoints)
-    assert {e[0] for e in edges if e[1] in {"mysql", "redis"}} == {"backend"}
+    assert {e[0] for e in edges if e[1] == "redis"} == {"backend"}
+    backup = {"mysql-backup", "mysql-restore"} if "backup" in rendering.components() else set()
+    assert {e[0] for e in edges if e[1] == "mysql"} == {"backend"} | backup
 
 
 def test_data_tiers_and_strays_open_no_connection(policies, endpoints):
