@@ -16,7 +16,7 @@ import httpx
 import pymysql
 import pytest
 
-from tests.conftest import BackendFactory
+from tests.conftest import BackendFactory, missing
 from tests.support.apps import REPO
 from tests.support.servers import MariaDB
 
@@ -83,7 +83,7 @@ def _rows(mariadb: MariaDB, database: str) -> dict[str, list[tuple[Any, ...]]]:
 @pytest.fixture
 def mysqldump() -> None:
     if shutil.which("mysqldump") is None or shutil.which("mysql") is None:
-        pytest.skip("mysqldump/mysql not found (Debian: apt-get install mariadb-client)")
+        missing("mysqldump/mysql not found (Debian: apt-get install mariadb-client)")
 
 
 def test_dump_wipe_restore_brings_every_row_back(
