@@ -216,6 +216,8 @@ def default(store: Store, resource: Resource, obj: Obj, old: Obj | None = None) 
         labels["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
         obj.setdefault("spec", {"finalizers": ["kubernetes"]})
         obj.setdefault("status", {"phase": "Active"})
+    elif kind == "PersistentVolumeClaim":
+        obj.setdefault("status", {"phase": "Pending"})
     elif kind == "Secret":
         obj.setdefault("type", "Opaque")
         # The API keeps only `data`: stringData is a write-only convenience.

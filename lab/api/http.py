@@ -102,6 +102,8 @@ class ApiServer:
         return await self._verb(request, target)
 
     def _openapi(self, path: str) -> Response:
+        if path == "/openapi/v2":
+            return Response(openapi.V2_EMPTY, media_type=openapi.V2_PROTOBUF)
         if path == "/openapi/v3":
             return Response(openapi.root(), media_type="application/json")
         parts = path.removeprefix("/openapi/v3/").split("/")

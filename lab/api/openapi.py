@@ -18,6 +18,13 @@ from lab.api.discovery import VERSION
 from lab.api.resources import RESOURCES, Resource
 
 _QUERY = ("fieldValidation", "fieldManager", "dryRun")
+# kubectl reads /openapi/v2 (as protobuf) only to validate a kind the v3 documents do not
+# name, such as a custom resource: a document with no definitions (`swagger: "2.0"`,
+# protobuf field 1) lets it through to its own "ensure CRDs are installed first".
+# kubectl asks for ".v2@v1.0+protobuf"; the answer says ".v2.v1.0" as kube-openapi's
+# handler does, since Go's MIME parser refuses an "@" in a media type.
+V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+V2_EMPTY = b"\x0a\x032.0"
 
 
 def _prefix(group: str, version: str) -> str:

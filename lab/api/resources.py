@@ -80,9 +80,9 @@ RESOURCES: tuple[Resource, ...] = (
         True,
         ("pvc",),
         subresources=("status",),
-        support=REFUSED,
-        why="the lab has no storage provisioner: a StatefulSet's volumeClaimTemplates get a "
-        "directory of the pod's own",
+        support=STORED,
+        why="nothing in the lab provisions volumes, so the claim stays Pending (a "
+        "StatefulSet's volumeClaimTemplates get a directory of the pod's own instead)",
     ),
     Resource(
         "apps", "v1", "Deployment", "deployments", True, ("deploy",), _ALL, ("status", "scale")
@@ -124,8 +124,8 @@ RESOURCES: tuple[Resource, ...] = (
         ("cj",),
         _ALL,
         ("status",),
-        REFUSED,
-        "the lab has no CronJob controller",
+        STORED,
+        "the lab has no CronJob controller, so its schedule never starts a Job",
     ),
     Resource(
         "autoscaling",
@@ -161,6 +161,19 @@ RESOURCES: tuple[Resource, ...] = (
         True,
         ("pdb",),
         subresources=("status",),
+    ),
+    Resource(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        False,
+        ("crd", "crds"),
+        (),
+        ("status",),
+        REFUSED,
+        "the lab serves the built-in kinds only, not custom resources (a ServiceMonitor or "
+        "a Gateway needs its operator's CRDs on a real cluster)",
     ),
 )
 

@@ -978,3 +978,15 @@ def test_a_replicaset_scaled_down_removes_not_ready_pods_first() -> None:
     assert [p["metadata"]["name"] for p in store.list(PODS, "default")[0]] == [
         ready_pod["metadata"]["name"]
     ]
+
+
+def test_custom_resource_definitions_are_refused_and_cronjobs_only_stored() -> None:
+    crds = by_kind("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+    cronjobs = by_kind("batch/v1", "CronJob")
+    assert crds and cronjobs
+    with pytest.raises(ApiError) as error:
+        admission.refuse_unsupported(crds, "servicemonitors.monitoring.coreos.com")
+    assert error.value.code == 403 and "not custom resources" in error.value.message
+    admission.refuse_unsupported(cronjobs, "mysql-backup")  # accepted
+    (warning,) = admission.warnings_for(cronjobs, write=True)
+    assert "never starts a Job" in warning
