@@ -1,5 +1,6 @@
 """`python -m lab` up, down, get, rules, kill, delete, scale, rollout-restart, logs, check,
-and the network faults netem, partition, heal, faults (lab/faultcli.py).
+the network faults netem, partition, heal, faults (lab/faultcli.py), and the Kubernetes
+API server for the real kubectl: apiserver, kubeconfig (lab/api/cli.py).
 
 `rules` prints kube-proxy's rules of the running lab's proxy mode.
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from lab import faultcli, tables
+from lab.api import cli as api_cli
 from lab.checkout import blocking_directory
 from lab.cluster import Lab, Options
 from lab.control import ControlError, ControlServer, request
@@ -545,6 +547,7 @@ def parser() -> argparse.ArgumentParser:
     logs.set_defaults(func=cmd_logs)
 
     faultcli.add_parsers(sub)
+    api_cli.add_parsers(sub)
     return top
 
 
