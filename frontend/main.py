@@ -20,7 +20,7 @@ from frontend.app_state import AppState
 from frontend.backend_client import BackendClient
 from frontend.compression import CompressPages
 from frontend.config import SERVICE_NAME, FrontendSettings
-from frontend.errors import install_error_handlers, refuse_too_large
+from frontend.errors import answer_internal_error, install_error_handlers, refuse_too_large
 from frontend.metrics import FrontendMetrics
 from frontend.pods import PodDirectory
 from frontend.routes import api, health, pages
@@ -99,6 +99,8 @@ def create_app(
         response_headers=add_security_headers,
         # A form post over the limit gets a page, like any other error there.
         refusal=refuse_too_large,
+        # A 500 too is a page (or JSON under /api/), with the same headers.
+        failure=answer_internal_error,
     )
     return app
 

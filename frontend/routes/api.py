@@ -191,7 +191,9 @@ async def create_message(
     ] = None,
 ) -> Response:
     headers = {
-        "Content-Type": request.headers["content-type"],
+        # Fixed, not the client's: require_json has checked its media type, and
+        # a parameter of its own (charset=…, non-ASCII) has no business here.
+        "Content-Type": "application/json",
         # A key makes the one retry on a new connection safe; a client that
         # sent none gets one of ours, so its write is never doubled either.
         "Idempotency-Key": idempotency_key or uuid.uuid4().hex,
