@@ -56,6 +56,19 @@ _MEANINGS: dict[int, dict[str, Any]] = {
         " (`dependency_unavailable`, `backend_unavailable`)",
         "headers": _RETRY_AFTER,
     },
+    504: {
+        "description": "`outcome_unknown`: the backend did not answer a write in time and may"
+        " have stored it; send it again with this answer's Idempotency-Key (the one sent,"
+        " or the one the frontend chose), which returns the first result, never a second"
+        " message. No Retry-After: when to retry is the client's call.",
+        "headers": {
+            "Idempotency-Key": {
+                "description": "the key to send the write again with",
+                "required": True,
+                "schema": {"type": "string"},
+            }
+        },
+    },
 }
 
 

@@ -462,6 +462,17 @@ class BackendClient:
         return reply
 
 
+def outcome_unknown(exc: BackendUnavailable) -> bool:
+    """Whether a request that got no answer may still have been carried out.
+
+    Only a try that connected can have delivered the request: a pool or
+    connect failure sent nothing. Any try counts, not only the last: a first
+    one that sent the write and lost its connection, then a retry that could
+    not connect, leaves the write as unknown as a read timeout does.
+    """
+    return any(attempt.stage == "send" for attempt in exc.trace.attempts)
+
+
 def _failed_hop(error: BaseException, attempt: Attempt) -> FailedHop:
     """Where the route broke, in the route panel's terms."""
     if isinstance(error, httpx.PoolTimeout):

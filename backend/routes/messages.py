@@ -16,6 +16,7 @@ from starlette.datastructures import QueryParams
 from backend.app_state import AppState, AppStateDep
 from backend.cache import CacheUnavailable
 from backend.dataerrors import DatabaseUnavailable
+from backend.db import CreatedMessage
 from backend.errors import ApiError
 from common.contract import (
     IDEMPOTENCY_KEY_MAX,
@@ -176,7 +177,7 @@ async def get_message(
 
 
 def client_identity(request: Request) -> str:
-    """Who is writing, for the rate limit.
+    """Who is writing, for the rate limit and the scope of its idempotency keys.
 
     Only the frontend may reach the backend (NetworkPolicy), and it appends
     the address it saw to X-Forwarded-For, so the last entry is the one a
@@ -216,9 +217,19 @@ async def create_message(
     ] = None,
 ) -> JSONResponse:
     cache, db = app_state.cache, app_state.db
+    client_id = client_identity(request)
+    if idempotency_key is not None:
+        # A replay is answered before the rate limit: the stored 201 stays
+        # promised however many writes the client has spent since, and a
+        # retry (the frontend's own included) spends no second token.
+        replay = await db.run(
+            db.replay, payload.author, payload.text, idempotency_key, client_id, retry=True
+        )
+        if replay is not None:
+            return _created(replay)
     if cache.enabled:
         try:
-            decision = await cache.take_write_token(client_identity(request))
+            decision = await cache.take_write_token(client_id)
         except CacheUnavailable:
             # Without Redis there is no shared count: let writes through
             # rather than refuse every visitor.
@@ -231,13 +242,23 @@ async def create_message(
                 headers={"Retry-After": str(decision.retry_after)},
             )
     created = await db.run(
-        db.create, payload.author, payload.text, app_state.identity.pod_name, idempotency_key
+        db.create,
+        payload.author,
+        payload.text,
+        app_state.identity.pod_name,
+        idempotency_key,
+        client_id,
+        True,  # the replay was looked up above
     )
     if cache.enabled:
         # A failed invalidation is remembered by the cache, which flushes
         # before Redis is trusted again.
         with contextlib.suppress(CacheUnavailable):
             await cache.invalidate_pages()
+    return _created(created)
+
+
+def _created(created: CreatedMessage) -> JSONResponse:
     headers = {"Location": f"/api/messages/{created.row['id']}"}
     if created.replayed:
         headers["Idempotent-Replayed"] = "true"

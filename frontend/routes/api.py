@@ -2,7 +2,9 @@
 
 `/api/messages` is proxied: the backend's status, body and the headers a
 client acts on (Location, Retry-After, Idempotent-Replayed) pass through
-unchanged; `X-Backend-Pod` names the backend pod, since this response's own
+unchanged; a write that got no answer is a 504 (outcome unknown) or a 503
+(nothing sent), both carrying the Idempotency-Key to retry with;
+`X-Backend-Pod` names the backend pod, since this response's own
 `X-Served-By` names the frontend pod.
 """
 
@@ -27,7 +29,7 @@ from common.media_type import require_json
 from common.message_models import MessageIn, MessageOut, MessagePage
 from frontend.api_models import RouteView, SpreadView
 from frontend.app_state import AppState, AppStateDep
-from frontend.backend_client import BackendUnavailable
+from frontend.backend_client import BackendUnavailable, outcome_unknown
 from frontend.forwarding import forwarded_for
 from frontend.guestbook import load_listing
 from frontend.spread import run_spread
@@ -98,12 +100,15 @@ async def _proxy(
     params: Mapping[str, str] | None = None,
     content: bytes | None = None,
     headers: Mapping[str, str] | None = None,
+    write_key: str | None = None,
 ) -> Response:
     try:
         reply = await app_state.backend.request(
             method, path, params=params, content=content, headers=headers
         )
     except BackendUnavailable as exc:
+        if write_key is not None:
+            return _write_failed(exc, write_key)
         return JSONResponse(
             {
                 "error": "backend_unavailable",
@@ -121,6 +126,37 @@ async def _proxy(
         status_code=reply.status,
         media_type=reply.headers.get("content-type", "application/json"),
         headers=passed,
+    )
+
+
+def _write_failed(exc: BackendUnavailable, key: str) -> JSONResponse:
+    """A write with no answer: unknown outcome (504) or surely not written (503).
+
+    Either way the key goes back to the client: a retry with it is answered
+    with the first result if the backend did commit, never with a second row.
+    """
+    if outcome_unknown(exc):
+        return JSONResponse(
+            {
+                "error": "outcome_unknown",
+                "message": "the backend did not answer in time, and may have written the"
+                " message: send it again with the same Idempotency-Key to learn which",
+                "failed_hop": exc.hop,
+                "idempotency_key": key,
+            },
+            status_code=504,
+            # No Retry-After: retrying is the client's call, with the key.
+            headers={"Idempotency-Key": key},
+        )
+    return JSONResponse(
+        {
+            "error": "backend_unavailable",
+            "message": f"the backend is unreachable: {exc.message}; nothing was written",
+            "failed_hop": exc.hop,
+            "idempotency_key": key,
+        },
+        status_code=503,
+        headers={"Retry-After": "2", "Idempotency-Key": key},
     )
 
 
@@ -166,7 +202,7 @@ async def get_message(
     "/messages",
     status_code=201,
     response_model=MessageOut,
-    responses=error_responses(400, 409, 413, 415, 422, 429, 503),
+    responses=error_responses(400, 409, 413, 415, 422, 429, 503, 504),
     # Another site's page can post a form as text/plain with no CORS
     # preflight; it can never send application/json that way. Insisting on
     # JSON is what keeps this endpoint safe from cross-site writes.
@@ -190,15 +226,21 @@ async def create_message(
         ),
     ] = None,
 ) -> Response:
+    key = idempotency_key or uuid.uuid4().hex
     headers = {
         # Fixed, not the client's: require_json has checked its media type, and
         # a parameter of its own (charset=…, non-ASCII) has no business here.
         "Content-Type": "application/json",
         # A key makes the one retry on a new connection safe; a client that
         # sent none gets one of ours, so its write is never doubled either.
-        "Idempotency-Key": idempotency_key or uuid.uuid4().hex,
+        "Idempotency-Key": key,
         **forwarded_for(request),
     }
     return await _proxy(
-        app_state, "POST", "/api/messages", content=await request.body(), headers=headers
+        app_state,
+        "POST",
+        "/api/messages",
+        content=await request.body(),
+        headers=headers,
+        write_key=key,
     )
