@@ -31,7 +31,7 @@ class ErrorBody(BaseModel):
     )
 
 
-_RETRY_AFTER = {
+RETRY_AFTER = {
     "Retry-After": {
         "description": "seconds to wait before trying again",
         "required": True,
@@ -49,12 +49,12 @@ _MEANINGS: dict[int, dict[str, Any]] = {
     422: {"description": "`validation_error`: a field or parameter is refused; see `details`"},
     429: {
         "description": "`rate_limited`: this client wrote too often",
-        "headers": _RETRY_AFTER,
+        "headers": RETRY_AFTER,
     },
     503: {
         "description": "a dependency the request needs is unavailable"
         " (`dependency_unavailable`, `backend_unavailable`)",
-        "headers": _RETRY_AFTER,
+        "headers": RETRY_AFTER,
     },
     504: {
         "description": "`outcome_unknown`: the backend did not answer a write in time and may"

@@ -261,6 +261,11 @@ class BackendClient:
         # None when tracing is off: then no span, and nothing else, per call.
         self._tracer = tracer()
 
+    @property
+    def timeout(self) -> httpx.Timeout:
+        """The timeouts every call has unless it passes its own."""
+        return self._timeout
+
     def _client(self, max_connections: int, keepalive_expiry: float | None) -> httpx.AsyncClient:
         return BackendHttpClient(
             base_url=self.settings.backend_url,

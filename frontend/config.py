@@ -28,6 +28,10 @@ class FrontendSettings(CommonSettings):
     backend_max_connections: int = Field(default=100, ge=1, le=10_000)
     spread_default: int = Field(default=30, ge=1)
     spread_max: int = Field(default=200, ge=1, le=5_000)
+    # A spread answers with what it has by this deadline (both runs together).
+    spread_deadline_seconds: float = Field(default=10.0, gt=0, le=300)
+    # Spreads running at once in one frontend pod; one more is a 429.
+    spread_concurrency: int = Field(default=2, ge=1, le=100)
     # The form posts are tiny; anything bigger is refused before parsing.
     max_body_bytes: int = Field(default=16_384, ge=1024)
     # Set to true when the page is served over HTTPS (an Ingress with TLS):

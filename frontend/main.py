@@ -25,6 +25,7 @@ from frontend.metrics import FrontendMetrics
 from frontend.pods import PodDirectory
 from frontend.routes import api, health, pages
 from frontend.security import add_security_headers
+from frontend.spread_limits import SpreadGate
 from frontend.static_files import VersionedStaticFiles, content_versions
 from frontend.templating import create_templates
 
@@ -52,7 +53,13 @@ def create_app(
         # The one HTTP client (and its connection pool) of this process.
         backend = backend_client(settings, frontend_metrics)
         app.state.app_state = AppState(
-            settings, identity, lifecycle, backend, PodDirectory(), templates
+            settings,
+            identity,
+            lifecycle,
+            backend,
+            PodDirectory(),
+            templates,
+            spread_gate=SpreadGate(settings.spread_concurrency),
         )
         settle_heap()
         log.info(
@@ -83,7 +90,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(pages.router)
     app.include_router(api.router)
-    app.include_router(api.spread_router(settings.spread_max))
+    app.include_router(api.spread_router(settings))
     app.mount("/static", VersionedStaticFiles(static_versions), name="static")
     # Inside the serving middleware: its headers and HEAD handling see the
     # compressed response, so HEAD's Content-Length is the one GET sends.

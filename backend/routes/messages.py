@@ -129,15 +129,17 @@ async def list_messages(request: Request) -> Response:
     limit, before_id = _page_query(request)
     app_state: AppState = request.app.state.app_state
     cache, db = app_state.cache, app_state.db
-    field = f"{before_id or 0}:{limit}"
     lookup = None
     if cache.enabled:
         try:
-            lookup = await cache.lookup_page(field)
+            lookup = await cache.lookup_page(before_id, limit)
         except CacheUnavailable:
             lookup = None
-        if lookup is not None and lookup.body is not None:
-            return _page_response(lookup.body, "hit", "up")
+        if lookup is not None:
+            if lookup.body is not None:
+                return _page_response(lookup.body, "hit", "up")
+            # Past the newest message: the first page, under its own name.
+            before_id = lookup.before_id
     try:
         rows = await db.run(db.list_page, limit, before_id, retry=True)
     except DatabaseUnavailable:
@@ -147,15 +149,15 @@ async def list_messages(request: Request) -> Response:
         # node), but with the database down too a page Redis may still hold
         # is the only answer left: ask it once more before answering 503.
         with contextlib.suppress(CacheUnavailable):
-            last_resort = await cache.lookup_page(field, force=True)
+            last_resort = await cache.lookup_page(before_id, limit, force=True)
             if last_resort.body is not None:
                 return _page_response(last_resort.body, "hit", "up")
         raise
     body = _page_body(rows, limit)
     if lookup is not None:
+        newest = rows[0]["id"] if rows else 0
         with contextlib.suppress(CacheUnavailable):
-            await cache.store_page(field, body, lookup.generation)
-    if lookup is not None:
+            await cache.store_page(before_id, limit, body, lookup.generation, newest)
         return _page_response(body, "miss", "up")
     return _page_response(body, "off", cache.state)
 

@@ -24,15 +24,16 @@ from common.contract import (
     PAGE_LIMIT_DEFAULT,
     PAGE_LIMIT_MAX,
 )
-from common.error_model import error_responses
+from common.error_model import RETRY_AFTER, ErrorBody, error_responses
 from common.media_type import require_json
 from common.message_models import MessageIn, MessageOut, MessagePage
 from frontend.api_models import RouteView, SpreadView
 from frontend.app_state import AppState, AppStateDep
 from frontend.backend_client import BackendUnavailable, outcome_unknown
+from frontend.config import FrontendSettings
 from frontend.forwarding import forwarded_for
 from frontend.guestbook import load_listing
-from frontend.spread import run_spread
+from frontend.spread_limits import CLIENT_CLOSED, bounded_spread
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -60,30 +61,48 @@ async def route(request: Request, app_state: AppStateDep) -> JSONResponse:
     return JSONResponse(body, status_code=listing.status)
 
 
-def spread_router(spread_max: int) -> APIRouter:
-    """`/api/spread`, with the configured maximum of `n` in its schema."""
+def spread_router(settings: FrontendSettings) -> APIRouter:
+    """`/api/spread`, with the configured limits in its schema."""
     spread = APIRouter(prefix="/api", tags=["api"])
+    spread_max = settings.spread_max
 
     @spread.get(
         "/spread",
         response_model=SpreadView,
         responses={
             **error_responses(422),
+            429: {
+                "model": ErrorBody,
+                "description": f"`spread_busy`: this frontend pod is already running"
+                f" {settings.spread_concurrency} spreads (`SPREAD_CONCURRENCY`)",
+                "headers": RETRY_AFTER,
+            },
             503: {"model": SpreadView, "description": "no request of either run was answered"},
         },
         summary="Which backend pods answer N requests, per connection kind",
+        description=(
+            f"Bounded: both runs end by {settings.spread_deadline_seconds:g} s"
+            " (`SPREAD_DEADLINE_SECONDS`), the first request that times out ends the"
+            " spread, and requests not sent count as `failed` with the reason in"
+            f" `errors`; at most {settings.spread_concurrency} spreads run at once per"
+            " frontend pod (`SPREAD_CONCURRENCY`); a client that disconnects cancels its"
+            " spread and the backend calls in flight."
+        ),
     )
     async def run(
+        request: Request,
         app_state: AppStateDep,
         # A default rather than Annotated[]: the maximum is this function's
         # local, which a postponed annotation could not see.
         n: int | None = Query(
             None, ge=1, le=spread_max, description="requests per run; the default if left out"
         ),
-    ) -> JSONResponse:
+    ) -> Response:
         settings = app_state.settings
         count = settings.spread_default if n is None else n
-        result = await run_spread(app_state.backend, app_state.pods, count)
+        result = await bounded_spread(request, app_state, count)
+        if result is None:
+            return Response(status_code=CLIENT_CLOSED)
         return JSONResponse(
             result.as_dict(settings.backend_url),
             status_code=503 if result.reached_nothing else 200,
