@@ -40,6 +40,10 @@ class FrontendSettings(CommonSettings):
     # What the route panel says stands between the tiers; `auto` decides from
     # what the process sees (see frontend/runs_on.py).
     runs_on: Literal["auto", "kubernetes", "compose", "local"] = "auto"
+    # Addresses (CIDRs, comma-separated) of a proxy in front that starts traces
+    # itself: only a request from one of them continues its incoming
+    # `traceparent`; any other starts a new trace (frontend/edge_trace.py).
+    trace_trusted_proxies: str = ""
 
     @field_validator("backend_url")
     @classmethod
@@ -50,6 +54,17 @@ class FrontendSettings(CommonSettings):
                 "must be an http:// or https:// URL with a host, like http://backend:8000"
             )
         return value.rstrip("/")
+
+    @field_validator("trace_trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: str) -> str:
+        from frontend.edge_trace import parse_networks
+
+        try:
+            parse_networks(value)
+        except ValueError as exc:
+            raise ValueError(f"must be comma-separated addresses or CIDRs: {exc}") from None
+        return value
 
     @model_validator(mode="after")
     def _spread_bounds(self) -> FrontendSettings:

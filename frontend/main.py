@@ -14,12 +14,13 @@ from common.lifecycle import Lifecycle
 from common.logging import configure_logging
 from common.metrics import HttpMetrics
 from common.request_middleware import install_request_middleware
-from common.tracing import configure_tracing, fastapi_telemetry
+from common.tracing import configure_tracing, fastapi_telemetry, tracer
 from common.version import VERSION
 from frontend.app_state import AppState
 from frontend.backend_client import BackendClient
 from frontend.compression import CompressPages
 from frontend.config import SERVICE_NAME, FrontendSettings
+from frontend.edge_trace import EdgeFastAPI, install_edge_propagator, parse_networks
 from frontend.errors import answer_internal_error, install_error_handlers, refuse_too_large
 from frontend.metrics import FrontendMetrics
 from frontend.pods import PodDirectory
@@ -71,7 +72,12 @@ def create_app(
             await backend.aclose()
             log.info("frontend stopped")
 
-    app = FastAPI(
+    trusted = parse_networks(settings.trace_trusted_proxies)
+    if tracer() is not None:
+        # The public edge: an incoming traceparent becomes a link, not a parent.
+        install_edge_propagator(trusted)
+    app = EdgeFastAPI(
+        trusted_peers=bool(trusted) and tracer() is not None,
         title="clusterip-demo frontend",
         version=VERSION,
         summary="The guestbook page, and how it reaches the `backend` ClusterIP Service",
