@@ -253,8 +253,12 @@ async def create_message(
         True,  # the replay was looked up above
     )
     if cache.enabled:
-        # A failed invalidation is remembered by the cache, which flushes
-        # before Redis is trusted again.
+        # A failed invalidation is remembered by this process's cache, which
+        # flushes before it trusts Redis again. Only by this process: the
+        # other replicas may serve the pages it could not drop, until each
+        # page's own TTL (CACHE_TTL_SECONDS) ends them. Telling them would
+        # need a shared place Redis is not, i.e. the database, read on every
+        # cached page: the cost the cache exists to avoid.
         with contextlib.suppress(CacheUnavailable):
             await cache.invalidate_pages()
     return _created(created)
