@@ -69,13 +69,18 @@ async def unless_client_leaves(request: Request, work: Awaitable[T]) -> T:
     watch = asyncio.ensure_future(_disconnected(request))
     try:
         await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        # This request itself was cancelled (the server shutting down, say):
+        # the work goes with it, and the cancellation goes on as it came.
+        task.cancel()
+        raise
     finally:
         watch.cancel()
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            raise ClientGone
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        raise ClientGone
     return task.result()
 
 

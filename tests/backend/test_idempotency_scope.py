@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,8 +18,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from backend.config import BackendSettings
-from backend.db import request_fingerprint
+from backend.db import Database, request_fingerprint
 from backend.migrate import upgrade
+from tests.backend.conftest import empty_database_url
 from tests.conftest import BackendFactory
 from tests.support.servers import Redis
 
@@ -132,3 +134,51 @@ def test_a_key_from_before_the_migration_keeps_working(
     assert response.headers["idempotent-replayed"] == "true"
     assert response.json()["id"] == message_id
     assert _rows(mysql_url) == 1
+
+
+def _downgrade(database_url: str, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from backend.migrate import MIGRATIONS
+
+    engine = create_engine(database_url, poolclass=NullPool)
+    with engine.connect() as conn:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = conn
+        command.downgrade(config, revision)
+        conn.commit()
+    engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "mysql"])
+def test_migration_0003_goes_down_and_up_again(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Down, one key per value is kept (the newest); up again, it is the legacy kind."""
+    database_url = empty_database_url(kind, tmp_path, request)
+    settings = BackendSettings(database_url=database_url)
+    upgrade(settings, wait_seconds=10)
+    db = Database(settings, on_error=lambda: None)
+    try:
+        first = db.create("a", "same", "pod", "shared-key", "198.51.100.1")
+        second = db.create("b", "same", "pod", "shared-key", "198.51.100.2")
+        assert first.row["id"] != second.row["id"]
+    finally:
+        db.dispose()
+    _downgrade(database_url, "0002")
+    engine = create_engine(database_url, poolclass=NullPool)
+    with engine.connect() as conn:
+        kept = conn.execute(text("SELECT message_id FROM idempotency_keys")).scalars().all()
+    assert len(kept) == 1
+    upgrade(settings, wait_seconds=10)
+    db = Database(settings, on_error=lambda: None)
+    try:
+        replay = db.create(
+            "a" if kept[0] == first.row["id"] else "b", "same", "pod", "shared-key", "203.0.113.9"
+        )
+        assert replay.replayed and replay.row["id"] == kept[0]
+    finally:
+        db.dispose()
+    engine.dispose()
