@@ -13,6 +13,7 @@ from common.identity import PodIdentity
 from common.lifecycle import Lifecycle
 from common.logging import configure_logging
 from common.metrics import HttpMetrics
+from common.metrics_server import serve_metrics
 from common.request_middleware import install_request_middleware
 from common.tracing import configure_tracing, fastapi_telemetry, tracer
 from common.version import VERSION
@@ -32,7 +33,7 @@ from frontend.templating import create_templates
 
 log = logging.getLogger("frontend")
 
-_QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+_QUIET_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 def create_app(
@@ -124,12 +125,12 @@ def run() -> None:
     settings = FrontendSettings()
     configure_logging(settings.log_level, settings.pod_name, SERVICE_NAME)
     # Before the app is built: its middleware takes the tracer as it is made.
-    configure_tracing(
-        PodIdentity.from_settings(SERVICE_NAME, VERSION, settings), settings.pod_namespace
-    )
+    configure_tracing(PodIdentity.from_settings(SERVICE_NAME, VERSION, settings), settings)
     # httpx logs every backend call at INFO; the access log (here and in the
     # backend, joined by X-Request-ID) and the backend_calls metrics say it
     # already, and a line per call costs as much as a page's template.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     lifecycle = Lifecycle()
-    serve(create_app(settings, lifecycle), lifecycle, settings, settings.port)
+    app = create_app(settings, lifecycle)
+    serve_metrics(app.state.metrics.registry, settings.host, settings.metrics_port)
+    serve(app, lifecycle, settings, settings.port)

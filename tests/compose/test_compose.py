@@ -148,9 +148,12 @@ def test_backend_can_be_scaled(compose):
     ],
 )
 def test_same_variable_names_and_values(compose, k8s, service, workload, container):
-    # The OTEL_* ones are k8s/components/tracing's: test_tracing_profile_… checks them.
+    # The OTEL_* ones and the traces' resource are k8s/components/tracing's:
+    # test_tracing_profile_… checks them.
     in_compose = {
-        k: v for k, v in _compose_env(compose["services"][service]).items() if "OTEL_" not in k
+        k: v
+        for k, v in _compose_env(compose["services"][service]).items()
+        if "OTEL_" not in k and k not in TRACE_RESOURCE
     }
     in_k8s = _k8s_env(k8s, workload, container)
     assert set(in_compose) == set(in_k8s) - DOWNWARD
@@ -307,12 +310,88 @@ def test_app_containers_are_hardened(compose, service):
     assert "/tmp" in config["tmpfs"]
     assert config["cap_drop"] == ["ALL"]
     assert "no-new-privileges:true" in config["security_opt"]
-    assert config["build"]["context"] == "."
-    image_of = "backend" if service == "migrate" else service
-    assert config["build"]["dockerfile"] == f"{image_of}/Dockerfile"
+
+
+def test_each_image_is_built_by_one_service(compose):
+    builds = {
+        name: (s["build"]["context"], s["build"]["dockerfile"], s["image"])
+        for name, s in compose["services"].items()
+        if "build" in s
+    }
+    assert builds == {
+        # migrate starts first (backend depends on it): docker-compose 1.29 readies images
+        # in start order and would try to pull an image nobody had built yet.
+        "migrate": (".", "backend/Dockerfile", "clusterip-demo/backend:dev"),
+        "frontend": (".", "frontend/Dockerfile", "clusterip-demo/frontend:dev"),
+    }
+    backend = compose["services"]["backend"]
+    assert backend["image"] == compose["services"]["migrate"]["image"]
+    assert "migrate" in backend["depends_on"]
+
+
+def _cpus(value: str) -> float:
+    return int(value[:-1]) / 1000 if value.endswith("m") else float(value)
+
+
+def _mebibytes(value: str) -> int:
+    units = {"Mi": 1, "Gi": 1024, "m": 1, "g": 1024}
+    for suffix, factor in units.items():
+        if value.endswith(suffix):
+            return int(value[: -len(suffix)]) * factor
+    raise AssertionError(f"unexpected memory quantity {value}")
+
+
+@pytest.mark.parametrize(
+    ("service", "workload", "container"),
+    [
+        ("frontend", "frontend", "frontend"),
+        ("backend", "backend", "backend"),
+        ("migrate", "backend", "migrate"),
+        ("mysql", "mysql", "mysql"),
+        ("redis", "redis", "redis"),
+    ],
+)
+def test_cpu_and_memory_limits_are_the_kubernetes_limits(
+    compose, k8s, service, workload, container
+):
+    spec = pod_spec((k8s["Deployment"] | k8s["StatefulSet"])[workload])
+    (wanted,) = [
+        c for c in [*spec.get("initContainers", []), *spec["containers"]] if c["name"] == container
+    ]
+    limits = wanted["resources"]["limits"]
+    config = compose["services"][service]
+    # mem_limit and cpus: applied by docker-compose 1.29 and by Compose v2 alike
+    # (1.29 applies deploy.resources only with --compatibility).
+    assert float(config["cpus"]) == _cpus(str(limits["cpu"]))
+    assert _mebibytes(config["mem_limit"]) == _mebibytes(limits["memory"])
+
+
+MAKEFILE = REPO / "Makefile"
+
+
+def _recipe(target: str) -> str:
+    text = MAKEFILE.read_text()
+    match = re.search(rf"^{re.escape(target)}:[^\n]*\n((?:\t[^\n]*\n)+)", text, re.M)
+    assert match, f"no target {target} in the Makefile"
+    return match.group(1)
+
+
+def test_make_down_keeps_the_volume_and_down_volumes_deletes_it():
+    assert "--volumes" not in _recipe("down") and "-v" not in _recipe("down").split()
+    assert "--volumes" in _recipe("down-volumes")
+
+
+def test_one_project_name_wherever_the_checkout_lives(compose):
+    assert re.search(
+        r"^export COMPOSE_PROJECT_NAME \?= clusterip-demo$", MAKEFILE.read_text(), re.M
+    )
+    # Not as a top-level `name:`: docker-compose 1.29 refuses the key.
+    assert "name" not in compose
 
 
 TRACING_COMPONENT = REPO / "k8s" / "components" / "tracing"
+# The traces' resource attributes (common/settings.py); no k8s.* names outside Kubernetes.
+TRACE_RESOURCE = {"SERVICE_NAMESPACE", "DEPLOYMENT_ENVIRONMENT"}
 TRACING_ENDPOINT = "http://otel-collector:4318"  # what the top of docker-compose.yml sets
 
 
@@ -329,6 +408,11 @@ def test_tracing_profile_matches_the_kubernetes_component(compose, tier):
     for name, value in in_k8s.items():
         if name != "OTEL_EXPORTER_OTLP_ENDPOINT":
             assert in_compose[name] == value, name
+    env = _compose_env(compose["services"][tier])
+    assert {k: v for k, v in env.items() if k in TRACE_RESOURCE or k.startswith("K8S_")} == {
+        "SERVICE_NAMESPACE": "clusterip-demo",
+        "DEPLOYMENT_ENVIRONMENT": "development",  # the shipped password, development's
+    }
 
 
 def test_the_collector_runs_only_with_the_tracing_profile_and_both_tiers_reach_it(compose):
