@@ -25,7 +25,7 @@ import logging
 import time
 from typing import TextIO
 
-from common.logging import redact
+from common.redaction import redact
 
 _logger = logging.getLogger("access")
 

@@ -5,33 +5,21 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import re
 import sys
 import time
 from typing import Any
 
 from opentelemetry import trace
 
+from common.access_log import access_log
+from common.redaction import redact
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
 )
 
-# Anything shaped like `scheme://user:password@host` has its password masked
-# before it is written, wherever it appears in a message or exception. The
-# password runs to the last "@" of the authority (which a "/", "?" or "#"
-# ends), as URL parsers read it: a password with an "@" of its own is masked
-# whole, not up to its first "@".
-_URL_PASSWORD = re.compile(r"(?P<prefix>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^\s/?#]*@")
-
 # color_message: uvicorn's ANSI-coloured copy of msg, noise in a JSON line.
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "color_message"}
-
-
-def redact(text: str) -> str:
-    # Nearly every field of every line has no "@": skip the regex for those.
-    if "@" not in text:
-        return text
-    return _URL_PASSWORD.sub(r"\g<prefix>***@", text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -99,7 +87,4 @@ def configure_logging(level: str, pod_name: str, service: str) -> None:
         log.handlers[:] = []
         log.propagate = True
     logging.getLogger("uvicorn.access").disabled = True
-    # Imported here: the access log uses this module's redact().
-    from common.access_log import access_log
-
     access_log.bind(handler.stream, service, pod_name)
