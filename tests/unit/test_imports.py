@@ -117,7 +117,7 @@ def test_no_upward_or_sideways_import() -> None:
 
 def test_the_graph_is_read_at_all() -> None:
     graph = import_graph(app_modules())
-    assert "common.logging" in graph["backend.main"]
+    assert "common.uvicorn_runner" in graph["backend.main"]  # imported inside run()
     assert "common.access_log" in graph["common.request_middleware"]
 
 
