@@ -1,14 +1,26 @@
-"""The lab refuses, with a reason, a checkout its process pods could not read."""
+"""A checkout its process pods could not read, and the copy of it they run from."""
 
 from __future__ import annotations
 
+import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from lab.checkout import blocking_directory
+from lab.checkout import (
+    APP_PARTS,
+    COPY_DIR,
+    blocking_directory,
+    copy_plan,
+    linkable,
+    place_copy,
+    place_tree,
+    python_in_copy,
+    readable_mode,
+)
 
 
 @pytest.fixture
@@ -34,3 +46,78 @@ def test_a_checkout_others_may_enter_is_not_blocked(open_root: Path) -> None:
     for directory in (checkout, checkout.parent):
         directory.chmod(0o755)
     assert blocking_directory(checkout) is None
+
+
+def test_the_copy_holds_the_app_parts_and_the_venv(tmp_path: Path) -> None:
+    checkout, venv, dest = tmp_path / "co", tmp_path / "co" / ".venv", tmp_path / "work" / "app"
+    pairs = copy_plan(checkout, venv, dest)
+    assert pairs == [
+        (checkout / "common", dest / "common"),
+        (checkout / "backend", dest / "backend"),
+        (checkout / "frontend", dest / "frontend"),
+        (venv, dest / ".venv"),
+    ]
+    assert copy_plan(checkout, None, dest) == pairs[:3]
+
+
+def test_the_copy_runs_its_own_venv_python(tmp_path: Path) -> None:
+    venv = tmp_path / "co" / ".venv"
+    dest = tmp_path / "app"
+    assert python_in_copy(venv / "bin" / "python", venv, dest) == str(dest / ".venv/bin/python")
+    # No venv: the system's Python, which any uid may run.
+    assert python_in_copy(Path("/usr/bin/python3"), None, dest) == "/usr/bin/python3"
+
+
+def test_only_a_file_others_can_read_on_the_same_filesystem_is_linked() -> None:
+    assert linkable(0o100644, same_device=True)
+    assert not linkable(0o100600, same_device=True)  # a link would stay unreadable
+    assert not linkable(0o100644, same_device=False)
+    assert readable_mode(0o100700) == 0o755
+    assert readable_mode(0o100600) == 0o644
+
+
+def test_place_tree_links_readable_files_copies_private_ones_keeps_symlinks(
+    open_root: Path,
+) -> None:
+    source = open_root / "home" / "venv"
+    (source / "bin").mkdir(parents=True)
+    (source / "lib").mkdir()
+    (source / "lib" / "mod.py").write_text("x = 1\n")
+    (source / "lib" / "mod.py").chmod(0o644)
+    (source / "bin" / "tool").write_text("#!/bin/sh\n")
+    (source / "bin" / "tool").chmod(0o700)
+    (source / "bin" / "python").symlink_to("/usr/bin/python3")
+    (source / "lib64").symlink_to("lib")
+    (source / "bin").chmod(0o700)
+    target = open_root / "work" / "venv"
+
+    assert place_tree(source, target) == 2
+
+    linked, copied = target / "lib" / "mod.py", target / "bin" / "tool"
+    assert linked.stat().st_ino == (source / "lib" / "mod.py").stat().st_ino
+    assert copied.stat().st_ino != (source / "bin" / "tool").stat().st_ino
+    assert stat.S_IMODE(copied.stat().st_mode) == 0o755
+    assert stat.S_IMODE((source / "bin" / "tool").stat().st_mode) == 0o700  # untouched
+    assert stat.S_IMODE((target / "bin").stat().st_mode) == 0o755
+    assert os.readlink(target / "bin" / "python") == "/usr/bin/python3"
+    assert os.readlink(target / "lib64") == "lib"
+    assert blocking_directory(target) is None
+
+
+def test_the_copy_of_a_private_checkout_is_open_to_others(open_root: Path) -> None:
+    home = open_root / "home"
+    checkout = home / "clusterip-demo"
+    for part in APP_PARTS:
+        (checkout / part).mkdir(parents=True)
+        (checkout / part / "__init__.py").write_text("")
+    home.chmod(0o700)
+    workdir = open_root / "work"
+    workdir.mkdir()
+
+    source = place_copy(checkout, workdir)
+
+    assert source.root == workdir / COPY_DIR
+    for part in APP_PARTS:
+        assert (source.root / part / "__init__.py").is_file()
+        assert blocking_directory(source.root / part) is None
+    assert blocking_directory(checkout) == home
