@@ -256,8 +256,9 @@ def _app_source(workdir: Path) -> AppSource | None:
     print(
         f"lab: the pods' uid 10001 cannot enter {blocked}, so they run from a copy of "
         f"{', '.join(APP_PARTS)} and the venv in {source.root} (hard links where possible, "
-        f"{time.monotonic() - started:.1f} s; removed with the lab). Not the project's "
-        "container engine: its first start builds images for minutes, see docs/lab.md",
+        f"{time.monotonic() - started:.1f} s; removed with the lab), rather than starting "
+        "the project's container engine, which on a new machine must first build a base "
+        "image and both app images (a minute or more; see docs/lab.md)",
         flush=True,
     )
     return source
