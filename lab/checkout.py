@@ -5,17 +5,21 @@ as the manifests' uid (10001), which is neither its owner nor in its group: ever
 directory on the way must be searchable by others. A clone in a Debian home
 directory (mode 0700) is not, and neither is the venv inside it (.venv).
 
-Then the lab places a copy of what those pods run (the app's packages and the
-venv) in its own work directory, which others may enter and `lab down` removes.
-Files are hard-linked where the filesystem allows and others may already read
-them (0.4 s for a 780 MB venv, no space taken); anything else is copied and made
+Then the lab places a copy of what those pods run in its own work directory,
+which others may enter and `lab down` removes: the app's packages, and a venv
+holding only the distributions the images install (requirements/backend.txt
+and frontend.txt: 120 MB of the development venv's 780, which matters where
+/tmp is a tmpfs). Files are hard-linked where the filesystem allows and others
+may already read them (no space taken); anything else is copied and made
 readable. Nothing in the checkout itself is changed: a hard link shares the
 file's mode, so a file that is not readable by others is copied, never chmod-ed.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
+import re
 import shutil
 import stat
 import sys
@@ -26,6 +30,8 @@ from pathlib import Path
 # migrations live inside them): the rest of the checkout is not the pods' business.
 APP_PARTS = ("common", "backend", "frontend")
 COPY_DIR = "app"  # under the lab's work directory
+# What the images install (their Dockerfiles `pip install -r` these): the copy's venv too.
+IMAGE_REQUIREMENTS = ("requirements/backend.txt", "requirements/frontend.txt")
 
 
 @dataclass(frozen=True)
@@ -50,12 +56,39 @@ def current_venv() -> Path | None:
     return Path(sys.prefix) if sys.prefix != sys.base_prefix else None
 
 
-def copy_plan(checkout: Path, venv: Path | None, dest: Path) -> list[tuple[Path, Path]]:
-    """(source, target) directories of the copy: the app's packages, then the venv."""
-    pairs = [(checkout / part, dest / part) for part in APP_PARTS]
-    if venv is not None:
-        pairs.append((venv, dest / ".venv"))
-    return pairs
+def copy_plan(checkout: Path, dest: Path) -> list[tuple[Path, Path]]:
+    """(source, target) directories of the app's packages in the copy."""
+    return [(checkout / part, dest / part) for part in APP_PARTS]
+
+
+def normalized(name: str) -> str:
+    """A distribution's name as PEP 503 compares them (PyYAML, typing_extensions)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def requirement_names(text: str) -> set[str]:
+    """The distributions a pinned requirements file names (`name==version` lines)."""
+    names = set()
+    for line in text.splitlines():
+        match = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==", line.strip())
+        if match:
+            names.add(normalized(match.group(1)))
+    return names
+
+
+def venv_files(venv: Path, names: set[str]) -> list[Path]:
+    """The installed files of those distributions in `venv`'s lib/ (not its console scripts in
+    bin/, whose shebangs name the original venv: the pods run `python -m`)."""
+    root = venv.resolve() / "lib"
+    files: list[Path] = []
+    for distribution in importlib.metadata.distributions():
+        if normalized(distribution.metadata["Name"]) not in names:
+            continue
+        for entry in distribution.files or []:
+            path = Path(str(distribution.locate_file(entry))).resolve()
+            if path.is_relative_to(root) and path.is_file():
+                files.append(path)
+    return sorted(set(files))
 
 
 def python_in_copy(executable: Path, venv: Path | None, dest: Path) -> str:
@@ -65,8 +98,8 @@ def python_in_copy(executable: Path, venv: Path | None, dest: Path) -> str:
         return str(executable)
     try:
         inside = executable.relative_to(venv)
-    except ValueError:
-        inside = executable.resolve().relative_to(venv.resolve())
+    except ValueError:  # not spelt under the venv's path (a symlink on the way)
+        inside = Path("bin") / executable.name
     return str(dest / ".venv" / inside)
 
 
@@ -120,10 +153,41 @@ def place_tree(source: Path, target: Path) -> int:
     return count
 
 
+def place_file(source: Path, target: Path) -> None:
+    """One file at `target`, its missing parent directories made 0755."""
+    for parent in reversed(target.parents):
+        if not parent.exists():
+            parent.mkdir(mode=0o755)
+            parent.chmod(0o755)  # the umask of a root shell may be 077
+    _place_file(source, target, target.parent.stat().st_dev)
+
+
+def place_venv(venv: Path, target: Path, files: list[Path]) -> int:
+    """A venv at `target` with only `files` installed: its pyvenv.cfg and interpreter links
+    (bin/python → /usr/bin/python3.11), so `target/bin/python` finds the copied packages."""
+    root = venv.resolve()
+    target.mkdir(mode=0o755, parents=True, exist_ok=True)
+    place_file(root / "pyvenv.cfg", target / "pyvenv.cfg")
+    (target / "bin").mkdir(mode=0o755, exist_ok=True)
+    for link in (root / "bin").iterdir():
+        if link.is_symlink() and link.name.startswith("python"):
+            os.symlink(os.readlink(link), target / "bin" / link.name)
+    if (root / "lib64").is_symlink():
+        os.symlink(os.readlink(root / "lib64"), target / "lib64")
+    for path in files:
+        place_file(path, target / path.relative_to(root))
+    return len(files)
+
+
 def place_copy(checkout: Path, workdir: Path) -> AppSource:
     """The copy of what process pods run, under `workdir`; where to run it from."""
     dest = workdir / COPY_DIR
-    venv = current_venv()
-    for source, target in copy_plan(checkout, venv, dest):
+    for source, target in copy_plan(checkout, dest):
         place_tree(source, target)
+    venv = current_venv()
+    if venv is not None:
+        names: set[str] = set()
+        for requirements in IMAGE_REQUIREMENTS:
+            names |= requirement_names((checkout / requirements).read_text())
+        place_venv(venv, dest / ".venv", venv_files(venv, names))
     return AppSource(dest, python_in_copy(Path(sys.executable), venv, dest))

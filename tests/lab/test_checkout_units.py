@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,14 +14,20 @@ import pytest
 from lab.checkout import (
     APP_PARTS,
     COPY_DIR,
+    IMAGE_REQUIREMENTS,
     blocking_directory,
     copy_plan,
+    current_venv,
     linkable,
     place_copy,
     place_tree,
+    place_venv,
     python_in_copy,
     readable_mode,
+    requirement_names,
+    venv_files,
 )
+from lab.manifests import REPO
 
 
 @pytest.fixture
@@ -48,16 +55,36 @@ def test_a_checkout_others_may_enter_is_not_blocked(open_root: Path) -> None:
     assert blocking_directory(checkout) is None
 
 
-def test_the_copy_holds_the_app_parts_and_the_venv(tmp_path: Path) -> None:
-    checkout, venv, dest = tmp_path / "co", tmp_path / "co" / ".venv", tmp_path / "work" / "app"
-    pairs = copy_plan(checkout, venv, dest)
-    assert pairs == [
+def test_the_copy_holds_the_app_parts(tmp_path: Path) -> None:
+    checkout, dest = tmp_path / "co", tmp_path / "work" / "app"
+    assert copy_plan(checkout, dest) == [
         (checkout / "common", dest / "common"),
         (checkout / "backend", dest / "backend"),
         (checkout / "frontend", dest / "frontend"),
-        (venv, dest / ".venv"),
     ]
-    assert copy_plan(checkout, None, dest) == pairs[:3]
+
+
+def test_requirement_names_are_the_pinned_lines_normalised() -> None:
+    text = (
+        "# via uv\nPyYAML==6.0.2\n    # via uvicorn\n"
+        "uvicorn[standard]==0.30.0\ntyping_extensions==4.1\n"
+    )
+    assert requirement_names(text) == {"pyyaml", "uvicorn", "typing-extensions"}
+
+
+def test_the_venv_copy_holds_what_the_images_install_and_no_more() -> None:
+    venv = current_venv()
+    if venv is None:
+        pytest.skip("the tests run outside a venv")
+    names: set[str] = set()
+    for requirements in IMAGE_REQUIREMENTS:
+        names |= requirement_names((REPO / requirements).read_text())
+    files = venv_files(venv, names)
+    site = {path.relative_to(venv.resolve() / "lib").parts[1] for path in files}
+    assert site == {"site-packages"}
+    tops = {path.relative_to(venv.resolve() / "lib").parts[2] for path in files}
+    assert {"fastapi", "sqlalchemy", "redis", "jinja2"} <= tops
+    assert "pytest" not in tops and "_pytest" not in tops  # development only
 
 
 def test_the_copy_runs_its_own_venv_python(tmp_path: Path) -> None:
@@ -110,6 +137,9 @@ def test_the_copy_of_a_private_checkout_is_open_to_others(open_root: Path) -> No
     for part in APP_PARTS:
         (checkout / part).mkdir(parents=True)
         (checkout / part / "__init__.py").write_text("")
+    (checkout / "requirements").mkdir()
+    for requirements in IMAGE_REQUIREMENTS:
+        (checkout / requirements).write_text("fastapi==0.1\n")
     home.chmod(0o700)
     workdir = open_root / "work"
     workdir.mkdir()
@@ -121,3 +151,34 @@ def test_the_copy_of_a_private_checkout_is_open_to_others(open_root: Path) -> No
         assert (source.root / part / "__init__.py").is_file()
         assert blocking_directory(source.root / part) is None
     assert blocking_directory(checkout) == home
+    if current_venv() is not None:
+        assert Path(source.python) == source.root / ".venv" / "bin" / Path(sys.executable).name
+        site = next((source.root / ".venv" / "lib").glob("python3*/site-packages"))
+        assert (site / "fastapi" / "__init__.py").is_file()
+        assert not (site / "pytest").exists()
+
+
+def test_place_venv_keeps_the_interpreter_links_and_the_chosen_files(open_root: Path) -> None:
+    venv = open_root / "home" / ".venv"
+    site = venv / "lib" / "python3.11" / "site-packages"
+    (site / "fastapi").mkdir(parents=True)
+    (site / "pytest").mkdir()
+    (site / "fastapi" / "__init__.py").write_text("")
+    (site / "pytest" / "__init__.py").write_text("")
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (venv / "bin").mkdir()
+    (venv / "bin" / "python").symlink_to("/usr/bin/python3")
+    (venv / "bin" / "pytest").write_text("#!/home/.venv/bin/python\n")
+    (venv / "lib64").symlink_to("lib")
+    target = open_root / "work" / ".venv"
+
+    assert place_venv(venv, target, [site / "fastapi" / "__init__.py"]) == 1
+
+    copied = target / "lib" / "python3.11" / "site-packages"
+    assert (copied / "fastapi" / "__init__.py").is_file()
+    assert not (copied / "pytest").exists()
+    assert not (target / "bin" / "pytest").exists()
+    assert os.readlink(target / "bin" / "python") == "/usr/bin/python3"
+    assert os.readlink(target / "lib64") == "lib"
+    assert (target / "pyvenv.cfg").read_text() == "home = /usr/bin\n"
+    assert stat.S_IMODE(copied.stat().st_mode) == 0o755
