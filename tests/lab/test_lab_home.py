@@ -159,3 +159,33 @@ def test_make_lab_from_a_private_home_with_no_engine(
         ["make", "lab-down"], cwd=home_clone, env=no_engine, capture_output=True, text=True
     )
     assert down.returncode == 0 and "nothing of the lab is left" in down.stdout, down
+
+
+def test_lab_down_stops_it_and_removes_the_copy(
+    home_clone: Path, no_engine: dict[str, str], tmp_path: Path
+) -> None:
+    port = free_port()
+    _wait_for_other_labs()
+    lab = LabProcess(
+        tmp_path / "lab.log",
+        port,
+        checkout=home_clone,
+        command=["make", "lab"],
+        env={**no_engine, "LAB_PORT": str(port)},
+    )
+    try:
+        lab.start()
+        workdir = Path(lab.status()["workdir"])
+        assert (workdir / COPY_DIR / ".venv" / "pyvenv.cfg").is_file()
+        # From another terminal, as the lab's last line says.
+        down = subprocess.run(
+            ["make", "lab-down"], cwd=home_clone, env=no_engine, capture_output=True, text=True
+        )
+        assert lab.proc is not None
+        lab.proc.wait(timeout=90)
+    finally:
+        _ctrl_c(lab)
+    assert down.returncode == 0 and "nothing of the lab is left" in down.stdout, down
+    assert not workdir.exists()
+    left = leftovers()
+    assert not any(left.values()), left
