@@ -7,16 +7,20 @@ declares support for SQLAlchemy below 2.1 and refuses to instrument the
 small, and done here with the same events: a span when a statement goes to
 the server, ended when the cursor returns or the driver raises.
 
-The spans carry the semantic conventions' database attributes: the system
-(`db.system.name`, and the older `db.system` most backends still index),
-the database (`db.namespace`), the statement as written, with `%s`
-placeholders, never the values (`db.query.text`), and the server's address.
+The spans carry the stable semantic conventions' database attributes only:
+the system (`db.system.name`), the database (`db.namespace`), the operation
+and the first table the statement names (`db.operation.name`,
+`db.collection.name`), the statement as written, with `%s` placeholders,
+never the values (`db.query.text`), and the server's address. A span is
+named `<operation> <table>` (`SELECT messages`), as the conventions ask,
+or `<operation> <database>` for a statement that names no table.
 They start in a worker thread; anyio runs it in a copy of the request's
 context, so each span is a child of the request's server span.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from opentelemetry import trace
@@ -29,15 +33,35 @@ _CLIENT = SpanKind.CLIENT
 _SPAN = "_otel_span"  # where the open span waits on the execution context
 
 
+# Where each operation names its (first) table: after this keyword.
+_TABLE = {
+    operation: re.compile(rf"\b{keyword}\s+([`\"\w.]+)", re.IGNORECASE)
+    for operation, keyword in {
+        "SELECT": "FROM",
+        "DELETE": "FROM",
+        "INSERT": "INTO",
+        "REPLACE": "INTO",
+        "UPDATE": "UPDATE",
+    }.items()
+}
+
+
 def _operation(statement: str) -> str:
     word = statement.lstrip().split(None, 1)
     return word[0].upper() if word else "SQL"
 
 
+def _table(operation: str, statement: str) -> str | None:
+    """The first table the statement names, unquoted; None for `SELECT 1` and the like."""
+    pattern = _TABLE.get(operation)
+    found = pattern.search(statement) if pattern else None
+    return found[1].replace("`", "").replace('"', "") if found else None
+
+
 def trace_statements(engine: Engine, tracer: Tracer) -> None:
     url = engine.url
     system = engine.dialect.name  # "mysql" (MariaDB too, as MySQL speaks) or "sqlite"
-    base: dict[str, str | int] = {"db.system.name": system, "db.system": system}
+    base: dict[str, str | int] = {"db.system.name": system}
     if url.database:
         base["db.namespace"] = url.database
     if url.host:
@@ -51,8 +75,12 @@ def trace_statements(engine: Engine, tracer: Tracer) -> None:
         if context is None or not is_instrumentation_enabled():
             return
         operation = _operation(statement)
-        name = f"{operation} {url.database}" if url.database else operation
         attributes = {**base, "db.operation.name": operation, "db.query.text": statement}
+        table = _table(operation, statement)
+        if table:
+            attributes["db.collection.name"] = table
+        target = table or url.database
+        name = f"{operation} {target}" if target else operation
         setattr(context, _SPAN, tracer.start_span(name, kind=_CLIENT, attributes=attributes))
 
     @event.listens_for(engine, "after_cursor_execute")

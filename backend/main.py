@@ -142,8 +142,6 @@ def run() -> None:
     settings = load_settings()
     configure_logging(settings.log_level, settings.pod_name, SERVICE_NAME)
     # Before the app is built: its middleware takes the tracer as it is made.
-    configure_tracing(
-        PodIdentity.from_settings(SERVICE_NAME, VERSION, settings), settings.pod_namespace
-    )
+    configure_tracing(PodIdentity.from_settings(SERVICE_NAME, VERSION, settings), settings)
     lifecycle = Lifecycle()
     serve(create_app(settings, lifecycle), lifecycle, settings, settings.port)

@@ -32,6 +32,13 @@ class CommonSettings(BaseSettings):
     # The Downward API's metadata.namespace (k8s/components/tracing sets it);
     # only traces use it, as their k8s.namespace.name.
     pod_namespace: str = ""
+    # More of the traces' resource (OpenTelemetry's names in the comments):
+    # k8s/components/tracing sets them from the Downward API, compose sets the
+    # environment. Empty ones are left out of the resource.
+    service_namespace: str = "clusterip-demo"  # service.namespace
+    k8s_deployment_name: str = ""  # k8s.deployment.name
+    k8s_container_name: str = ""  # k8s.container.name
+    deployment_environment: str = ""  # deployment.environment.name
     # SIGTERM handling, podinfo-style: fail readiness at once, keep serving
     # for shutdown_delay so every kube-proxy drops this pod, then stop
     # accepting and give in-flight requests graceful_timeout to finish.

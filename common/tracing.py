@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
 
     from common.identity import PodIdentity
+    from common.settings import CommonSettings
 
 EXPORT_TIMEOUT_SECONDS = 2.0
 _TRUE = {"true", "1", "yes", "on"}
@@ -54,12 +55,13 @@ def tracing_wanted() -> bool:
     return _env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT") is not None
 
 
-def configure_tracing(identity: PodIdentity, namespace: str = "") -> Tracer | None:
+def configure_tracing(identity: PodIdentity, settings: CommonSettings) -> Tracer | None:
     """Install the SDK's tracer provider for this process, if the variables ask for one.
 
     The resource names the pod the way the Downward API does (POD_NAME,
-    NODE_NAME, POD_NAMESPACE); `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES`
-    override what is derived here.
+    NODE_NAME, POD_NAMESPACE, and the rest of `resource_attributes`);
+    `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES` override what is
+    derived here.
     """
     global _tracer
     if not tracing_wanted():
@@ -72,15 +74,7 @@ def configure_tracing(identity: PodIdentity, namespace: str = "") -> Tracer | No
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    attributes: dict[str, str] = {
-        "service.name": identity.service,
-        "service.version": identity.version,
-        "service.instance.id": identity.pod_name,
-        "k8s.pod.name": identity.pod_name,
-        "k8s.node.name": identity.node_name,
-    }
-    if namespace:
-        attributes["k8s.namespace.name"] = namespace
+    attributes = resource_attributes(identity, settings)
     # The environment's attributes are merged last, so they win.
     resource = Resource.create(attributes).merge(OTELResourceDetector().detect())
     provider = TracerProvider(resource=resource)
@@ -97,6 +91,24 @@ def configure_tracing(identity: PodIdentity, namespace: str = "") -> Tracer | No
     trace.set_tracer_provider(provider)
     _tracer = provider.get_tracer("clusterip-demo", identity.version)
     return _tracer
+
+
+def resource_attributes(identity: PodIdentity, settings: CommonSettings) -> dict[str, str]:
+    """Who sends the spans, in the stable semantic conventions' resource attributes."""
+    attributes = {
+        "service.name": identity.service,
+        "service.namespace": settings.service_namespace,
+        "service.version": identity.version,
+        "service.instance.id": identity.pod_name,
+        "deployment.environment.name": settings.deployment_environment,
+        "k8s.namespace.name": settings.pod_namespace,
+        "k8s.deployment.name": settings.k8s_deployment_name,
+        "k8s.pod.name": identity.pod_name,
+        "k8s.container.name": settings.k8s_container_name,
+        "k8s.node.name": identity.node_name,
+    }
+    # An empty value says nothing true (outside Kubernetes there is no deployment).
+    return {name: value for name, value in attributes.items() if value}
 
 
 def fastapi_telemetry() -> TelemetryConfig:

@@ -321,14 +321,18 @@ class BackendClient:
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         timeouts: httpx.Timeout | None = None,
+        resend_count: int = 0,
     ) -> tuple[BackendReply | None, Attempt, BaseException | None]:
-        """One try, no retry: the reply, what the try saw, and the error if any."""
+        """One try, no retry: the reply, what the try saw, and the error if any.
+
+        `resend_count`: how many tries of this call came before (for its span).
+        """
         fresh = client is self.fresh
         attempt = Attempt(fresh_client=fresh)
         url = self._url(path, params)
         request_headers = self._headers(headers, fresh)
         span = (
-            client_span.start(self._tracer, method, url, request_headers)
+            client_span.start(self._tracer, method, url, request_headers, resend_count)
             if self._tracer is not None
             else None
         )
@@ -378,6 +382,7 @@ class BackendClient:
                 new_connection=attempt.new_connection,
                 status=response.status_code,
                 error=None,
+                served_by=response.headers.get("x-served-by"),
             )
         self._count(method, response.status_code, attempt, started)
         trace.total_ms = (time.perf_counter() - started) * 1000
@@ -440,7 +445,9 @@ class BackendClient:
         started = time.perf_counter()
         trace = CallTrace()
         while True:
-            reply, attempt, error = await self.send_once(client, method, path, **kwargs)
+            reply, attempt, error = await self.send_once(
+                client, method, path, resend_count=len(trace.attempts), **kwargs
+            )
             trace.attempts.append(attempt)
             if error is None or not (
                 retry and repeatable and client is not self.fresh and isinstance(error, RETRYABLE)

@@ -1,7 +1,15 @@
 """The client span of one try at a backend call, written by BackendClient.send_once.
 
 One span per attempt: a call retried on a fresh connection shows as two
-sibling spans under the page's server span, the first with its error.
+sibling spans under the page's server span, the first with its error, the
+second with `http.request.resend_count` 1.
+
+Which pod answered: behind a ClusterIP the socket's peer
+(`network.peer.address`) is the ClusterIP itself, not the pod. The node
+rewrote the destination of the packets the frontend sent (DNAT), and
+conntrack rewrites the replies' source back, so the frontend's socket never
+sees the pod's address. The pod names itself in `X-Served-By`, as the route
+panel reads it, and the span carries that as `clusterip_demo.served_by`.
 
 Why not opentelemetry-instrumentation-httpx: it wraps the client's
 transport and sees the request, not the connection. What this project's
@@ -30,8 +38,17 @@ if TYPE_CHECKING:
 _CLIENT = SpanKind.CLIENT
 
 
-def start(tracer: Tracer, method: str, url: httpx.URL, headers: dict[str, str]) -> Span:
-    """Start the attempt's span and put its `traceparent` in `headers`."""
+def start(
+    tracer: Tracer,
+    method: str,
+    url: httpx.URL,
+    headers: dict[str, str],
+    resend_count: int = 0,
+) -> Span:
+    """Start the attempt's span and put its `traceparent` in `headers`.
+
+    `resend_count`: how many tries of the same call came before this one.
+    """
     attributes: dict[str, str | int] = {
         "http.request.method": method,
         "url.full": str(url),
@@ -39,6 +56,8 @@ def start(tracer: Tracer, method: str, url: httpx.URL, headers: dict[str, str]) 
     }
     if url.port is not None:
         attributes["server.port"] = url.port
+    if resend_count:
+        attributes["http.request.resend_count"] = resend_count
     span = tracer.start_span(method, kind=_CLIENT, attributes=attributes)
     propagate.inject(headers, context=trace.set_span_in_context(span))
     return span
@@ -51,12 +70,15 @@ def finish(
     new_connection: bool,
     status: int | None,
     error: BaseException | None,
+    served_by: str | None = None,
 ) -> None:
     if connection is not None and (peer := host_and_port(connection.peer)) is not None:
-        # The pod behind the ClusterIP: the kernel rewrote the destination,
-        # and the socket's peer is the address that really answered.
+        # The address the socket is connected to: behind a Service, the
+        # ClusterIP (the module's docstring says why not the pod's).
         span.set_attribute("network.peer.address", peer[0])
         span.set_attribute("network.peer.port", peer[1])
+    if served_by:
+        span.set_attribute("clusterip_demo.served_by", served_by)
     span.set_attribute("clusterip_demo.new_connection", new_connection)
     if status is not None:
         span.set_attribute("http.response.status_code", status)

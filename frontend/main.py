@@ -109,9 +109,7 @@ def run() -> None:
     settings = FrontendSettings()
     configure_logging(settings.log_level, settings.pod_name, SERVICE_NAME)
     # Before the app is built: its middleware takes the tracer as it is made.
-    configure_tracing(
-        PodIdentity.from_settings(SERVICE_NAME, VERSION, settings), settings.pod_namespace
-    )
+    configure_tracing(PodIdentity.from_settings(SERVICE_NAME, VERSION, settings), settings)
     # httpx logs every backend call at INFO; the access log (here and in the
     # backend, joined by X-Request-ID) and the backend_calls metrics say it
     # already, and a line per call costs as much as a page's template.

@@ -148,9 +148,12 @@ def test_backend_can_be_scaled(compose):
     ],
 )
 def test_same_variable_names_and_values(compose, k8s, service, workload, container):
-    # The OTEL_* ones are k8s/components/tracing's: test_tracing_profile_… checks them.
+    # The OTEL_* ones and the traces' resource are k8s/components/tracing's:
+    # test_tracing_profile_… checks them.
     in_compose = {
-        k: v for k, v in _compose_env(compose["services"][service]).items() if "OTEL_" not in k
+        k: v
+        for k, v in _compose_env(compose["services"][service]).items()
+        if "OTEL_" not in k and k not in TRACE_RESOURCE
     }
     in_k8s = _k8s_env(k8s, workload, container)
     assert set(in_compose) == set(in_k8s) - DOWNWARD
@@ -313,6 +316,8 @@ def test_app_containers_are_hardened(compose, service):
 
 
 TRACING_COMPONENT = REPO / "k8s" / "components" / "tracing"
+# The traces' resource attributes (common/settings.py); no k8s.* names outside Kubernetes.
+TRACE_RESOURCE = {"SERVICE_NAMESPACE", "DEPLOYMENT_ENVIRONMENT"}
 TRACING_ENDPOINT = "http://otel-collector:4318"  # what the top of docker-compose.yml sets
 
 
@@ -329,6 +334,11 @@ def test_tracing_profile_matches_the_kubernetes_component(compose, tier):
     for name, value in in_k8s.items():
         if name != "OTEL_EXPORTER_OTLP_ENDPOINT":
             assert in_compose[name] == value, name
+    env = _compose_env(compose["services"][tier])
+    assert {k: v for k, v in env.items() if k in TRACE_RESOURCE or k.startswith("K8S_")} == {
+        "SERVICE_NAMESPACE": "clusterip-demo",
+        "DEPLOYMENT_ENVIRONMENT": "development",  # the shipped password, development's
+    }
 
 
 def test_the_collector_runs_only_with_the_tracing_profile_and_both_tiers_reach_it(compose):

@@ -418,6 +418,32 @@ def test_config_files_feed_the_config_maps(config_maps, rendering):
         assert config_maps[name] == expected
 
 
+# Settings the tiers read (common/settings.py) for the traces' resource attributes.
+TRACE_RESOURCE_VARIABLES = (
+    "SERVICE_NAMESPACE",
+    "K8S_DEPLOYMENT_NAME",
+    "K8S_CONTAINER_NAME",
+    "DEPLOYMENT_ENVIRONMENT",
+)
+_LABEL_OR_ANNOTATION = re.compile(r"metadata\.(labels|annotations)\['([^']+)'\]")
+
+
+def _downward(template: dict, source: tuple[str, str]) -> str | None:
+    """What a Downward API field reference gives the pod made from `template`."""
+    kind, path = source
+    assert kind == "field", source
+    found = _LABEL_OR_ANNOTATION.fullmatch(path)
+    assert found, f"not a label or annotation: {path}"
+    return (template.get(found[1]) or {}).get(found[2])
+
+
+def test_the_trace_resource_variables_are_settings_the_tiers_read():
+    from common.settings import CommonSettings
+
+    fields = {name.upper() for name in CommonSettings.model_fields}
+    assert set(TRACE_RESOURCE_VARIABLES) <= fields
+
+
 @pytest.mark.parametrize("tier", APP_TIERS)
 def test_tracing_is_set_by_otel_variables_only_where_switched_on(tier, workloads, envs, rendering):
     env = envs[(tier, tier)]
@@ -429,6 +455,18 @@ def test_tracing_is_set_by_otel_variables_only_where_switched_on(tier, workloads
     assert otel["OTEL_TRACES_SAMPLER"] == "parentbased_always_on"
     # The traces' k8s.namespace.name, from the Downward API like the pod's name.
     assert env["POD_NAMESPACE"] == ("field", "metadata.namespace")
+    # The rest of the resource, as the pod will see it: read from its template.
+    template = workloads[tier]["spec"]["template"]["metadata"]
+    environment = "production" if rendering.name.startswith("production") else "development"
+    assert {
+        name: _downward(template, env[name]) if isinstance(env[name], tuple) else env[name]
+        for name in TRACE_RESOURCE_VARIABLES
+    } == {
+        "SERVICE_NAMESPACE": "clusterip-demo",
+        "K8S_DEPLOYMENT_NAME": workloads[tier]["metadata"]["name"],
+        "K8S_CONTAINER_NAME": tier,
+        "DEPLOYMENT_ENVIRONMENT": environment,
+    }
     # The migrate init container exports nothing.
     for container in all_containers(pod_spec(workloads[tier])):
         if container["name"] != tier:

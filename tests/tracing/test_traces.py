@@ -25,6 +25,7 @@ from tests.frontend.conftest import hidden_fields
 from tests.support.apps import AppProcess, migrate
 from tests.support.balancer import TcpBalancer
 from tests.support.otlp import OtlpReceiver, ReceivedSpan
+from tests.support.semconv import deprecated_attributes
 from tests.support.servers import MariaDB, Redis
 
 pytestmark = [pytest.mark.mysql, pytest.mark.redis]
@@ -49,6 +50,7 @@ def _otel_env(receiver: OtlpReceiver) -> dict[str, str]:
         "OTEL_BSP_SCHEDULE_DELAY": "100",
         "POD_NAMESPACE": NAMESPACE,
         "NODE_NAME": "node-7",
+        "DEPLOYMENT_ENVIRONMENT": "test",
         "SHUTDOWN_DELAY_SECONDS": "0",
         "LOG_LEVEL": "INFO",
     }
@@ -64,6 +66,8 @@ def traced(
         "DATABASE_URL": mariadb.url(mariadb.create_database()),
         "REDIS_URL": redis_server.url(),
         "POD_NAME": "backend-traced",
+        "K8S_DEPLOYMENT_NAME": "backend",
+        "K8S_CONTAINER_NAME": "backend",
         "POD_IP": BACKEND_IP,
         "HEALTH_INTERVAL_SECONDS": "0.2",
         "RATE_LIMIT_WRITES": "100000",
@@ -74,6 +78,8 @@ def traced(
     frontend_env = _otel_env(receiver) | {
         "BACKEND_URL": backend.url,
         "POD_NAME": "frontend-traced",
+        "K8S_DEPLOYMENT_NAME": "frontend",
+        "K8S_CONTAINER_NAME": "frontend",
         "POD_IP": "127.0.0.1",
     }
     frontend = AppProcess("frontend", frontend_env, workdir / "frontend.log")
@@ -162,15 +168,59 @@ def _assert_chain(
         )
     call, server = served[f"{method if method == 'GET' else 'POST'} {backend_route}"]
     below = _children(spans, server)
-    systems = {s.attributes.get("db.system") or s.attributes.get("db.system.name") for s in below}
+    systems = {s.attributes.get("db.system.name") for s in below}
     assert "redis" in systems, [(s.name, s.attributes) for s in below]
     assert systems & {"mysql", "mariadb"}, [(s.name, s.attributes) for s in below]
+    for span in below:
+        _assert_database_span(span)
     for span in spans:
         tier = span.service
         assert span.resource["k8s.pod.name"] == f"{tier}-traced"
         assert span.resource["k8s.namespace.name"] == NAMESPACE
         assert span.resource["k8s.node.name"] == "node-7"
+        assert span.resource["service.namespace"] == "clusterip-demo"
+        assert span.resource["deployment.environment.name"] == "test"
+    _assert_stable_names_only(spans)
     return call
+
+
+def _assert_database_span(span: ReceivedSpan) -> None:
+    """A Redis command or SQL statement, in the stable database conventions."""
+    attributes = span.attributes
+    assert span.kind == "client"
+    assert attributes["db.query.text"], attributes
+    assert attributes["server.address"] and attributes["server.port"], attributes
+    if attributes["db.system.name"] == "redis":
+        assert attributes["db.namespace"] == "0"
+        if "db.redis.pipeline_length" not in attributes:  # a pipeline is many operations
+            assert span.name == attributes["db.operation.name"], attributes
+        return
+    # SQL: named `<operation> <table>`, the table the statement names first;
+    # `<operation> <database>` for one that names none (START TRANSACTION).
+    operation = attributes["db.operation.name"]
+    text = attributes["db.query.text"]
+    assert text.split()[0].upper() == operation
+    table = attributes.get("db.collection.name")
+    names_a_table = operation == "UPDATE" or re.search(r"\b(FROM|INTO)\s+`?\w", text, re.I)
+    assert bool(table) == bool(names_a_table), attributes
+    if table is None:
+        assert span.name == f"{operation} {attributes['db.namespace']}", attributes
+        return
+    assert re.search(rf"\b(FROM|INTO|UPDATE)\s+`?{table}\b", text, re.I), attributes
+    assert span.name == f"{operation} {table}"
+
+
+DEPRECATED_SEEN_BEFORE = {"db.statement", "db.system", "net.peer.name", "net.peer.port"}
+
+
+def _assert_stable_names_only(spans: list[ReceivedSpan]) -> None:
+    """No span or resource carries a name the semantic conventions deprecate."""
+    deprecated = deprecated_attributes()
+    # The list is read from the installed conventions: it holds what the spans once had.
+    assert DEPRECATED_SEEN_BEFORE | {"http.method", "http.status_code", "db.name"} <= deprecated
+    for span in spans:
+        old = (set(span.attributes) | set(span.resource)) & deprecated
+        assert not old, (span.service, span.name, sorted(old))
 
 
 def test_a_page_view_and_a_post_are_one_trace_each_across_both_tiers(
@@ -194,8 +244,14 @@ def test_a_page_view_and_a_post_are_one_trace_each_across_both_tiers(
         pod_hop = {h["key"]: h for h in route["hops"]}["pod"]
         assert pod_hop["value"] == "backend-traced"
         assert pod_hop["detail"].split()[0] == BACKEND_IP
+        # Here no ClusterIP stands between the tiers: the socket's peer is the pod.
         assert call.attributes["network.peer.address"] == BACKEND_IP
+        assert call.attributes["clusterip_demo.served_by"] == "backend-traced"
         assert call.attributes["http.response.status_code"] == 200
+        assert "http.request.resend_count" not in call.attributes  # a first try
+        for span in spans:
+            assert span.resource["k8s.deployment.name"] == span.service
+            assert span.resource["k8s.container.name"] == span.service
 
         # Every line both tiers wrote for the request carries its trace id.
         for app in (traced.frontend, traced.backend):
@@ -373,7 +429,11 @@ def test_a_retry_on_a_fresh_connection_is_a_second_client_span(balanced: Balance
     failed, retried = sorted(tries, key=lambda s: s.start_ns)
     assert failed.status_code == STATUS_ERROR and failed.attributes["error.type"]
     assert _children(spans, failed) == []
+    assert "http.request.resend_count" not in failed.attributes
+    assert retried.attributes["http.request.resend_count"] == 1
     assert retried.attributes["http.response.status_code"] == 200
     assert retried.attributes["clusterip_demo.new_connection"] is True
     (served,) = _children(spans, retried)
     assert served.service == "backend" and served.resource["k8s.pod.name"] != victim_name
+    assert retried.attributes["clusterip_demo.served_by"] == served.resource["k8s.pod.name"]
+    _assert_stable_names_only(spans)

@@ -91,3 +91,64 @@ def test_the_access_log_line_carries_the_trace_id_beside_the_request_id() -> Non
     assert traced["request_id"] == "rid-1"
     assert traced["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
     assert "trace_id" not in untraced
+
+
+def test_the_resource_names_what_the_environment_says_and_leaves_out_what_it_does_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from common.identity import PodIdentity
+    from common.settings import CommonSettings
+    from common.tracing import resource_attributes
+
+    for name in (
+        "SERVICE_NAMESPACE",
+        "K8S_DEPLOYMENT_NAME",
+        "K8S_CONTAINER_NAME",
+        "DEPLOYMENT_ENVIRONMENT",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("POD_NAME", "backend-7d9-abcde")
+    monkeypatch.setenv("NODE_NAME", "node-1")
+    monkeypatch.setenv("POD_NAMESPACE", "")
+    laptop = CommonSettings()
+    identity = PodIdentity.from_settings("backend", "0.1.0", laptop)
+    # Outside Kubernetes there is no Deployment or container to name: no empty values.
+    assert resource_attributes(identity, laptop) == {
+        "service.name": "backend",
+        "service.namespace": "clusterip-demo",
+        "service.version": "0.1.0",
+        "service.instance.id": "backend-7d9-abcde",
+        "k8s.pod.name": "backend-7d9-abcde",
+        "k8s.node.name": "node-1",
+    }
+    monkeypatch.setenv("POD_NAMESPACE", "shop")
+    monkeypatch.setenv("SERVICE_NAMESPACE", "guestbook")
+    monkeypatch.setenv("K8S_DEPLOYMENT_NAME", "backend")
+    monkeypatch.setenv("K8S_CONTAINER_NAME", "backend")
+    monkeypatch.setenv("DEPLOYMENT_ENVIRONMENT", "production")
+    pod = resource_attributes(identity, CommonSettings())
+    assert pod["service.namespace"] == "guestbook"
+    assert pod["k8s.namespace.name"] == "shop"
+    assert pod["k8s.deployment.name"] == pod["k8s.container.name"] == "backend"
+    assert pod["deployment.environment.name"] == "production"
+
+
+@pytest.mark.parametrize(
+    ("statement", "table"),
+    [
+        ("SELECT messages.id FROM messages ORDER BY messages.id DESC LIMIT %s", "messages"),
+        ("SELECT k.hash FROM idempotency_keys AS k JOIN messages ON 1", "idempotency_keys"),
+        ("SELECT count(*) FROM (SELECT id FROM messages) AS anon_1", "messages"),
+        ("INSERT INTO `message_counts` (written_by) VALUES (%s)", "message_counts"),
+        ("update counters set n = n + 1", "counters"),
+        ("DELETE FROM app.idempotency_keys WHERE id = %s", "app.idempotency_keys"),
+        ("SELECT GET_LOCK(%s, %s)", None),
+        ("START TRANSACTION", None),
+    ],
+)
+def test_a_statement_is_known_by_the_first_table_it_names(
+    statement: str, table: str | None
+) -> None:
+    from backend.db_spans import _operation, _table
+
+    assert _table(_operation(statement), statement) == table
