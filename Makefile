@@ -42,9 +42,10 @@ test: $(STAMP) ## Run every test (real MariaDB/Redis/Chromium where installed)
 	$(PY) -m ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff check and format check
+lint: $(STAMP) ## ruff check, format check, and mypy --strict on backend/, frontend/, common/
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 format: $(STAMP) ## Apply ruff's formatting and safe fixes
 	$(PY) -m ruff check --fix .
@@ -105,4 +106,4 @@ bench-quick: $(STAMP) ## A fast look: one short round, report under var/
 	$(PY) -m bench --quick --output var/bench/benchmarks.md
 
 clean: ## Remove the venv and local data
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache
