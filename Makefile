@@ -81,6 +81,9 @@ standins: ## Build stand-in python/mysql/redis images from Debian packages (only
 
 # Compose v2 (`docker compose`) where it exists, else Debian 12's docker-compose 1.29.
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+# One project name wherever the checkout lives (docker-compose 1.29 refuses a top-level
+# `name:` in the file): containers, networks and the volume are clusterip-demo_….
+export COMPOSE_PROJECT_NAME ?= clusterip-demo
 BACKENDS ?= 3
 
 up: ## Compose: build and start every tier in the background (http://127.0.0.1:8080)
@@ -90,7 +93,11 @@ up: ## Compose: build and start every tier in the background (http://127.0.0.1:8
 scale: ## Compose: run BACKENDS backend replicas (default 3) without re-running the one-shot migrate
 	$(COMPOSE) up --detach --no-deps --scale backend=$(BACKENDS) backend
 
-down: ## Compose: stop and remove the containers, networks and the MySQL volume
+down: ## Compose: stop and remove the containers and networks; the MySQL volume (the messages) stays
+	$(COMPOSE) down --remove-orphans
+
+.PHONY: down-volumes
+down-volumes: ## Compose: stop and remove everything, the MySQL volume and every message in it too
 	$(COMPOSE) down --volumes --remove-orphans
 
 lab: $(STAMP) ## The app in network namespaces behind kube-proxy's rules, PROXY_MODE=iptables|nftables (root; Ctrl-C stops)

@@ -31,6 +31,8 @@ _REFUSAL = (
 
 class BackendSettings(CommonSettings):
     port: int = Field(default=8000, ge=1, le=65535)
+    # Prometheus scrapes /metrics here, never on `port` (common/metrics_server.py).
+    metrics_port: int = Field(default=9000, ge=1, le=65535)
     # The embedded default lets `make run` work with no server at all.
     database_url: str = "sqlite:///var/guestbook.db"
     # "development" accepts the shipped development password; anything else (the

@@ -24,13 +24,14 @@ from common.identity import PodIdentity
 from common.lifecycle import Lifecycle
 from common.logging import configure_logging
 from common.metrics import HttpMetrics
+from common.metrics_server import serve_metrics
 from common.request_middleware import install_request_middleware
 from common.tracing import configure_tracing, fastapi_telemetry
 from common.version import VERSION
 
 log = logging.getLogger("backend")
 
-_QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+_QUIET_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 async def _watch_dependencies(app_state: AppState) -> None:
@@ -144,4 +145,6 @@ def run() -> None:
     # Before the app is built: its middleware takes the tracer as it is made.
     configure_tracing(PodIdentity.from_settings(SERVICE_NAME, VERSION, settings), settings)
     lifecycle = Lifecycle()
-    serve(create_app(settings, lifecycle), lifecycle, settings, settings.port)
+    app = create_app(settings, lifecycle)
+    serve_metrics(app.state.metrics.registry, settings.host, settings.metrics_port)
+    serve(app, lifecycle, settings, settings.port)

@@ -1,19 +1,13 @@
-"""Prometheus metrics, one registry per app (created with the app, not global)."""
+"""Prometheus metrics, one registry per app (created with the app, not global).
+
+common/metrics_server.py serves the registry on the scrape port.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
-from starlette.requests import Request
-from starlette.responses import Response
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from common.identity import PodIdentity
 
@@ -62,11 +56,3 @@ class HttpMetrics:
             histogram = self.latency.labels(method, route)
             self._latency_children[(method, route)] = histogram
         histogram.observe(seconds)
-
-    def render(self) -> Response:
-        return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
-
-
-async def metrics_endpoint(request: Request) -> Response:
-    metrics: HttpMetrics = request.app.state.metrics
-    return metrics.render()

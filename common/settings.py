@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import socket
+from typing import Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -56,3 +57,12 @@ class CommonSettings(BaseSettings):
     # same). Past either bound the connection is closed with the body unread.
     body_drain_max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     body_drain_timeout_seconds: float = Field(default=10.0, ge=0, le=300)
+
+    @model_validator(mode="after")
+    def _metrics_port_apart(self) -> Self:
+        # Each tier declares `port` and `metrics_port`; on one port the app and
+        # the scrape listener would fight over it, and /metrics would be public again.
+        port = getattr(self, "port", None)
+        if port is not None and port == getattr(self, "metrics_port", None):
+            raise ValueError(f"METRICS_PORT must differ from PORT (both are {port})")
+        return self

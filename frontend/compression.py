@@ -11,7 +11,7 @@ from __future__ import annotations
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-_UNCOMPRESSED_PREFIXES = ("/api/", "/healthz", "/readyz", "/metrics")
+_UNCOMPRESSED_PREFIXES = ("/api/", "/healthz", "/readyz")
 # Below this a response goes as it is: gzip's header and the work outweigh the gain.
 MINIMUM_SIZE = 1024
 # zlib's default: nearly level 9's ratio on HTML at a fraction of the time.

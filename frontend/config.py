@@ -15,6 +15,8 @@ SERVICE_NAME = "frontend"
 
 class FrontendSettings(CommonSettings):
     port: int = Field(default=8080, ge=1, le=65535)
+    # Prometheus scrapes /metrics here, never on `port` (common/metrics_server.py).
+    metrics_port: int = Field(default=9080, ge=1, le=65535)
     # A name on Kubernetes and in compose (`http://backend:8000`). On
     # Kubernetes DNS turns it into the Service's ClusterIP and the kernel,
     # following kube-proxy's rules, picks a pod per connection; under compose

@@ -23,7 +23,7 @@ from frontend.templating import render
 
 log = logging.getLogger("errors")
 
-_JSON_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+_JSON_PATHS = frozenset({"/healthz", "/readyz"})
 _CODES = {
     400: "bad_request",
     403: "forbidden",

@@ -13,6 +13,7 @@ from common.identity import PodIdentity
 from common.lifecycle import Lifecycle
 from common.logging import configure_logging
 from common.metrics import HttpMetrics
+from common.metrics_server import serve_metrics
 from common.request_middleware import install_request_middleware
 from common.tracing import configure_tracing, fastapi_telemetry
 from common.version import VERSION
@@ -30,7 +31,7 @@ from frontend.templating import create_templates
 
 log = logging.getLogger("frontend")
 
-_QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+_QUIET_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 def create_app(
@@ -115,4 +116,6 @@ def run() -> None:
     # already, and a line per call costs as much as a page's template.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     lifecycle = Lifecycle()
-    serve(create_app(settings, lifecycle), lifecycle, settings, settings.port)
+    app = create_app(settings, lifecycle)
+    serve_metrics(app.state.metrics.registry, settings.host, settings.metrics_port)
+    serve(app, lifecycle, settings, settings.port)

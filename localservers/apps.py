@@ -30,6 +30,9 @@ class AppProcess:
     env: dict[str, str]
     log_path: Path
     port: int = field(default_factory=free_port)
+    # The tiers serve /metrics on a port of their own; a free one here, so that
+    # processes side by side never reach for the same default.
+    metrics_port: int = field(default_factory=free_port)
     host: str = "127.0.0.1"
     proc: subprocess.Popen[bytes] | None = None
 
@@ -37,8 +40,14 @@ class AppProcess:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def metrics_url(self) -> str:
+        """The scrape endpoint: /metrics on the metrics port."""
+        return f"http://{self.host}:{self.metrics_port}/metrics"
+
     def start(self, ready_timeout: float = 30.0, wait_ready: bool = True) -> None:
-        env = base_env() | self.env | {"PORT": str(self.port), "HOST": self.host}
+        ports = {"PORT": str(self.port), "METRICS_PORT": str(self.metrics_port)}
+        env = base_env() | self.env | ports | {"HOST": self.host}
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", self.module],

@@ -1,4 +1,4 @@
-"""Probes: liveness, readiness (with dependency states) and metrics."""
+"""Probes: liveness, readiness (with dependency states)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from fastapi.responses import JSONResponse
 
 from backend.app_state import AppStateDep
 from backend.schemas import DependencyStates, Readiness, ReadinessStatus
-from common.metrics import metrics_endpoint
 
 router = APIRouter(tags=["probes"])
 
@@ -39,8 +38,3 @@ async def readyz(app_state: AppStateDep) -> JSONResponse:
         dependencies=DependencyStates(database=app_state.db.state, cache=app_state.cache.state),
     )
     return JSONResponse(body.model_dump(), status_code=200 if status == "ready" else 503)
-
-
-router.add_api_route(
-    "/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False, summary="Prometheus"
-)

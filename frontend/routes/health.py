@@ -1,4 +1,4 @@
-"""Probes: liveness, readiness (backend reachability reported, never decisive) and metrics."""
+"""Probes: liveness, readiness (backend reachability reported, never decisive)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import httpx
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from common.metrics import metrics_endpoint
 from frontend.api_models import Readiness
 from frontend.app_state import AppState, AppStateDep
 from frontend.backend_client import BackendUnavailable
@@ -57,8 +56,3 @@ async def readyz(app_state: AppStateDep) -> JSONResponse:
     status = "draining" if app_state.lifecycle.draining else "ready"
     body = {"status": status, "backend": await _backend_state(app_state)}
     return JSONResponse(body, status_code=200 if status == "ready" else 503)
-
-
-router.add_api_route(
-    "/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False, summary="Prometheus"
-)

@@ -7,6 +7,7 @@ import socket
 import uuid
 from datetime import datetime
 
+import httpx
 import pytest
 
 from tests.backend.conftest import Api
@@ -113,16 +114,28 @@ def _sample(metrics_text: str, series: str) -> float:
 def test_metrics(api: Api) -> None:
     created = 'http_requests_total{method="POST",route="/api/messages",status="201"}'
     missing = 'http_requests_total{method="GET",route="/api/messages/{message_id}",status="404"}'
-    before = api.client.get("/metrics").text
+    before = httpx.get(api.app.metrics_url).text
     post(api)
     api.client.get("/api/messages/999999")
-    after = api.client.get("/metrics").text
+    after = httpx.get(api.app.metrics_url).text
     assert _sample(after, created) == _sample(before, created) + 1
     assert _sample(after, missing) == _sample(before, missing) + 1
     assert "http_request_duration_seconds_bucket" in after
     assert 'cache_requests_total{result="miss"}' in after
     assert _sample(after, "db_errors_total") == 0.0
     assert 'app_info{pod="' in after
+
+
+def test_metrics_only_on_the_metrics_port(api: Api) -> None:
+    # The API's port is the one clients reach: it serves no metrics.
+    assert api.client.get("/metrics").status_code == 404
+    scrape = httpx.get(api.app.metrics_url)
+    assert scrape.status_code == 200
+    assert scrape.headers["content-type"].startswith("text/plain")
+    assert "http_requests_total" in scrape.text
+    # Only /metrics there: anything else on that port is 404 too.
+    other = api.app.metrics_url.removesuffix("/metrics") + "/api/messages"
+    assert httpx.get(other).status_code == 404
 
 
 @pytest.mark.parametrize(

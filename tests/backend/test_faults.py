@@ -68,7 +68,7 @@ def test_database_down_then_back(
         assert ready.status_code == 200
         assert ready.json()["degraded"] is True
         assert client.get("/api/info").json()["status"] == "degraded"
-        metrics = client.get("/metrics").text
+        metrics = httpx.get(app.metrics_url).text
         assert "db_errors_total 0.0" not in metrics
 
         restart_mariadb.start()

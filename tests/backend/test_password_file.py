@@ -48,6 +48,7 @@ def test_the_shipped_password_is_refused_outside_development(
         "DATABASE_URL": url,
         "DATABASE_PASSWORD_FILE": str(_secret_file(tmp_path, SHIPPED_DEVELOPMENT_PASSWORD)),
         "PORT": str(free_port()),
+        "METRICS_PORT": str(free_port()),
     }
     done = subprocess.run(
         [sys.executable, "-m", module],

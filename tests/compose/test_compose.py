@@ -310,9 +310,83 @@ def test_app_containers_are_hardened(compose, service):
     assert "/tmp" in config["tmpfs"]
     assert config["cap_drop"] == ["ALL"]
     assert "no-new-privileges:true" in config["security_opt"]
-    assert config["build"]["context"] == "."
-    image_of = "backend" if service == "migrate" else service
-    assert config["build"]["dockerfile"] == f"{image_of}/Dockerfile"
+
+
+def test_each_image_is_built_by_one_service(compose):
+    builds = {
+        name: (s["build"]["context"], s["build"]["dockerfile"], s["image"])
+        for name, s in compose["services"].items()
+        if "build" in s
+    }
+    assert builds == {
+        # migrate starts first (backend depends on it): docker-compose 1.29 readies images
+        # in start order and would try to pull an image nobody had built yet.
+        "migrate": (".", "backend/Dockerfile", "clusterip-demo/backend:dev"),
+        "frontend": (".", "frontend/Dockerfile", "clusterip-demo/frontend:dev"),
+    }
+    backend = compose["services"]["backend"]
+    assert backend["image"] == compose["services"]["migrate"]["image"]
+    assert "migrate" in backend["depends_on"]
+
+
+def _cpus(value: str) -> float:
+    return int(value[:-1]) / 1000 if value.endswith("m") else float(value)
+
+
+def _mebibytes(value: str) -> int:
+    units = {"Mi": 1, "Gi": 1024, "m": 1, "g": 1024}
+    for suffix, factor in units.items():
+        if value.endswith(suffix):
+            return int(value[: -len(suffix)]) * factor
+    raise AssertionError(f"unexpected memory quantity {value}")
+
+
+@pytest.mark.parametrize(
+    ("service", "workload", "container"),
+    [
+        ("frontend", "frontend", "frontend"),
+        ("backend", "backend", "backend"),
+        ("migrate", "backend", "migrate"),
+        ("mysql", "mysql", "mysql"),
+        ("redis", "redis", "redis"),
+    ],
+)
+def test_cpu_and_memory_limits_are_the_kubernetes_limits(
+    compose, k8s, service, workload, container
+):
+    spec = pod_spec((k8s["Deployment"] | k8s["StatefulSet"])[workload])
+    (wanted,) = [
+        c for c in [*spec.get("initContainers", []), *spec["containers"]] if c["name"] == container
+    ]
+    limits = wanted["resources"]["limits"]
+    config = compose["services"][service]
+    # mem_limit and cpus: applied by docker-compose 1.29 and by Compose v2 alike
+    # (1.29 applies deploy.resources only with --compatibility).
+    assert float(config["cpus"]) == _cpus(str(limits["cpu"]))
+    assert _mebibytes(config["mem_limit"]) == _mebibytes(limits["memory"])
+
+
+MAKEFILE = REPO / "Makefile"
+
+
+def _recipe(target: str) -> str:
+    text = MAKEFILE.read_text()
+    match = re.search(rf"^{re.escape(target)}:[^\n]*\n((?:\t[^\n]*\n)+)", text, re.M)
+    assert match, f"no target {target} in the Makefile"
+    return match.group(1)
+
+
+def test_make_down_keeps_the_volume_and_down_volumes_deletes_it():
+    assert "--volumes" not in _recipe("down") and "-v" not in _recipe("down").split()
+    assert "--volumes" in _recipe("down-volumes")
+
+
+def test_one_project_name_wherever_the_checkout_lives(compose):
+    assert re.search(
+        r"^export COMPOSE_PROJECT_NAME \?= clusterip-demo$", MAKEFILE.read_text(), re.M
+    )
+    # Not as a top-level `name:`: docker-compose 1.29 refuses the key.
+    assert "name" not in compose
 
 
 TRACING_COMPONENT = REPO / "k8s" / "components" / "tracing"

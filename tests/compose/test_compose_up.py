@@ -1,6 +1,7 @@
 """docker-compose.yml, up for real: every service healthy in dependency order, the
 page and its form, `--scale backend=3`, the networks that keep the frontend away
-from MySQL and Redis, and `down -v` leaving nothing.
+from MySQL and Redis, `make down` keeping the messages, and `make down-volumes`
+leaving nothing.
 
 MySQL and Redis are stand-ins under the official images' names
 (scripts/standin-images.sh); scripts/standins/compose.override.yml changes only
@@ -187,8 +188,35 @@ def test_only_the_backend_reaches_mysql_and_redis(compose: Compose) -> None:
     assert not _can_connect(compose, frontend, redis_ip["IPAddress"], 6379)
 
 
-def test_down_leaves_nothing(compose: Compose) -> None:
-    compose("down", "--volumes", "--remove-orphans")
+def _make(compose: Compose, target: str) -> None:
+    """The Makefile's own target, with this test's project and files."""
+    done = subprocess.run(
+        ["make", "--no-print-directory", target, f"COMPOSE={' '.join(compose.command)}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=compose.engine.environ(),
+    )
+    assert done.returncode == 0, f"make {target}:\n{done.stdout}\n{done.stderr}"
+
+
+def test_make_down_keeps_the_messages(compose: Compose) -> None:
+    text = f"kept across make down {time.monotonic_ns()}"
+    with httpx.Client(base_url=PAGE, timeout=10, follow_redirects=True) as client:
+        assert write_via_form(client, "Compose Tester", text).status_code == 200
+    _make(compose, "down")
+    label = f"label=com.docker.compose.project={PROJECT}"
+    assert compose.engine("ps", "--all", "--quiet", "--filter", label) == ""
+    assert compose.engine("volume", "ls", "--quiet", "--filter", label) != ""
+    compose("up", "--detach")
+    wait_until(lambda: all(_healthy(compose, s) for s in LONG_RUNNING), 240, 1.0)
+    assert text in httpx.get(PAGE, timeout=10).text
+
+
+def test_make_down_volumes_leaves_nothing(compose: Compose) -> None:
+    _make(compose, "down-volumes")
     label = f"label=com.docker.compose.project={PROJECT}"
     engine = compose.engine
     assert engine("ps", "--all", "--quiet", "--filter", label) == ""

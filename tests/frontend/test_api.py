@@ -152,16 +152,28 @@ def test_probes_report_the_backend_without_depending_on_it(solo: Stack) -> None:
 
 def test_metrics_count_backend_calls_and_connections(solo: Stack) -> None:
     client = solo.client()
-    before = client.get("/metrics").text
+    before = httpx.get(solo.frontend.metrics_url).text
     client.get("/")
     client.get("/api/spread", params={"n": 3})
-    after = client.get("/metrics").text
+    after = httpx.get(solo.frontend.metrics_url).text
     calls = 'backend_calls_total{method="GET",status="200"}'
     assert _sample(after, calls) >= _sample(before, calls) + 7
     opened = "backend_connections_opened_total"
     assert _sample(after, opened) >= _sample(before, opened) + 4
     assert 'http_requests_total{method="GET",route="/",status="200"}' in after
     assert 'app_info{pod="frontend-a",service="frontend"' in after
+
+
+def test_metrics_only_on_the_metrics_port(solo: Stack) -> None:
+    # Port 8080 is the page's, open to everyone who reaches the frontend: no metrics there.
+    public = solo.client().get("/metrics")
+    assert public.status_code == 404
+    assert "http_requests_total" not in public.text
+    scrape = httpx.get(solo.frontend.metrics_url)
+    assert scrape.status_code == 200
+    assert "backend_calls_total" in scrape.text
+    other = solo.frontend.metrics_url.removesuffix("/metrics") + "/"
+    assert httpx.get(other).status_code == 404
 
 
 def test_request_id_travels_to_the_backend_log(solo: Stack) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import signal
 
+import httpx
+
 from tests.frontend.conftest import Stack, hop_states
 
 PODS = {"backend-a", "backend-b", "backend-c"}
@@ -54,7 +56,7 @@ def test_a_killed_backend_is_retried_on_a_new_connection(trio: Stack) -> None:
         first = client.get("/api/route").json()
         victim_name = _pod(first)
         victim = next(b for b in trio.backends if b.env["POD_NAME"] == victim_name)
-        retries_before = _sample(client.get("/metrics").text, "backend_retries_total")
+        retries_before = _sample(httpx.get(trio.frontend.metrics_url).text, "backend_retries_total")
         # Gone without a goodbye: the frontend's pooled connection still looks
         # alive, and fails only when the next request is sent on it.
         victim.signal(signal.SIGKILL)
@@ -68,7 +70,7 @@ def test_a_killed_backend_is_retried_on_a_new_connection(trio: Stack) -> None:
         assert _pod(route) in PODS - {victim_name}
         address = {hop["key"]: hop for hop in route["hops"]}["address"]
         assert "retried once on a new connection" in address["detail"]
-        retries_after = _sample(client.get("/metrics").text, "backend_retries_total")
+        retries_after = _sample(httpx.get(trio.frontend.metrics_url).text, "backend_retries_total")
         assert retries_after == retries_before + 1
 
         page = client.get("/")  # and the page keeps working

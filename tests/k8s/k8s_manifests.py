@@ -68,6 +68,11 @@ RENDERINGS = (
     Rendering("production+session-affinity", PRODUCTION_DIR, ("session-affinity",)),
     Rendering("development+tracing", K8S_DIR, ("tracing",)),
     Rendering("production+tracing", PRODUCTION_DIR, ("tracing",)),
+    Rendering("production+service-monitor", PRODUCTION_DIR, ("service-monitor",)),
+    Rendering("production+gateway", PRODUCTION_DIR, ("gateway",)),
+    Rendering("development+gateway", K8S_DIR, ("gateway",)),
+    Rendering("production+backup", PRODUCTION_DIR, ("backup",)),
+    Rendering("development+backup", K8S_DIR, ("backup",)),
 )
 
 
@@ -232,7 +237,11 @@ def secret_mount_files(
 
 def effective_replicas(obj: dict[str, Any], hpas: dict[str, dict[str, Any]]) -> int:
     """What runs when nothing is under load: the autoscaler's minimum where one targets
-    this workload, else spec.replicas (default 1)."""
+    this workload, else spec.replicas (default 1). A CronJob runs one Job at a time
+    (concurrencyPolicy: Forbid), and none while suspended."""
+    if obj["kind"] == "CronJob":
+        assert obj["spec"]["concurrencyPolicy"] == "Forbid", obj["metadata"]["name"]
+        return 0 if obj["spec"].get("suspend") else 1
     for hpa in hpas.values():
         target = hpa["spec"]["scaleTargetRef"]
         if (target["kind"], target["name"]) == (obj["kind"], obj["metadata"]["name"]):

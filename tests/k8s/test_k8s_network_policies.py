@@ -46,6 +46,13 @@ def endpoints_from(workloads) -> list[Endpoint]:
             ((53, "UDP", "dns"), (53, "TCP", "dns-tcp")),
         ),
         Endpoint("ingress-controller", "ingress-nginx", {"app": "ingress"}, ((443, "TCP", ""),)),
+        # A Gateway API implementation's proxy (components/gateway admits its namespace).
+        Endpoint(
+            "gateway-proxy",
+            "envoy-gateway-system",
+            {"app.kubernetes.io/name": "envoy"},
+            ((10443, "TCP", "https"),),
+        ),
         Endpoint(
             "prometheus",
             "monitoring",
@@ -155,7 +162,7 @@ def reachable(policies, endpoints) -> set[tuple[str, str, int, str]]:
     return edges
 
 
-OUTSIDE = ("kube-dns", "ingress-controller", "internet")
+OUTSIDE = ("kube-dns", "ingress-controller", "gateway-proxy", "internet")
 # The network-policies component: exactly the tiers' connections.
 EXPECTED = {
     ("frontend", "backend", 8000, "TCP"),
@@ -172,8 +179,9 @@ EXPECTED = {
         for source in (*OUTSIDE, "prometheus", "grafana", "otel-collector")
     },
 }
-# The metrics-scrape component: Prometheus scrapes /metrics on the backend too.
-SCRAPE = {("prometheus", "backend", 8000, "TCP")}
+# The metrics-scrape component: Prometheus scrapes both tiers' `metrics` ports, and is
+# the only one who may.
+SCRAPE = {("prometheus", "backend", 9000, "TCP"), ("prometheus", "frontend", 9080, "TCP")}
 # The tracing component: both app tiers export OTLP/HTTP to the collector, nothing more.
 TRACING = {("frontend", "otel-collector", 4318, "TCP"), ("backend", "otel-collector", 4318, "TCP")}
 POLICIES = {
@@ -187,18 +195,38 @@ POLICIES = {
     ),
     "metrics-scrape": ("allow-metrics-scrape",),
     "tracing": ("allow-otlp-egress",),
+    "gateway": ("allow-gateway-ingress",),
+    "backup": ("mysql-backup", "mysql-from-backup"),
 }
+# The backup component: its dump and restore pods reach MySQL and the cluster DNS only.
+BACKUP = {
+    (job, target, port, proto)
+    for job in ("mysql-backup", "mysql-restore")
+    for target, port, proto in (
+        ("mysql", 3306, "TCP"),
+        ("kube-dns", 53, "UDP"),
+        ("kube-dns", 53, "TCP"),
+    )
+}
+# The gateway component: the frontend's page port is reached through the gateway only.
+PUBLIC_PAGE = {e for e in EXPECTED if e[1:] == ("frontend", 8080, "TCP")}
+THROUGH_GATEWAY = {("gateway-proxy", "frontend", 8080, "TCP")}
 
 
 @pytest.fixture(scope="module")
 def expected(rendering):
     components = rendering.components()
     assert "network-policies" in components, "every environment denies by default"
-    return (
+    edges = (
         EXPECTED
         | (SCRAPE if "metrics-scrape" in components else set())
         | (TRACING if "tracing" in components else set())
     )
+    if "gateway" in components:
+        edges = edges - PUBLIC_PAGE | THROUGH_GATEWAY
+    if "backup" in components:
+        edges |= BACKUP
+    return edges
 
 
 @pytest.fixture(scope="module")
@@ -222,9 +250,11 @@ def test_frontend_reaches_neither_database_nor_cache(policies, endpoints):
     assert not {e for e in edges if e[0] == "frontend" and e[1] in {"mysql", "redis"}}
 
 
-def test_nothing_but_the_backend_reaches_mysql_or_redis(policies, endpoints):
+def test_nothing_but_the_backend_reaches_mysql_or_redis(policies, endpoints, rendering):
     edges = reachable(policies, endpoints)
-    assert {e[0] for e in edges if e[1] in {"mysql", "redis"}} == {"backend"}
+    assert {e[0] for e in edges if e[1] == "redis"} == {"backend"}
+    backup = {"mysql-backup", "mysql-restore"} if "backup" in rendering.components() else set()
+    assert {e[0] for e in edges if e[1] == "mysql"} == {"backend"} | backup
 
 
 def test_data_tiers_and_strays_open_no_connection(policies, endpoints):
@@ -263,12 +293,25 @@ def test_dns_is_allowed_only_to_cluster_dns(policies, endpoints):
     assert {e[1] for e in edges if e[2] == 53} == {"kube-dns"}
 
 
-def test_the_scraper_reaches_only_the_http_ports_of_frontend_and_backend(
-    policies, endpoints, rendering
-):
+def test_only_the_scraper_reaches_the_metrics_ports(policies, endpoints, rendering):
     assert "metrics-scrape" in rendering.components()
     edges = reachable(policies, endpoints)
-    scraped = {(e[1], e[2]) for e in edges if e[0] == "prometheus"}
-    assert scraped == {("frontend", 8080), ("backend", 8000)}
+    metrics_ports = {("frontend", 9080), ("backend", 9000)}
+    assert {(e[1], e[2]) for e in edges if e[0] == "prometheus"} - {("frontend", 8080)} == (
+        metrics_ports
+    )
+    assert {e[0] for e in edges if (e[1], e[2]) in metrics_ports} == {"prometheus"}
     # The backend's API stays closed to everyone else outside the namespace.
-    assert {e[0] for e in edges if e[1] == "backend"} == {"frontend", "prometheus"}
+    assert {(e[0], e[2]) for e in edges if e[1] == "backend"} == {
+        ("frontend", 8000),
+        ("prometheus", 9000),
+    }
+
+
+def test_with_the_gateway_only_its_proxies_reach_the_page_port(policies, endpoints, rendering):
+    edges = reachable(policies, endpoints)
+    to_page = {e[0] for e in edges if e[1:] == ("frontend", 8080, "TCP")}
+    if "gateway" in rendering.components():
+        assert to_page == {"gateway-proxy"}
+    else:
+        assert {"gateway-proxy", "internet", "ingress-controller"} <= to_page

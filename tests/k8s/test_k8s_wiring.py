@@ -32,6 +32,8 @@ SERVICE_PORTS = {
     "redis": {"port": 6379, "containerPort": 6379, "name": "redis"},
     "mysql": {"port": 3306, "containerPort": 3306, "name": "mysql"},
 }
+# The app tiers' second port: Prometheus text on /metrics, and nothing else there.
+METRICS_PORTS = {"frontend": 9080, "backend": 9000}
 REPLICAS = {
     "development": {"frontend": 2, "backend": 3, "redis": 1, "mysql": 1},
     "production": {"frontend": 3, "backend": 4, "redis": 1, "mysql": 1},
@@ -98,13 +100,25 @@ def test_service_ports_follow_the_design(by_kind, workloads):
     for name in [*SERVICE_PORTS, *HEADLESS]:
         expected = SERVICE_PORTS[HEADLESS.get(name, name)]
         ports = by_kind["Service"][name]["spec"]["ports"]
-        assert len(ports) == 1, name
+        assert [p["name"] for p in ports] == [expected["name"]] + (
+            ["metrics"] if name in METRICS_PORTS else []
+        ), name
         port = ports[0]
         assert port["port"] == expected["port"], name
         assert port["name"] == expected["name"], name
         landed = _resolve_target_port(port, workloads[HEADLESS.get(name, name)])
         assert landed is not None, f"Service {name}: targetPort {port['targetPort']} missing"
         assert landed[1] == expected["containerPort"], name
+
+
+@pytest.mark.parametrize("tier", APP_TIERS)
+def test_the_metrics_port_is_named_in_the_service_and_the_pods(tier, by_kind, workloads, envs):
+    (port,) = [p for p in by_kind["Service"][tier]["spec"]["ports"] if p["name"] == "metrics"]
+    assert port["port"] == METRICS_PORTS[tier]
+    assert _resolve_target_port(port, workloads[tier]) == (tier, METRICS_PORTS[tier])
+    # What the app listens on (METRICS_PORT) is the port the manifests name.
+    assert int(envs[(tier, tier)]["METRICS_PORT"]) == METRICS_PORTS[tier]
+    assert METRICS_PORTS[tier] != SERVICE_PORTS[tier]["containerPort"]
 
 
 def test_target_port_check_catches_a_wrong_name(by_kind, workloads):
@@ -359,7 +373,7 @@ def test_the_apps_serve_the_probed_paths(tier):
         pytest.skip(message)
     sources = [REPO / tier, REPO / "common"]
     code = "\n".join(p.read_text() for d in sources if d.is_dir() for p in d.rglob("*.py"))
-    for path in ("/healthz", "/readyz", "/metrics"):
+    for path in ("/healthz", "/readyz"):
         call = r"\.(?:get|api_route|add_api_route|add_route|route)\(\s*"
         route = call + rf"[\"']{re.escape(path)}[\"']"
         assert re.search(route, code), f"{tier}: no route serves {path}"
@@ -415,6 +429,8 @@ def test_config_files_feed_the_config_maps(config_maps, rendering):
         development = DEVELOPMENT_DIR / f"{tier}.env"
         if rendering.environment == "development" and development.exists():
             expected |= parse_env_file(development)
+        if tier == "frontend" and "gateway" in rendering.components():
+            expected |= {"CSRF_COOKIE_SECURE": "true"}  # served over HTTPS there
         assert config_maps[name] == expected
 
 

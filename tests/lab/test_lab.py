@@ -512,6 +512,26 @@ def test_network_policies_are_enforced(app: Any, tmp_path: Path) -> None:
     )
 
 
+def test_metrics_only_on_the_metrics_port(app: Any) -> None:
+    """The page's and the API's ports serve no /metrics; the `metrics` ports do, and only
+    the scrape policy admits anyone to them (no Prometheus runs here: nobody)."""
+    status = app.status()
+    frontend, backend = app.pods("frontend", status)[0], app.pods("backend", status)[0]
+    for pod, port, metrics_port, series in (
+        (frontend, 8080, 9080, "backend_calls_total"),
+        (backend, 8000, 9000, "cache_requests_total"),
+    ):
+        # From the node, which the policies let in (as kubelet probes and port-forward).
+        assert httpx.get(f"http://{pod['ip']}:{port}/metrics", timeout=5).status_code == 404
+        scrape = httpx.get(f"http://{pod['ip']}:{metrics_port}/metrics", timeout=5)
+        assert scrape.status_code == 200 and series in scrape.text
+    # The frontend may call the backend's API, not read its metrics.
+    assert _connects(frontend, [(backend["ip"], 8000), (backend["ip"], 9000)]) == [
+        "connected",
+        "timeout",
+    ]
+
+
 def _hairpin(app: Any, pod: dict[str, Any]) -> None:
     """A pod reaches itself through its own Service: the node masquerades the hairpin."""
     vip = app.service_ip("backend")
@@ -1031,7 +1051,8 @@ def _shares(
 
 def _connections_opened(frontend_ip: str) -> float:
     """The frontend pod's count of TCP connections it opened to the backend Service."""
-    text = httpx.get(f"http://{frontend_ip}:8080/metrics", timeout=5).text
+    # The metrics port, not the page's: 8080 serves no /metrics.
+    text = httpx.get(f"http://{frontend_ip}:9080/metrics", timeout=5).text
     found = re.search(r"^backend_connections_opened_total (\S+)$", text, re.M)
     assert found, "the frontend exports backend_connections_opened_total"
     return float(found.group(1))
