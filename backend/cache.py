@@ -33,23 +33,60 @@ GENERATION_KEY = "guestbook:pages:gen"
 PAGES_KEY = "guestbook:pages"
 VISITS_KEY = "guestbook:visits"
 
+# The pages live in one hash, dropped whole by a write (with the generation
+# bumped). Its size is bounded three ways, so no client can grow it by asking
+# for pages (issue 26): a `before_id` past the newest message is the first
+# page (one field, not one per id), at most `max_pages` fields and
+# `max_bytes` of bodies are stored, and each field carries its own expiry
+# (15 digits of Unix milliseconds in front of the body; Redis 7.0 has no per-field
+# TTL). Two bookkeeping fields ride along: `newest` (the newest message id,
+# learnt from a first page) and `bytes` (what the bodies add up to).
+
 # Store a page only if no write has bumped the generation since the reader
 # looked: a slow reader must not put back a page older than a newer write.
+# A page before an id is stored only once the newest id is known and the id
+# is not past it: otherwise it may be the first page under another name.
 _STORE_IF_CURRENT = """
 local gen = redis.call('GET', KEYS[1]) or '0'
-if gen == ARGV[1] then
-  redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
-  if redis.call('TTL', KEYS[2]) < 0 then redis.call('EXPIRE', KEYS[2], ARGV[4]) end
-  return 1
+if gen ~= ARGV[1] then return 0 end
+local before = tonumber(ARGV[2])
+if before > 0 then
+  local newest = redis.call('HGET', KEYS[2], 'newest')
+  if not newest or before > tonumber(newest) then return 0 end
 end
-return 0
+if redis.call('HEXISTS', KEYS[2], ARGV[3]) == 0 then
+  if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[6]) then return 0 end
+  local bytes = tonumber(redis.call('HGET', KEYS[2], 'bytes') or '0')
+  if bytes + string.len(ARGV[4]) > tonumber(ARGV[7]) then return 0 end
+end
+local t = redis.call('TIME')
+local expires = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[5]) * 1000
+redis.call('HSET', KEYS[2], ARGV[3], string.format('%015d', expires) .. ARGV[4])
+redis.call('HINCRBY', KEYS[2], 'bytes', string.len(ARGV[4]))
+if before == 0 then redis.call('HSET', KEYS[2], 'newest', ARGV[8]) end
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+return 1
 """
 
 # Count the visit, read the generation and the page: one command, one round
-# trip, and far less client-side work than a three-command pipeline.
+# trip, and far less client-side work than a three-command pipeline. A
+# `before_id` past the newest known id is looked up (and answered) as the
+# first page; the id the page was looked up under comes back third.
 _LOOKUP = """
 redis.call('INCR', KEYS[1])
-return {redis.call('GET', KEYS[2]) or '0', redis.call('HGET', KEYS[3], ARGV[1])}
+local gen = redis.call('GET', KEYS[2]) or '0'
+local before = tonumber(ARGV[1])
+if before > 0 then
+  local newest = redis.call('HGET', KEYS[3], 'newest')
+  if newest and before > tonumber(newest) then before = 0 end
+end
+local page = redis.call('HGET', KEYS[3], before .. ':' .. ARGV[2])
+if page then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if tonumber(string.sub(page, 1, 15)) <= now then page = false end
+end
+return {gen, page and string.sub(page, 16) or false, before}
 """
 
 _BACKOFF_START = 0.5
@@ -64,11 +101,16 @@ class CacheUnavailable(Exception):
 class PageLookup:
     body: bytes | None
     generation: bytes
+    # The before_id the page is (None: the first page), which may differ from
+    # the one asked for: an id past the newest message asks for the first page.
+    before_id: int | None
 
 
 class Cache:
     def __init__(self, settings: BackendSettings, on_result: Callable[[str], None]) -> None:
         self.ttl = settings.cache_ttl_seconds
+        self.max_pages = settings.cache_max_pages
+        self.max_bytes = settings.cache_max_bytes
         self._on_result = on_result
         self._client: aioredis.Redis | None = None
         self._rate: WriteRateLimit | None = None
@@ -168,7 +210,9 @@ class Cache:
             return False
         return True
 
-    async def lookup_page(self, field: str, force: bool = False) -> PageLookup:
+    async def lookup_page(
+        self, before_id: int | None, limit: int, force: bool = False
+    ) -> PageLookup:
         """Count the visit and fetch the cached page in one round trip.
 
         `force` asks Redis even while the breaker is open: the caller's last
@@ -180,24 +224,40 @@ class Cache:
 
         async def op(client: aioredis.Redis) -> list[object]:
             return await lookup(  # type: ignore[no-any-return]
-                keys=[VISITS_KEY, GENERATION_KEY, PAGES_KEY], args=[field], client=client
+                keys=[VISITS_KEY, GENERATION_KEY, PAGES_KEY],
+                args=[before_id or 0, limit],
+                client=client,
             )
 
-        gen, body = await self._call(op, force=force)
+        gen, body, before = await self._call(op, force=force)
         self._on_result("hit" if body is not None else "miss")
         return PageLookup(
             body=body if isinstance(body, bytes) else None,
             generation=gen if isinstance(gen, bytes) else b"0",
+            before_id=before if isinstance(before, int) and before > 0 else None,
         )
 
-    async def store_page(self, field: str, body: bytes, generation: bytes) -> None:
+    async def store_page(
+        self, before_id: int | None, limit: int, body: bytes, generation: bytes, newest: int
+    ) -> None:
+        """Keep a page for the next reader; `newest` is the newest id a first page showed."""
         assert self._store is not None
         store = self._store
+        before = before_id or 0
 
         async def op(client: aioredis.Redis) -> object:
             return await store(
                 keys=[GENERATION_KEY, PAGES_KEY],
-                args=[generation, field, body, self.ttl],
+                args=[
+                    generation,
+                    before,
+                    f"{before}:{limit}",
+                    body,
+                    self.ttl,
+                    self.max_pages,
+                    self.max_bytes,
+                    newest,
+                ],
                 client=client,
             )
 

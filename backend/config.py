@@ -54,7 +54,13 @@ class BackendSettings(CommonSettings):
     # Empty means no Redis: the backend runs on the database alone.
     redis_url: str = ""
     redis_timeout_seconds: float = Field(default=0.25, gt=0)
+    # How long each cached page is served, counted from when it was stored.
     cache_ttl_seconds: int = Field(default=60, ge=1)
+    # Bounds on the page cache, whatever pages clients ask for: far below
+    # Redis's maxmemory (64mb shipped, noeviction), so cache traffic never
+    # fills Redis and nothing (the rate limit's counters above all) is evicted.
+    cache_max_pages: int = Field(default=512, ge=1)
+    cache_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     rate_limit_writes: int = Field(default=30, ge=1)
     rate_limit_window_seconds: int = Field(default=60, ge=1)
     # An Idempotency-Key is honoured at least this long; the clean-up then

@@ -62,6 +62,19 @@ _counts = cast(Table, MessageCount.__table__)
 _FIRST_PAGE = select(_messages).order_by(_messages.c.id.desc()).limit(bindparam("limit"))
 _PAGE_BEFORE = _FIRST_PAGE.where(_messages.c.id < bindparam("before_id"))
 
+# The client's own key first; a key from before migration 0003 (no client
+# recorded) matches any client until it expires.
+_REPLAY = (
+    select(_keys.c.request_hash, _messages)
+    .join(_messages, _messages.c.id == _keys.c.message_id)
+    .where(
+        _keys.c.key == bindparam("key"),
+        _keys.c.client_id.in_([bindparam("client_id"), bindparam("legacy")]),
+    )
+    .order_by(_keys.c.client_id.desc())
+    .limit(1)
+)
+
 # InnoDB's "deadlock found" and "lock wait timeout": the transaction was
 # rolled back as a whole, so running it again is safe.
 _RETRYABLE_MYSQL_ERRORS = frozenset({1213, 1205})
@@ -144,11 +157,11 @@ def delete_expired_keys(conn: Connection, cutoff: datetime, limit: int) -> int:
     """
     expired = list(
         conn.execute(
-            select(_keys.c.key)
+            select(_keys.c.client_id, _keys.c.key)
             .where(_keys.c.created_at < cutoff)
             .order_by(_keys.c.created_at)
             .limit(limit)
-        ).scalars()
+        ).all()
     )
     if not expired:
         return 0
@@ -156,8 +169,10 @@ def delete_expired_keys(conn: Connection, cutoff: datetime, limit: int) -> int:
     # is a range scan to InnoDB, whose next-key locks block inserts of new
     # keys until the pass commits (tests/backend/test_key_expiry.py).
     deleted = 0
-    for key in expired:
-        deleted += conn.execute(delete(_keys).where(_keys.c.key == key)).rowcount
+    for client_id, key in expired:
+        deleted += conn.execute(
+            delete(_keys).where(_keys.c.client_id == client_id, _keys.c.key == key)
+        ).rowcount
     return deleted
 
 
@@ -339,23 +354,40 @@ class Database:
         with self.engine.begin() as conn:
             return delete_expired_keys(conn, cutoff, limit)
 
+    def replay(
+        self, author: str, text_: str, idempotency_key: str, client_id: str
+    ) -> CreatedMessage | None:
+        """What this client's earlier request with this key wrote, if any.
+
+        Asked before the rate limit (a replay spends no token), so `create`
+        is then told not to ask again."""
+        return self._replay(idempotency_key, client_id, request_fingerprint(author, text_))
+
     def create(
-        self, author: str, text_: str, written_by: str, idempotency_key: str | None
+        self,
+        author: str,
+        text_: str,
+        written_by: str,
+        idempotency_key: str | None,
+        client_id: str = "",
+        replay_checked: bool = False,
     ) -> CreatedMessage:
         fingerprint = request_fingerprint(author, text_)
         now = datetime.now(UTC).replace(tzinfo=None)
-        if idempotency_key is not None:
-            replay = self._replay(idempotency_key, fingerprint)
+        if idempotency_key is not None and not replay_checked:
+            replay = self._replay(idempotency_key, client_id, fingerprint)
             if replay is not None:
                 return replay
         try:
-            row = self._insert(author, text_, written_by, idempotency_key, fingerprint, now)
+            row = self._insert(
+                author, text_, written_by, (client_id, idempotency_key), fingerprint, now
+            )
         except IntegrityError:
             # The same key committed by a concurrent request between our
             # look-up and our insert: answer with what that one wrote.
             if idempotency_key is None:
                 raise
-            replay = self._replay(idempotency_key, fingerprint)
+            replay = self._replay(idempotency_key, client_id, fingerprint)
             if replay is None:
                 raise
             return replay
@@ -366,10 +398,11 @@ class Database:
         author: str,
         text_: str,
         written_by: str,
-        idempotency_key: str | None,
+        scoped_key: tuple[str, str | None],
         fingerprint: str,
         now: datetime,
     ) -> dict[str, Any]:
+        client_id, idempotency_key = scoped_key
         # One transaction for the row, its key and its pod's counter: either
         # all exist or none, so a retry after a lost response never makes a
         # second row and the counts never drift from the rows.
@@ -388,6 +421,7 @@ class Database:
                     if idempotency_key is not None:
                         conn.execute(
                             insert(_keys).values(
+                                client_id=client_id,
                                 key=idempotency_key,
                                 request_hash=fingerprint,
                                 message_id=new_id,
@@ -434,12 +468,10 @@ class Database:
                 raise
             conn.exec_driver_sql("COMMIT")
 
-    def _replay(self, key: str, fingerprint: str) -> CreatedMessage | None:
+    def _replay(self, key: str, client_id: str, fingerprint: str) -> CreatedMessage | None:
         with self.engine.connect() as conn:
             found = conn.execute(
-                select(_keys.c.request_hash, _messages)
-                .join(_messages, _messages.c.id == _keys.c.message_id)
-                .where(_keys.c.key == key)
+                _REPLAY, {"key": key, "client_id": client_id, "legacy": ""}
             ).first()
         if found is None:
             return None

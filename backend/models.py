@@ -40,10 +40,16 @@ class MessageCount(Base):
 
 
 class IdempotencyKey(Base):
-    """A client's Idempotency-Key and the message its first request created."""
+    """A client's Idempotency-Key and the message its first request created.
+
+    Scoped to the client (the rate limit's identity): the same key from
+    another client is another key. `client_id` is empty on keys written
+    before migration 0003, which match any client until they expire.
+    """
 
     __tablename__ = "idempotency_keys"
 
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True, server_default="")
     key: Mapped[str] = mapped_column(String(IDEMPOTENCY_KEY_MAX), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     message_id: Mapped[int] = mapped_column(

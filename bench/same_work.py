@@ -80,7 +80,7 @@ def cached_app(settings: SameWorkSettings, lifecycle: Lifecycle) -> FastAPI:
     @app.get("/api/messages")
     async def messages() -> Response:
         keys = [VISITS_KEY, GENERATION_KEY, PAGES_KEY]
-        _generation, body = await lookup(keys=keys, args=["0:20"])
+        _generation, body, _before = await lookup(keys=keys, args=[0, 20])
         return Response(body, media_type="application/json")
 
     return _with_readyz(app, lifecycle)

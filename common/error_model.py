@@ -31,7 +31,7 @@ class ErrorBody(BaseModel):
     )
 
 
-_RETRY_AFTER = {
+RETRY_AFTER = {
     "Retry-After": {
         "description": "seconds to wait before trying again",
         "required": True,
@@ -49,12 +49,25 @@ _MEANINGS: dict[int, dict[str, Any]] = {
     422: {"description": "`validation_error`: a field or parameter is refused; see `details`"},
     429: {
         "description": "`rate_limited`: this client wrote too often",
-        "headers": _RETRY_AFTER,
+        "headers": RETRY_AFTER,
     },
     503: {
         "description": "a dependency the request needs is unavailable"
         " (`dependency_unavailable`, `backend_unavailable`)",
-        "headers": _RETRY_AFTER,
+        "headers": RETRY_AFTER,
+    },
+    504: {
+        "description": "`outcome_unknown`: the backend did not answer a write in time and may"
+        " have stored it; send it again with this answer's Idempotency-Key (the one sent,"
+        " or the one the frontend chose), which returns the first result, never a second"
+        " message. No Retry-After: when to retry is the client's call.",
+        "headers": {
+            "Idempotency-Key": {
+                "description": "the key to send the write again with",
+                "required": True,
+                "schema": {"type": "string"},
+            }
+        },
     },
 }
 

@@ -17,8 +17,11 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 
 # Anything shaped like `scheme://user:password@host` has its password masked
-# before it is written, wherever it appears in a message or exception.
-_URL_PASSWORD = re.compile(r"(?P<prefix>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@\s]*@")
+# before it is written, wherever it appears in a message or exception. The
+# password runs to the last "@" of the authority (which a "/", "?" or "#"
+# ends), as URL parsers read it: a password with an "@" of its own is masked
+# whole, not up to its first "@".
+_URL_PASSWORD = re.compile(r"(?P<prefix>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^\s/?#]*@")
 
 # color_message: uvicorn's ANSI-coloured copy of msg, noise in a JSON line.
 _RESERVED = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime", "color_message"}

@@ -19,6 +19,7 @@ Per request it
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -38,9 +39,12 @@ from common.lifecycle import Lifecycle
 from common.logging import request_id_var
 from common.metrics import HttpMetrics
 from common.request_context import Timings, incoming_request_id, timings_var
+from common.server_error import Failure, answer_internal_error
 from common.server_span import note_client
 from common.settings import CommonSettings
 from common.tracing import tracer
+
+log = logging.getLogger("errors")
 
 HeaderList = list[tuple[bytes, bytes]]
 # Adds headers of its own to a response's; gets the list to extend in place.
@@ -60,8 +64,10 @@ class RequestMiddleware:
         body_drain: BodyDrain,
         response_headers: HeaderHook | None = None,
         refusal: Refusal = refuse_too_large,
+        failure: Failure = answer_internal_error,
         tracing: bool = False,
     ) -> None:
+        self._failure = failure
         self.app = app
         self._tracing = tracing
         self._served_by = pod_name.encode()
@@ -145,6 +151,11 @@ class RequestMiddleware:
                 await send_wrapper_413()
             else:
                 await self.app(app_scope, limited_receive, send_wrapper)
+        except Exception:
+            if response_started or refused:
+                raise  # half an answer is out: nothing left to dress
+            log.exception("unhandled error")
+            await self._failure(app_scope, send_wrapper)
         finally:
             self._metrics.in_flight.dec()
             elapsed = time.perf_counter() - started
@@ -190,6 +201,7 @@ def install_request_middleware(
     quiet_paths: frozenset[str],
     response_headers: HeaderHook | None = None,
     refusal: Refusal = refuse_too_large,
+    failure: Failure = answer_internal_error,
 ) -> None:
     app.add_middleware(
         RequestMiddleware,
@@ -203,5 +215,6 @@ def install_request_middleware(
         body_drain=BodyDrain(settings.body_drain_max_bytes, settings.body_drain_timeout_seconds),
         response_headers=response_headers,
         refusal=refusal,
+        failure=failure,
         tracing=tracer() is not None,
     )

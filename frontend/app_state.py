@@ -14,6 +14,7 @@ from frontend.backend_client import BackendClient
 from frontend.config import FrontendSettings
 from frontend.listing_cache import ListingCache
 from frontend.pods import PodDirectory
+from frontend.spread_limits import SpreadGate
 
 
 @dataclass(slots=True)
@@ -25,6 +26,7 @@ class AppState:
     pods: PodDirectory
     templates: Jinja2Templates
     listings: ListingCache = field(default_factory=ListingCache)
+    spread_gate: SpreadGate = field(default_factory=lambda: SpreadGate(2))
 
 
 async def get_app_state(request: Request) -> AppState:

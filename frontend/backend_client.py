@@ -261,6 +261,11 @@ class BackendClient:
         # None when tracing is off: then no span, and nothing else, per call.
         self._tracer = tracer()
 
+    @property
+    def timeout(self) -> httpx.Timeout:
+        """The timeouts every call has unless it passes its own."""
+        return self._timeout
+
     def _client(self, max_connections: int, keepalive_expiry: float | None) -> httpx.AsyncClient:
         return BackendHttpClient(
             base_url=self.settings.backend_url,
@@ -467,6 +472,17 @@ class BackendClient:
             raise BackendUnavailable(_failed_hop(error, attempt), attempt.error or "", trace)
         reply.trace = trace
         return reply
+
+
+def outcome_unknown(exc: BackendUnavailable) -> bool:
+    """Whether a request that got no answer may still have been carried out.
+
+    Only a try that connected can have delivered the request: a pool or
+    connect failure sent nothing. Any try counts, not only the last: a first
+    one that sent the write and lost its connection, then a retry that could
+    not connect, leaves the write as unknown as a read timeout does.
+    """
+    return any(attempt.stage == "send" for attempt in exc.trace.attempts)
 
 
 def _failed_hop(error: BaseException, attempt: Attempt) -> FailedHop:

@@ -30,6 +30,10 @@ class FrontendSettings(CommonSettings):
     backend_max_connections: int = Field(default=100, ge=1, le=10_000)
     spread_default: int = Field(default=30, ge=1)
     spread_max: int = Field(default=200, ge=1, le=5_000)
+    # A spread answers with what it has by this deadline (both runs together).
+    spread_deadline_seconds: float = Field(default=10.0, gt=0, le=300)
+    # Spreads running at once in one frontend pod; one more is a 429.
+    spread_concurrency: int = Field(default=2, ge=1, le=100)
     # The form posts are tiny; anything bigger is refused before parsing.
     max_body_bytes: int = Field(default=16_384, ge=1024)
     # Set to true when the page is served over HTTPS (an Ingress with TLS):
@@ -38,6 +42,10 @@ class FrontendSettings(CommonSettings):
     # What the route panel says stands between the tiers; `auto` decides from
     # what the process sees (see frontend/runs_on.py).
     runs_on: Literal["auto", "kubernetes", "compose", "local"] = "auto"
+    # Addresses (CIDRs, comma-separated) of a proxy in front that starts traces
+    # itself: only a request from one of them continues its incoming
+    # `traceparent`; any other starts a new trace (frontend/edge_trace.py).
+    trace_trusted_proxies: str = ""
 
     @field_validator("backend_url")
     @classmethod
@@ -48,6 +56,17 @@ class FrontendSettings(CommonSettings):
                 "must be an http:// or https:// URL with a host, like http://backend:8000"
             )
         return value.rstrip("/")
+
+    @field_validator("trace_trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: str) -> str:
+        from frontend.edge_trace import parse_networks
+
+        try:
+            parse_networks(value)
+        except ValueError as exc:
+            raise ValueError(f"must be comma-separated addresses or CIDRs: {exc}") from None
+        return value
 
     @model_validator(mode="after")
     def _spread_bounds(self) -> FrontendSettings:

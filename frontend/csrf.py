@@ -63,6 +63,15 @@ def set_cookie(response: Response, token: str, secure: bool) -> None:
     )
 
 
+def _origin_host(origin: str) -> str | None:
+    """The host:port an Origin names, or None when it is not a URL at all
+    (`http://[` makes urlsplit raise): a browser never sends such a value."""
+    try:
+        return urlsplit(origin).netloc.lower()
+    except ValueError:
+        return None
+
+
 def problem(request: Request, form_token: str | None) -> str | None:
     """Why this POST must be refused, or None when it is genuine."""
     fetch_site = request.headers.get("sec-fetch-site")
@@ -71,7 +80,7 @@ def problem(request: Request, form_token: str | None) -> str | None:
     origin = request.headers.get("origin")
     # Host only: behind a TLS-terminating proxy the scheme seen here differs.
     host = request.headers.get("host", "").lower()
-    if origin and origin != "null" and urlsplit(origin).netloc.lower() != host:
+    if origin and origin != "null" and _origin_host(origin) != host:
         return "the form was sent from another site"
     cookie = cookie_token(request)
     if cookie is None:

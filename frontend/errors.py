@@ -119,11 +119,25 @@ async def _frontend_handler(request: Request, exc: Exception) -> Response:
     return error_response(request, exc.status, exc.code, exc.message, headers=exc.headers)
 
 
+_INTERNAL_MESSAGE = "Something went wrong on our side; it has been logged."
+
+
 async def _unexpected_handler(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error")
-    return error_response(
-        request, 500, "internal_error", "Something went wrong on our side; it has been logged."
-    )
+    return error_response(request, 500, "internal_error", _INTERNAL_MESSAGE)
+
+
+async def answer_internal_error(scope: Scope, send: Send) -> None:
+    """The request middleware's 500 (common/server_error.py): a page, or JSON under /api/."""
+    request = Request(scope)
+    try:
+        response = error_response(request, 500, "internal_error", _INTERNAL_MESSAGE)
+    except Exception:  # the error page itself failed: plain JSON still goes out
+        log.exception("the error page failed")
+        response = JSONResponse(
+            {"error": "internal_error", "message": _INTERNAL_MESSAGE}, status_code=500
+        )
+    await response(scope, _nothing_to_receive, send)
 
 
 async def _nothing_to_receive() -> Message:

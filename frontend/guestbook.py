@@ -19,7 +19,7 @@ from common.contract import IDEMPOTENCY_KEY_PATTERN
 from common.logging import request_id_var
 from common.tracing import current_trace_id
 from frontend.app_state import AppState
-from frontend.backend_client import BackendReply, BackendUnavailable
+from frontend.backend_client import BackendReply, BackendUnavailable, outcome_unknown
 from frontend.listing_cache import ListingCache
 from frontend.route_panel import Resolution, Route, build_route, literal_address, resolve
 
@@ -144,7 +144,9 @@ async def load_listing(
 
 @dataclass(slots=True)
 class WriteResult:
-    outcome: Literal["created", "invalid", "rate_limited", "key_reused", "unavailable", "failed"]
+    outcome: Literal[
+        "created", "invalid", "rate_limited", "key_reused", "unavailable", "unknown", "failed"
+    ]
     status: int
     message_id: int | None = None
     written_by: str | None = None
@@ -199,6 +201,15 @@ async def write_message(
         )
         body = reply.json()
     except BackendUnavailable as exc:
+        if outcome_unknown(exc):
+            # The form keeps its key: sending it again cannot save it twice.
+            return WriteResult(
+                "unknown",
+                504,
+                problem="The backend did not answer in time, so we cannot tell whether your"
+                " message was saved. Send the form again: it is the same message to the"
+                " backend, and it will not be saved twice.",
+            )
         return WriteResult(
             "unavailable",
             503,

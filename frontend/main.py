@@ -15,17 +15,19 @@ from common.logging import configure_logging
 from common.metrics import HttpMetrics
 from common.metrics_server import serve_metrics
 from common.request_middleware import install_request_middleware
-from common.tracing import configure_tracing, fastapi_telemetry
+from common.tracing import configure_tracing, fastapi_telemetry, tracer
 from common.version import VERSION
 from frontend.app_state import AppState
 from frontend.backend_client import BackendClient
 from frontend.compression import CompressPages
 from frontend.config import SERVICE_NAME, FrontendSettings
-from frontend.errors import install_error_handlers, refuse_too_large
+from frontend.edge_trace import EdgeFastAPI, install_edge_propagator, parse_networks
+from frontend.errors import answer_internal_error, install_error_handlers, refuse_too_large
 from frontend.metrics import FrontendMetrics
 from frontend.pods import PodDirectory
 from frontend.routes import api, health, pages
 from frontend.security import add_security_headers
+from frontend.spread_limits import SpreadGate
 from frontend.static_files import VersionedStaticFiles, content_versions
 from frontend.templating import create_templates
 
@@ -53,7 +55,13 @@ def create_app(
         # The one HTTP client (and its connection pool) of this process.
         backend = backend_client(settings, frontend_metrics)
         app.state.app_state = AppState(
-            settings, identity, lifecycle, backend, PodDirectory(), templates
+            settings,
+            identity,
+            lifecycle,
+            backend,
+            PodDirectory(),
+            templates,
+            spread_gate=SpreadGate(settings.spread_concurrency),
         )
         settle_heap()
         log.info(
@@ -65,7 +73,12 @@ def create_app(
             await backend.aclose()
             log.info("frontend stopped")
 
-    app = FastAPI(
+    trusted = parse_networks(settings.trace_trusted_proxies)
+    if tracer() is not None:
+        # The public edge: an incoming traceparent becomes a link, not a parent.
+        install_edge_propagator(trusted)
+    app = EdgeFastAPI(
+        trusted_peers=bool(trusted) and tracer() is not None,
         title="clusterip-demo frontend",
         version=VERSION,
         summary="The guestbook page, and how it reaches the `backend` ClusterIP Service",
@@ -84,7 +97,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(pages.router)
     app.include_router(api.router)
-    app.include_router(api.spread_router(settings.spread_max))
+    app.include_router(api.spread_router(settings))
     app.mount("/static", VersionedStaticFiles(static_versions), name="static")
     # Inside the serving middleware: its headers and HEAD handling see the
     # compressed response, so HEAD's Content-Length is the one GET sends.
@@ -100,6 +113,8 @@ def create_app(
         response_headers=add_security_headers,
         # A form post over the limit gets a page, like any other error there.
         refusal=refuse_too_large,
+        # A 500 too is a page (or JSON under /api/), with the same headers.
+        failure=answer_internal_error,
     )
     return app
 

@@ -179,6 +179,8 @@ class Redis:
     root: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    # More redis-server arguments, e.g. the shipped `--maxmemory` settings.
+    extra_args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         binary = redis_binary()
@@ -203,6 +205,7 @@ class Redis:
                 "no",
                 "--logfile",
                 str(self.root / "redis.log"),
+                *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

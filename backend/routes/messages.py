@@ -16,6 +16,7 @@ from starlette.datastructures import QueryParams
 from backend.app_state import AppState, AppStateDep
 from backend.cache import CacheUnavailable
 from backend.dataerrors import DatabaseUnavailable
+from backend.db import CreatedMessage
 from backend.errors import ApiError
 from common.contract import (
     IDEMPOTENCY_KEY_MAX,
@@ -128,15 +129,17 @@ async def list_messages(request: Request) -> Response:
     limit, before_id = _page_query(request)
     app_state: AppState = request.app.state.app_state
     cache, db = app_state.cache, app_state.db
-    field = f"{before_id or 0}:{limit}"
     lookup = None
     if cache.enabled:
         try:
-            lookup = await cache.lookup_page(field)
+            lookup = await cache.lookup_page(before_id, limit)
         except CacheUnavailable:
             lookup = None
-        if lookup is not None and lookup.body is not None:
-            return _page_response(lookup.body, "hit", "up")
+        if lookup is not None:
+            if lookup.body is not None:
+                return _page_response(lookup.body, "hit", "up")
+            # Past the newest message: the first page, under its own name.
+            before_id = lookup.before_id
     try:
         rows = await db.run(db.list_page, limit, before_id, retry=True)
     except DatabaseUnavailable:
@@ -146,15 +149,15 @@ async def list_messages(request: Request) -> Response:
         # node), but with the database down too a page Redis may still hold
         # is the only answer left: ask it once more before answering 503.
         with contextlib.suppress(CacheUnavailable):
-            last_resort = await cache.lookup_page(field, force=True)
+            last_resort = await cache.lookup_page(before_id, limit, force=True)
             if last_resort.body is not None:
                 return _page_response(last_resort.body, "hit", "up")
         raise
     body = _page_body(rows, limit)
     if lookup is not None:
+        newest = rows[0]["id"] if rows else 0
         with contextlib.suppress(CacheUnavailable):
-            await cache.store_page(field, body, lookup.generation)
-    if lookup is not None:
+            await cache.store_page(before_id, limit, body, lookup.generation, newest)
         return _page_response(body, "miss", "up")
     return _page_response(body, "off", cache.state)
 
@@ -176,7 +179,7 @@ async def get_message(
 
 
 def client_identity(request: Request) -> str:
-    """Who is writing, for the rate limit.
+    """Who is writing, for the rate limit and the scope of its idempotency keys.
 
     Only the frontend may reach the backend (NetworkPolicy), and it appends
     the address it saw to X-Forwarded-For, so the last entry is the one a
@@ -216,9 +219,19 @@ async def create_message(
     ] = None,
 ) -> JSONResponse:
     cache, db = app_state.cache, app_state.db
+    client_id = client_identity(request)
+    if idempotency_key is not None:
+        # A replay is answered before the rate limit: the stored 201 stays
+        # promised however many writes the client has spent since, and a
+        # retry (the frontend's own included) spends no second token.
+        replay = await db.run(
+            db.replay, payload.author, payload.text, idempotency_key, client_id, retry=True
+        )
+        if replay is not None:
+            return _created(replay)
     if cache.enabled:
         try:
-            decision = await cache.take_write_token(client_identity(request))
+            decision = await cache.take_write_token(client_id)
         except CacheUnavailable:
             # Without Redis there is no shared count: let writes through
             # rather than refuse every visitor.
@@ -231,13 +244,27 @@ async def create_message(
                 headers={"Retry-After": str(decision.retry_after)},
             )
     created = await db.run(
-        db.create, payload.author, payload.text, app_state.identity.pod_name, idempotency_key
+        db.create,
+        payload.author,
+        payload.text,
+        app_state.identity.pod_name,
+        idempotency_key,
+        client_id,
+        True,  # the replay was looked up above
     )
     if cache.enabled:
-        # A failed invalidation is remembered by the cache, which flushes
-        # before Redis is trusted again.
+        # A failed invalidation is remembered by this process's cache, which
+        # flushes before it trusts Redis again. Only by this process: the
+        # other replicas may serve the pages it could not drop, until each
+        # page's own TTL (CACHE_TTL_SECONDS) ends them. Telling them would
+        # need a shared place Redis is not, i.e. the database, read on every
+        # cached page: the cost the cache exists to avoid.
         with contextlib.suppress(CacheUnavailable):
             await cache.invalidate_pages()
+    return _created(created)
+
+
+def _created(created: CreatedMessage) -> JSONResponse:
     headers = {"Location": f"/api/messages/{created.row['id']}"}
     if created.replayed:
         headers["Idempotent-Replayed"] = "true"

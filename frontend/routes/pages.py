@@ -28,7 +28,8 @@ from frontend.guestbook import (
     write_message,
 )
 from frontend.route_panel import SERVICE_DOCS
-from frontend.spread import DETAIL, HEADLINE, SpreadInputError, parse_n, run_spread
+from frontend.spread import DETAIL, HEADLINE, SpreadInputError, parse_n
+from frontend.spread_limits import CLIENT_CLOSED, bounded_spread
 from frontend.templating import render, render_fragment
 
 router = APIRouter(include_in_schema=False)
@@ -187,7 +188,9 @@ async def spread_page(request: Request, app_state: AppStateDep, n: str | None = 
             context,
             status_code=422,
         )
-    result = await run_spread(app_state.backend, app_state.pods, count)
+    result = await bounded_spread(request, app_state, count)
+    if result is None:
+        return Response(status_code=CLIENT_CLOSED)
     colours = pod_colours(result.fresh.pods, result.kept_alive.pods)
     context |= {
         "n_value": str(count),

@@ -120,3 +120,14 @@ def test_the_stylesheet_url_names_its_content_and_is_cached_for_good(solo: Stack
     # Any other URL for it may be stale: the browser must ask again.
     for other in ("/static/style.css", "/static/style.css?v=0.1.0"):
         assert client.get(other).headers["cache-control"] == "no-cache"
+
+
+def test_openapi_says_an_unanswered_write_is_a_504_with_its_key() -> None:
+    from frontend.main import create_app
+
+    post = create_app().openapi()["paths"]["/api/messages"]["post"]["responses"]
+    unknown = post["504"]
+    assert "outcome_unknown" in unknown["description"]
+    assert unknown["headers"]["Idempotency-Key"]["required"] is True
+    assert "Retry-After" not in unknown["headers"]
+    assert "Retry-After" in post["503"]["headers"]

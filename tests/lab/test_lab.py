@@ -759,8 +759,8 @@ MARGIN = 2.0
 # A request meets at most a few Redis timeouts before the breaker opens (the page lookup,
 # the write's rate limit and invalidation): far below what a hung Redis would cost.
 REDIS_FAULT_BOUND = 4 * REDIS_TIMEOUT + MARGIN
-# A write the backend cannot finish is answered 503 by the frontend when its read timeout
-# ends, if the backend's own database timeouts have not answered first.
+# A write the backend cannot finish is answered by the frontend when its read timeout ends
+# (504, outcome unknown), if the backend's own database timeouts have not answered first (503).
 WRITE_BOUND = FRONTEND_READ_TIMEOUT + MARGIN
 # A request to a partitioned backend pod: a kept-alive connection waits the read timeout;
 # a new one times out connecting and is retried once on another new connection.
@@ -935,14 +935,14 @@ def test_mysql_partitioned(app: Any, measured: list[str]) -> None:
         WRITE_BOUND,
         {
             "reads during the partition (all from Redis)": len(reads),
-            "writes during the partition (all 503)": len(writes),
+            "writes during the partition (all 503 or 504)": len(writes),
             "slowest read (s)": round(_slowest(outcomes, "read"), 2),
             "slowest write (s)": round(_slowest(outcomes, "write"), 2),
         },
     )
     assert hang == ["timeout"], hang  # dropped, not refused: the connection hangs
     assert reads and all(o.status == 200 and o.cache == "hit" for o in reads), summary(reads)
-    assert writes and all(o.status == 503 for o in writes), summary(writes)
+    assert writes and all(o.status in (503, 504) for o in writes), summary(writes)
     assert _slowest(outcomes, "write") <= WRITE_BOUND, summary(writes)
     assert _slowest(outcomes, "read") <= REDIS_FAULT_BOUND, summary(reads)
     # Writes in flight when the link came back may still fail; none after the first 201.
@@ -990,9 +990,11 @@ def test_one_backend_pod_partitioned(app: Any, measured: list[str]) -> None:
     )
     assert hang == ["timeout"] and back == ["connected"], (hang, back)
     assert still_in, "the kubelet still sees the pod ready: it stays in the Service"
-    # Every request is answered (a 503 naming the backend at worst) within the bound.
+    # Every request is answered (a 503 naming the backend at worst, or a write's 504
+    # when it may have reached the pod) within the bound.
     assert all(o.status is not None for o in outcomes), summary(failed)
-    assert all(o.status == 503 for o in failed), summary(failed)
+    expected = [o for o in failed if o.status == 503 or (o.status == 504 and o.kind == "write")]
+    assert expected == failed, summary(failed)
     assert _slowest(outcomes) <= BACKEND_FAULT_BOUND, summary(outcomes)
     assert summary(load.between(t_heal + FRONTEND_READ_TIMEOUT, t_end))["failed"] == 0
     assert _tiers(app.status()) == tiers, "no pod was restarted or replaced"

@@ -52,6 +52,8 @@ class ReceivedSpan:
     resource: dict[str, Any]
     status_code: int  # 0 unset, 1 ok, 2 error
     start_ns: int
+    # (trace id, span id) of each span this one links to.
+    links: tuple[tuple[str, str], ...] = ()
 
     @property
     def service(self) -> str:
@@ -128,6 +130,9 @@ class OtlpReceiver:
                             resource=resource,
                             status_code=span.status.code,
                             start_ns=span.start_time_unix_nano,
+                            links=tuple(
+                                (link.trace_id.hex(), link.span_id.hex()) for link in span.links
+                            ),
                         )
                     )
         with self._lock:

@@ -280,17 +280,76 @@ def test_a_page_view_and_a_post_are_one_trace_each_across_both_tiers(
         }
 
 
-def test_an_incoming_traceparent_is_continued(traced: Traced) -> None:
+def _get_with_traceparent(frontend: AppProcess, flags: str) -> tuple[str, str, httpx.Response]:
     trace_id = uuid.uuid4().hex
     parent = uuid.uuid4().hex[:16]
-    with httpx.Client(base_url=traced.frontend.url, timeout=20) as client:
+    with httpx.Client(base_url=frontend.url, timeout=20) as client:
         response = client.get(
-            "/api/messages", headers={"traceparent": f"00-{trace_id}-{parent}-01"}
+            "/api/messages",
+            headers={
+                "traceparent": f"00-{trace_id}-{parent}-{flags}",
+                "X-Request-ID": f"edge-{trace_id[:8]}",
+            },
         )
     assert response.status_code == 200
+    return trace_id, parent, response
+
+
+def test_at_the_public_edge_an_incoming_traceparent_is_only_a_link(traced: Traced) -> None:
+    """A browser cannot choose the trace id, opt out of sampling, or pick a parent."""
+    for flags in ("01", "00"):  # sampled, and "do not sample"
+        trace_id, parent, response = _get_with_traceparent(traced.frontend, flags)
+
+        def linked(spans: list[ReceivedSpan], tid: str = trace_id) -> list[ReceivedSpan]:
+            return [
+                s
+                for s in spans
+                if s.service == "frontend"
+                and s.kind == "server"
+                and any(link[0] == tid for link in s.links)
+            ]
+
+        (page,) = linked(traced.receiver.wait_for(lambda spans: bool(linked(spans))))
+        assert page.trace_id != trace_id
+        assert page.parent_span_id is None  # a root of the tiers' own
+        assert page.links == ((trace_id, parent),)
+        # The rest of the trace is the tiers' own, recorded although flags said 00.
+        spans = _trace(traced.receiver, page.trace_id)
+        served = _one(spans, service="backend", kind="server")
+        (call,) = _children(spans, page)
+        assert served.parent_span_id == call.span_id
+        assert not [s for s in traced.receiver.spans if s.trace_id == trace_id]
+        # Every log line of the request carries the trace id the tiers made.
+        request_id = response.headers["x-request-id"]
+        for app in (traced.frontend, traced.backend):
+            lines = _log_lines(app, request_id)
+            assert lines, app.module
+            assert {line.get("trace_id") for line in lines} == {page.trace_id}
+
+
+def test_behind_a_trusted_proxy_an_incoming_traceparent_is_continued(
+    traced: Traced, tmp_path: Path
+) -> None:
+    frontend = AppProcess(
+        "frontend",
+        _otel_env(traced.receiver)
+        | {
+            "BACKEND_URL": traced.backend.url,
+            "POD_NAME": "frontend-traced",
+            "POD_IP": "127.0.0.1",
+            "TRACE_TRUSTED_PROXIES": "127.0.0.0/8",
+        },
+        tmp_path / "frontend-behind-proxy.log",
+    )
+    frontend.start()
+    try:
+        trace_id, parent, _response = _get_with_traceparent(frontend, "01")
+    finally:
+        frontend.stop()
     spans = _trace(traced.receiver, trace_id)
     page = _one(spans, service="frontend", kind="server")
     assert page.parent_span_id == parent
+    assert page.links == ()
     served = _one(spans, service="backend", kind="server")
     (call,) = _children(spans, page)
     assert served.parent_span_id == call.span_id

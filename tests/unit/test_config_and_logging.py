@@ -56,6 +56,14 @@ def test_redact_masks_passwords_in_urls() -> None:
     assert "mysql+pymysql://app:***@mysql:3306/app" in cleaned
 
 
+def test_redact_masks_a_password_with_an_at_sign_whole() -> None:
+    line = "cannot reach mysql+pymysql://app:p@ss@w0rd@mysql:3306/app?x=a@b then redis://:a@b@r/0"
+    cleaned = redact(line)
+    assert "@ss" not in cleaned and "w0rd" not in cleaned
+    assert "mysql+pymysql://app:***@mysql:3306/app?x=a@b" in cleaned
+    assert "redis://:***@r/0" in cleaned
+
+
 def test_log_lines_are_json_with_request_id_and_no_secrets() -> None:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)

@@ -1,0 +1,68 @@
+"""`python -m lab apiserver` (serve the API alone, root-free) and `python -m lab kubeconfig`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from lab.api import kubeconfig
+from lab.api.server import STATE_FILE, serve
+
+
+def state_dir() -> Path:
+    """Where a running API server leaves its address, CA and token (mode 0700).
+
+    Not named cip-lab-…: `lab up` removes every /tmp/cip-lab-* as a previous lab's leftover.
+    """
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    return Path(base) / f"clusterip-lab-api-{os.getuid()}"
+
+
+def cmd_apiserver(args: argparse.Namespace) -> int:
+    workdir = state_dir()
+    workdir.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(workdir, 0o700)
+    print(
+        f"lab: API server on https://127.0.0.1:{args.port or '<free port>'}; "
+        "`python -m lab kubeconfig > lab.kubeconfig` to point kubectl at it",
+        flush=True,
+    )
+    try:
+        asyncio.run(serve(workdir, args.port))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        (workdir / STATE_FILE).unlink(missing_ok=True)
+    return 0
+
+
+def cmd_kubeconfig(_args: argparse.Namespace) -> int:
+    path = state_dir() / STATE_FILE
+    if not path.exists():
+        print(
+            "lab: no API server is running (start one with `python -m lab apiserver`)",
+            file=sys.stderr,
+        )
+        return 1
+    state = json.loads(path.read_text())
+    config = kubeconfig.standalone(state["server"], state["ca"].encode(), state["token"])
+    sys.stdout.write(kubeconfig.dump(config))
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    apiserver = sub.add_parser(
+        "apiserver", help="serve the lab's Kubernetes API alone (no root needed)"
+    )
+    apiserver.add_argument("--port", type=int, default=6443)
+    apiserver.set_defaults(func=cmd_apiserver)
+    config = sub.add_parser(
+        "kubeconfig", help="print a kubeconfig for the running API server (as kind get kubeconfig)"
+    )
+    config.set_defaults(func=cmd_kubeconfig)

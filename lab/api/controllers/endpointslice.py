@@ -1,0 +1,194 @@
+"""An EndpointSlice (and the legacy Endpoints) for every Service with a selector, headless
+ones included, listing the pods it selects with their ready/serving/terminating conditions."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from lab.api.controllers.owners import controller_ref
+from lab.api.resources import lookup
+from lab.api.selectors import selector_matches
+from lab.api.storage import Obj, Store
+from lab.naming import random_suffix
+
+SERVICES = lookup("", "v1", "services")
+PODS = lookup("", "v1", "pods")
+SLICES = lookup("discovery.k8s.io", "v1", "endpointslices")
+ENDPOINTS = lookup("", "v1", "endpoints")
+assert SERVICES and PODS and SLICES and ENDPOINTS
+WATCHED = [SERVICES, PODS, SLICES, ENDPOINTS]
+MANAGED_BY = "endpointslice-controller.k8s.io"
+SERVICE_NAME = "kubernetes.io/service-name"
+
+
+def _ready(pod: Obj) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _target_port(svc_port: Obj, pods: list[Obj]) -> int | None:
+    target = svc_port.get("targetPort", svc_port.get("port"))
+    if isinstance(target, int):
+        return target
+    for pod in pods:
+        for container in pod["spec"].get("containers") or []:
+            for port in container.get("ports") or []:
+                if port.get("name") == target:
+                    return int(port["containerPort"])
+    return None
+
+
+def _endpoint(pod: Obj) -> Obj:
+    ready = _ready(pod)
+    terminating = bool(pod["metadata"].get("deletionTimestamp"))
+    return {
+        "addresses": [pod["status"]["podIP"]],
+        "conditions": {
+            "ready": ready and not terminating,
+            "serving": ready,
+            "terminating": terminating,
+        },
+        "nodeName": pod["spec"].get("nodeName"),
+        "targetRef": {
+            "kind": "Pod",
+            "namespace": pod["metadata"]["namespace"],
+            "name": pod["metadata"]["name"],
+            "uid": pod["metadata"]["uid"],
+        },
+    }
+
+
+def _slice(svc: Obj, pods: list[Obj], existing: Obj | None) -> Obj:
+    meta = svc["metadata"]
+    labels = {
+        **(meta.get("labels") or {}),
+        SERVICE_NAME: meta["name"],
+        "endpointslice.kubernetes.io/managed-by": MANAGED_BY,
+    }
+    if svc["spec"].get("clusterIP") == "None":
+        labels["service.kubernetes.io/headless"] = ""
+    ports: list[dict[str, Any]] = []
+    if pods:
+        for port in svc["spec"].get("ports") or []:
+            number = _target_port(port, pods)
+            ports.append(
+                {
+                    "name": port.get("name", ""),
+                    "port": number,
+                    "protocol": port.get("protocol", "TCP"),
+                }
+            )
+    rng = random.Random(meta["uid"])
+    body = existing or {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {
+            "name": f"{meta['name']}-{random_suffix(rng)}",
+            "namespace": meta["namespace"],
+            "ownerReferences": [controller_ref(svc)],
+        },
+    }
+    body["metadata"]["labels"] = labels
+    body["addressType"] = "IPv4"
+    body["endpoints"] = [_endpoint(p) for p in pods]
+    body["ports"] = ports
+    return body
+
+
+def _endpoints(svc: Obj, pods: list[Obj], existing: Obj | None) -> Obj:
+    meta = svc["metadata"]
+    body = existing or {
+        "apiVersion": "v1",
+        "kind": "Endpoints",
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"]},
+    }
+    body["metadata"]["labels"] = dict(meta.get("labels") or {})
+    subsets = []
+    if pods:
+        ready = [
+            {
+                "ip": p["status"]["podIP"],
+                "nodeName": p["spec"].get("nodeName"),
+                "targetRef": {
+                    "kind": "Pod",
+                    "namespace": p["metadata"]["namespace"],
+                    "name": p["metadata"]["name"],
+                    "uid": p["metadata"]["uid"],
+                },
+            }
+            for p in pods
+            if _ready(p)
+        ]
+        not_ready = [{"ip": p["status"]["podIP"]} for p in pods if not _ready(p)]
+        ports = [
+            {
+                "name": port.get("name", ""),
+                "port": _target_port(port, pods),
+                "protocol": port.get("protocol", "TCP"),
+            }
+            for port in svc["spec"].get("ports") or []
+        ]
+        subset: Obj = {"ports": ports}
+        if ready:
+            subset["addresses"] = ready
+        if not_ready:
+            subset["notReadyAddresses"] = not_ready
+        subsets.append(subset)
+    if subsets:
+        body["subsets"] = subsets
+    else:
+        body.pop("subsets", None)
+    return body
+
+
+def _write(store: Store, resource: Any, wanted: Obj, existed: bool) -> None:
+    if existed:
+        store.update(resource, wanted)
+    else:
+        store.create(resource, wanted)
+
+
+def reconcile(store: Store) -> None:
+    services, _ = store.list(SERVICES)
+    pods, _ = store.list(PODS)
+    slices, _ = store.list(SLICES)
+    for svc in services:
+        selector = svc["spec"].get("selector")
+        if not selector:
+            continue
+        meta = svc["metadata"]
+        chosen = [
+            p
+            for p in pods
+            if p["metadata"]["namespace"] == meta["namespace"]
+            and (p.get("status") or {}).get("podIP")
+            and selector_matches({"matchLabels": selector}, p["metadata"].get("labels") or {})
+        ]
+        existing = next(
+            (
+                s
+                for s in slices
+                if s["metadata"]["namespace"] == meta["namespace"]
+                and (s["metadata"].get("labels") or {}).get(SERVICE_NAME) == meta["name"]
+                and (s["metadata"].get("labels") or {}).get(
+                    "endpointslice.kubernetes.io/managed-by"
+                )
+                == MANAGED_BY
+            ),
+            None,
+        )
+        _write(store, SLICES, _slice(svc, chosen, existing), existing is not None)
+        old_ep = store.find(ENDPOINTS, meta["namespace"], meta["name"])
+        _write(store, ENDPOINTS, _endpoints(svc, chosen, old_ep), old_ep is not None)
+    _drop_orphaned_endpoints(store, services)
+
+
+def _drop_orphaned_endpoints(store: Store, services: list[Obj]) -> None:
+    """Endpoints carry no ownerReference: the controller removes them with their Service."""
+    names = {(s["metadata"]["namespace"], s["metadata"]["name"]) for s in services}
+    endpoints, _ = store.list(ENDPOINTS)
+    for ep in endpoints:
+        key = (ep["metadata"]["namespace"], ep["metadata"]["name"])
+        if key not in names:
+            store.delete(ENDPOINTS, *key)
