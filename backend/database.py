@@ -164,7 +164,7 @@ class Database:
         self.state = "up"
         self.answered_once = True
 
-    def _mark_down(self, exc: Exception) -> None:
+    def _mark_down(self, exc: BaseException) -> None:
         if self.state != "down":
             log.warning(
                 "database is down",

@@ -11,9 +11,9 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, bindparam, delete, select
+from sqlalchemy import Connection, Table, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 
 from backend.data_errors import IdempotencyKeyReused
@@ -21,7 +21,7 @@ from backend.database import Database
 from backend.models import IdempotencyKey
 from backend.queries import MessageQueries, messages_table, now_utc, row_to_dict
 
-_keys = IdempotencyKey.__table__
+_keys = cast(Table, IdempotencyKey.__table__)
 
 # The client's own key first; a key from before migration 0003 (no client
 # recorded) matches any client until it expires.

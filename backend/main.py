@@ -138,4 +138,11 @@ def create_app(
 def run() -> None:
     from common.uvicorn_runner import run_tier
 
-    run_tier(SERVICE_NAME, load_settings(), create_app)
+    settings = load_settings()
+    run_tier(
+        SERVICE_NAME,
+        settings,
+        create_app,
+        port=settings.port,
+        metrics_port=settings.metrics_port,
+    )

@@ -6,9 +6,9 @@ crud.py, beside its core/db.py: backend/database.py here).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.dialects.mysql import insert as mysql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError
@@ -16,9 +16,10 @@ from sqlalchemy.exc import OperationalError
 from backend.database import Database
 from backend.models import IdempotencyKey, Message, MessageCount
 
-messages_table = Message.__table__
-_keys = IdempotencyKey.__table__
-_counts = MessageCount.__table__
+# The declarative base types __table__ as any FromClause; these are Tables.
+messages_table = cast(Table, Message.__table__)
+_keys = cast(Table, IdempotencyKey.__table__)
+_counts = cast(Table, MessageCount.__table__)
 
 # The page queries, built once: putting a Select together on every call
 # costs about as much as turning its rows into dicts.
@@ -69,7 +70,7 @@ _COUNT_PLUS_ONE = (
     .where(_counts.c.written_by == bindparam("pod"))
     .values(messages=_counts.c.messages + 1)
 )
-_COUNTER_ROW = {"written_by": bindparam("pod"), "messages": bindparam("start")}
+_COUNTER_ROW: dict[str, Any] = {"written_by": bindparam("pod"), "messages": bindparam("start")}
 _COUNTER_ROW_SQLITE = (
     sqlite_insert(_counts)
     .values(_COUNTER_ROW)
@@ -146,7 +147,7 @@ class MessageQueries:
                         insert(messages_table).values(
                             author=author, text=text_, created_at=now, written_by=written_by
                         )
-                    ).inserted_primary_key[0]
+                    ).inserted_primary_key[0]  # type: ignore[index]  # None only for no INSERT
                     if idempotency_key is not None:
                         conn.execute(
                             insert(_keys).values(

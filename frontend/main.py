@@ -123,4 +123,12 @@ def run() -> None:
     # httpx logs every backend call at INFO; the access log (here and in the
     # backend, joined by X-Request-ID) and the backend_calls metrics say it
     # already, and a line per call would cost as much as writing the page.
-    run_tier(SERVICE_NAME, FrontendSettings(), create_app, quiet_loggers=("httpx",))
+    settings = FrontendSettings()
+    run_tier(
+        SERVICE_NAME,
+        settings,
+        create_app,
+        port=settings.port,
+        metrics_port=settings.metrics_port,
+        quiet_loggers=("httpx",),
+    )
