@@ -10,12 +10,12 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
+from backend.api_errors import install_error_handlers
 from backend.app_state import AppState
 from backend.cache import Cache
 from backend.config import SERVICE_NAME, BackendSettings, load_settings
 from backend.data_errors import DatabaseUnavailable
 from backend.database import Database
-from backend.errors import install_error_handlers
 from backend.metrics import BackendMetrics
 from backend.routes import health, info, messages
 from backend.tracing import instrument, untraced

@@ -9,7 +9,9 @@ serving middleware before the first request:
 - `no-metrics`: the Prometheus request counter, histogram and in-flight gauge
   become no-ops;
 - `no-request-id`: no X-Request-ID made or sent, no X-Served-By, no
-  Server-Timing.
+  Server-Timing;
+- `split-middleware`: the same jobs, one middleware each
+  (bench/split_middleware.py), priced by bench/middleware_cost.py.
 
 `BENCH_VARIANT=no-metrics,no-request-id python -m bench.variants`
 """
@@ -23,13 +25,14 @@ from starlette.types import Scope
 
 from backend.config import SERVICE_NAME, BackendSettings
 from backend.main import create_app
+from bench.split_middleware import split
 from common.lifecycle import Lifecycle
 from common.logging import configure_logging
 from common.request_context import Timings
 from common.request_middleware import HeaderList, RequestMiddleware
 from common.uvicorn_runner import serve
 
-VARIANTS = frozenset({"no-metrics", "no-request-id"})
+VARIANTS = frozenset({"no-metrics", "no-request-id", "split-middleware"})
 
 
 class _NoOp:
@@ -66,6 +69,8 @@ def switch_off(app: FastAPI, variants: set[str]) -> None:
         serving.kwargs["metrics"] = NullMetrics()
     if "no-request-id" in variants:
         serving.cls = AnonymousServing
+    if "split-middleware" in variants:
+        split(app)
 
 
 def main() -> None:

@@ -11,10 +11,10 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import QueryParams
 
+from backend.api_errors import ApiError
 from backend.app_state import AppState, AppStateDep
 from backend.cache import CacheUnavailable
 from backend.cache_aside import after_write, read_page
-from backend.errors import ApiError
 from backend.idempotency import CreatedMessage
 from common.contract import (
     MAX_ID,

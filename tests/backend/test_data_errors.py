@@ -65,4 +65,4 @@ def test_the_data_layer_imports_nothing_from_http(module: str) -> None:
         if isinstance(node, ast.Import)
         for alias in node.names
     }
-    assert not {m for m in imported if m.startswith(("fastapi", "starlette", "backend.errors"))}
+    assert not {m for m in imported if m.startswith(("fastapi", "starlette", "backend.api_errors"))}

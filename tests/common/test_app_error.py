@@ -7,8 +7,8 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from backend.api_errors import ApiError
 from backend.config import BackendSettings
-from backend.errors import ApiError
 from backend.main import create_app as backend_app
 from common.app_error import AppError
 from frontend.errors import FrontendError
