@@ -1,12 +1,13 @@
-"""RequestMiddleware as one pass against its jobs as seven middlewares (issue 27).
+"""The request middleware as one job per middleware against one pass (issue 27).
 
 The harness of `make bench` (bench/run.py: the same MariaDB, Redis, wrk and
 backend processes): three backends on the cached list, all through
-bench/variants.py, two with the one-pass RequestMiddleware and one with the
-seven layers of bench/split_middleware.py. Each round runs one, the other
-one, then the split, back to back: the two identical backends' ratio is the
-noise of this machine at this moment, the split's ratio to the first is the
-cost of layering. Prints the medians; writes nothing.
+bench/variants.py, two with the request middleware as it is
+(common/request_middleware.py, seven middlewares) and one with the seven jobs
+in one pass (bench/one_pass_middleware.py). Each round runs one, the other
+one, then the one pass, back to back: the two identical backends' ratio is
+the noise of this machine at this moment, the one pass's ratio to the first
+is what the layering costs. Prints the medians; writes nothing.
 
 `python -m bench.middleware_cost [--rounds 5] [--duration 5]`
 """
@@ -25,9 +26,9 @@ from localservers.servers import MariaDB, Redis
 
 PATH = "/api/messages"
 PROCESSES = {
-    "one": {"BENCH_VARIANT": ""},
-    "one-again": {"BENCH_VARIANT": ""},
-    "split": {"BENCH_VARIANT": "split-middleware"},
+    "layers": {"BENCH_VARIANT": ""},
+    "layers-2": {"BENCH_VARIANT": ""},
+    "one-pass": {"BENCH_VARIANT": "one-pass"},
 }
 
 
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
                 "bench.variants", env | variant | {"POD_NAME": name}, workdir / f"{name}.log"
             )
             start(apps[name])
-        seed(apps["one"].url, 20)
+        seed(apps["layers"].url, 20)
         for app in apps.values():
             run_wrk(app.url + PATH, 1, args.connections)  # warm-up
         rps: dict[str, list[float]] = {name: [] for name in apps}
@@ -76,11 +77,11 @@ def main(argv: list[str] | None = None) -> int:
                 f"{name:10} {statistics.median(rps[name]):8.0f} req/s"
                 f"  {statistics.median(cpu[name]):6.1f} µs CPU/request"
             )
-        for other in ("one-again", "split"):
-            ratios = [b / a for a, b in zip(rps["one"], rps[other], strict=True)]
-            cpu_ratios = [b / a for a, b in zip(cpu["one"], cpu[other], strict=True) if a]
+        for other in ("layers-2", "one-pass"):
+            ratios = [b / a for a, b in zip(rps["layers"], rps[other], strict=True)]
+            cpu_ratios = [b / a for a, b in zip(cpu["layers"], cpu[other], strict=True) if a]
             print(
-                f"{other} / one: req/s x{statistics.median(ratios):.3f}"
+                f"{other} / layers: req/s x{statistics.median(ratios):.3f}"
                 f" (rounds {min(ratios):.3f}-{max(ratios):.3f}),"
                 f" CPU/request x{statistics.median(cpu_ratios):.3f}"
                 f" (rounds {min(cpu_ratios):.3f}-{max(cpu_ratios):.3f})"

@@ -118,7 +118,7 @@ def test_no_upward_or_sideways_import() -> None:
 def test_the_graph_is_read_at_all() -> None:
     graph = import_graph(app_modules())
     assert "common.uvicorn_runner" in graph["backend.main"]  # imported inside run()
-    assert "common.access_log" in graph["common.request_middleware"]
+    assert "common.access_log" in graph["common.middleware.access_logging"]
 
 
 def _write(root: Path, files: Mapping[str, str]) -> dict[str, Path]:

@@ -1,6 +1,6 @@
-"""bench/split_middleware.py does what RequestMiddleware does, one job per
-layer: the same answers, so that bench/middleware_cost.py prices the layering
-and nothing else."""
+"""bench/one_pass_middleware.py does in one pass what the request middleware
+stack (common/request_middleware.py) does one job per middleware: the same
+answers, so that bench/middleware_cost.py prices the layering and nothing else."""
 
 from __future__ import annotations
 
@@ -12,17 +12,18 @@ from fastapi.testclient import TestClient
 from backend.config import BackendSettings
 from backend.main import create_app
 from backend.migrate import upgrade
-from bench.split_middleware import HeadLayer, MetricsLayer, split
-from common.request_middleware import RequestMiddleware
+from bench.one_pass_middleware import RequestMiddleware, one_pass
+from common.middleware.head import HeadAsGetMiddleware
+from common.middleware.request_id import RequestIdMiddleware
 
 
 def _app(tmp_path: Path, layered: bool) -> FastAPI:
-    name = "split" if layered else "one"
+    name = "layers" if layered else "one"
     settings = BackendSettings(database_url=f"sqlite:///{tmp_path / name / 'g.db'}")
     upgrade(settings, wait_seconds=10)
     app = create_app(settings)
-    if layered:
-        split(app)
+    if not layered:
+        one_pass(app)
     return app
 
 
@@ -50,11 +51,11 @@ def _answers(app: FastAPI) -> list[tuple[int, bytes, list[str]]]:
     return seen
 
 
-def test_the_layers_replace_the_one_middleware(tmp_path: Path) -> None:
-    app = _app(tmp_path, layered=True)
-    classes = [m.cls for m in app.user_middleware]
-    assert RequestMiddleware not in classes
-    assert classes.index(MetricsLayer) < classes.index(HeadLayer)
+def test_the_one_pass_replaces_the_layers(tmp_path: Path) -> None:
+    layered = [m.cls for m in _app(tmp_path, layered=True).user_middleware]
+    assert layered.index(RequestIdMiddleware) < layered.index(HeadAsGetMiddleware)
+    one = [m.cls for m in _app(tmp_path, layered=False).user_middleware]
+    assert RequestMiddleware in one and RequestIdMiddleware not in one
 
 
 def test_the_same_answers_either_way(tmp_path: Path) -> None:
