@@ -25,6 +25,7 @@ from frontend.backend_client import (
     outcome_unknown,
 )
 from frontend.listing_cache import ListingCache
+from frontend.pods import PodInfo
 from frontend.route_builder import build_route
 from frontend.route_model import Route
 
@@ -60,6 +61,8 @@ class Fetched:
     label: str
     outcome: BackendReply | BackendUnavailable
     payload: dict[str, Any] | None
+    # The answering pod's details, when this frontend has learnt them already.
+    pod: PodInfo | None = None
 
 
 async def _pod_info(backend: BackendClient) -> dict[str, Any] | None:
@@ -97,7 +100,7 @@ async def fetch_listing(
         return fetched
     fetched.payload = body if isinstance(body, dict) else None
     if outcome.status == 200:
-        app_state.pods.learn_soon(outcome.served_by, lambda: _pod_info(backend))
+        fetched.pod = app_state.pods.learn_soon(outcome.served_by, lambda: _pod_info(backend))
     return fetched
 
 
@@ -122,7 +125,7 @@ def listing_of(app_state: AppState, fetched: Fetched) -> Listing:
         identity=app_state.identity,
         outcome=outcome,
         payload=payload,
-        pods=app_state.pods,
+        pod=fetched.pod,
         request_label=fetched.label,
         request_id=request_id_var.get(),
         trace_id=current_trace_id(),

@@ -62,14 +62,19 @@ class PodDirectory:
 
     def learn_soon(
         self, name: str | None, ask: Callable[[], Awaitable[Mapping[str, Any] | None]]
-    ) -> None:
-        """Learn a pod not known yet in the background, asking once at a time per name."""
-        if not name or name in self._pods or name in self._asking:
-            return
+    ) -> PodInfo | None:
+        """The pod's details if known; else None, and learnt in the background
+        (one question at a time per name)."""
+        if not name:
+            return None
+        known = self._pods.get(name)
+        if known is not None or name in self._asking:
+            return known
         self._asking.add(name)
         task = asyncio.get_running_loop().create_task(self._learn(name, ask))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return None
 
     async def _learn(
         self, name: str, ask: Callable[[], Awaitable[Mapping[str, Any] | None]]

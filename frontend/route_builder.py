@@ -2,7 +2,8 @@
 
 Everything comes from the call's outcome: the connection it used (its
 address, when it was opened, its age), the backend's `X-Served-By` and
-`Server-Timing`, the body's cache fields, and the pods already learnt.
+`Server-Timing`, the body's cache fields, and the answering pod's details
+when they were learnt already.
 The words come from frontend/route_prose.py.
 """
 
@@ -16,7 +17,7 @@ from common.identity import PodIdentity
 from frontend.backend_address import BackendAddress, backend_address
 from frontend.backend_client import Attempt, BackendReply, BackendUnavailable, CallTrace
 from frontend.config import FrontendSettings
-from frontend.pods import PodDirectory
+from frontend.pods import PodInfo
 from frontend.route_model import DNS_DOCS, SERVICE_DOCS, VIRTUAL_IP_DOCS, Hop, Route, Timing
 from frontend.route_prose import PlaceProse, any_place_prose, failure_words, place_prose
 from frontend.runs_on import runs_on
@@ -130,10 +131,12 @@ def _dependency_down(reply: BackendReply | None, payload: Mapping[str, Any]) -> 
 
 
 def _pod_hop(
-    reply: BackendReply | None, payload: Mapping[str, Any], pods: PodDirectory, words: PlaceProse
+    reply: BackendReply | None,
+    payload: Mapping[str, Any],
+    pod_info: PodInfo | None,
+    words: PlaceProse,
 ) -> Hop:
     pod_name = reply.served_by if reply else None
-    pod_info = pods.get(pod_name)
     backend_ms = reply.server_timing.get("app") if reply else None
     wire_ms = reply.trace.total_ms - backend_ms if reply and backend_ms is not None else None
     located = []
@@ -162,7 +165,7 @@ def build_route(
     identity: PodIdentity,
     outcome: BackendReply | BackendUnavailable,
     payload: Mapping[str, Any] | None,
-    pods: PodDirectory,
+    pod: PodInfo | None,
     request_label: str,
     request_id: str | None,
     trace_id: str | None = None,
@@ -198,9 +201,9 @@ def build_route(
     )
     if attempt and not attempt.new_connection and attempt.peer_addr:
         address.timings = [Timing("connect", None, note="none: reused")]
-    pod = _pod_hop(reply, body, pods, words)
-    data = _data_hop(reply, body, _database_label(pods, reply))
-    hops = [frontend, _name_hop(target, words, time.time()), address, pod, data]
+    pod_hop = _pod_hop(reply, body, pod, words)
+    data = _data_hop(reply, body, pod.database_label if pod else "the database")
+    hops = [frontend, _name_hop(target, words, time.time()), address, pod_hop, data]
     if isinstance(outcome, BackendUnavailable):
         target_hop = next(hop for hop in hops if hop.key == outcome.hop)
         target_hop.state = "failed"
@@ -216,11 +219,6 @@ def build_route(
         between=words.between,
         trace_id=trace_id,
     )
-
-
-def _database_label(pods: PodDirectory, reply: BackendReply | None) -> str:
-    pod_info = pods.get(reply.served_by if reply else None)
-    return pod_info.database_label if pod_info else "the database"
 
 
 def _mark_after_first_failure(hops: list[Hop]) -> None:

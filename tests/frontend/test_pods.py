@@ -25,8 +25,8 @@ async def _learn_twice() -> tuple[PodDirectory, int]:
     assert pods.get("backend-1") is None  # nothing is awaited on the caller's path
     release.set()
     await pods.settle()
-    pods.learn_soon("backend-1", ask)  # known now
-    await pods.settle()
+    known = pods.learn_soon("backend-1", ask)  # known now: not asked again
+    assert known is not None and known.ip == "10.1.0.7"
     return pods, asked
 
 

@@ -7,7 +7,7 @@ import httpx
 from common.identity import PodIdentity
 from frontend.backend_client import Attempt, BackendReply, BackendUnavailable, CallTrace
 from frontend.config import FrontendSettings
-from frontend.pods import PodDirectory
+from frontend.pods import PodInfo
 from frontend.route_builder import build_route
 from frontend.route_model import Route
 
@@ -30,13 +30,13 @@ def _trace(*, reused: bool = False, error: str | None = None, stage: str = "send
     return CallTrace(attempts=[attempt], total_ms=5.0)
 
 
-def _route(outcome: BackendReply | BackendUnavailable, pods: PodDirectory | None = None) -> Route:
+def _route(outcome: BackendReply | BackendUnavailable, pod: PodInfo | None = None) -> Route:
     return build_route(
         settings=_settings(),
         identity=IDENTITY,
         outcome=outcome,
         payload={"items": [], "cache": "hit"} if isinstance(outcome, BackendReply) else None,
-        pods=pods or PodDirectory(),
+        pod=pod,
         request_label="GET /api/messages?limit=20",
         request_id="r1",
     )
@@ -61,9 +61,8 @@ def test_the_name_hop_shows_the_connections_address_and_when() -> None:
 
 
 def test_a_reused_connection_has_no_connect_time_and_the_pod_is_named() -> None:
-    pods = PodDirectory()
-    pods.learn({"pod_name": "backend-1", "pod_ip": "10.1.0.7", "node_name": "n2"})
-    hops = {hop.key: hop for hop in _route(_reply(reused=True), pods).hops}
+    pod = PodInfo("backend-1", "10.1.0.7", "n2", "mysql", "redis")
+    hops = {hop.key: hop for hop in _route(_reply(reused=True), pod).hops}
     assert hops["address"].timings[0].note == "none: reused"
     assert "kept-alive connection, open 3.0 s, request 4 on it" in hops["address"].detail
     assert hops["pod"].value == "backend-1" and hops["pod"].detail == "10.1.0.7 on node n2"
@@ -102,7 +101,7 @@ def test_a_backend_whose_database_is_down_fails_the_data_hop() -> None:
         identity=IDENTITY,
         outcome=reply,
         payload={"error": "dependency_unavailable", "dependency": "database"},
-        pods=PodDirectory(),
+        pod=None,
         request_label="GET /api/messages",
         request_id=None,
     )
