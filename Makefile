@@ -16,23 +16,36 @@ PROXY_MODE ?= iptables
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
+RUN_STAMP := $(VENV)/.installed-run
+# Every requirement file is exported from uv.lock with hashes (scripts/lock.sh).
+PIP_INSTALL = $(PY) -m pip install --quiet --disable-pip-version-check --require-hashes
+
+# The dev set: the tiers plus every test, lint and tool dependency. It holds the run set
+# at the same versions (one lock), so it satisfies `make run` too.
 $(STAMP): requirements/dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+	$(PIP_INSTALL) -r requirements/dev.txt
+	@touch $@ $(RUN_STAMP)
+
+# The run set: only what the two tiers need, so a first `make run` skips the test tools.
+$(RUN_STAMP): requirements/run.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP_INSTALL) -r requirements/run.txt
 	@touch $@
 
-venv: $(STAMP) ## Create .venv from the pinned requirements
+venv: $(STAMP) ## Create .venv from the pinned requirements (the dev set)
 
-run: $(STAMP) ## Run the app locally on SQLite, no Redis (Ctrl-C stops it)
+run: $(RUN_STAMP) ## Run the app locally on SQLite, no Redis (Ctrl-C stops it)
 	$(PY) scripts/run_local.py
 
 test: $(STAMP) ## Run every test (real MariaDB/Redis/Chromium where installed)
 	$(PY) -m ruff check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff check and format check
+lint: $(STAMP) ## ruff check, format check, and mypy --strict on backend/, frontend/, common/
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 format: $(STAMP) ## Apply ruff's formatting and safe fixes
 	$(PY) -m ruff check --fix .
@@ -45,10 +58,8 @@ diagrams: $(STAMP) ## Regenerate docs/img/*.svg from docs/diagrams/*.py (rule ch
 lesson-capture: $(STAMP) ## Re-capture the lesson's lab outputs and screenshots, both proxy modes (root, ~3 min)
 	scripts/lesson-capture.sh
 
-lock: $(STAMP) ## Re-pin requirements/*.txt from pyproject.toml
-	$(VENV)/bin/uv pip compile pyproject.toml --extra backend --python-version 3.11 -q -o requirements/backend.txt
-	$(VENV)/bin/uv pip compile pyproject.toml --extra frontend --python-version 3.11 -q -o requirements/frontend.txt
-	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 -q -o requirements/dev.txt
+lock: $(STAMP) ## Re-resolve uv.lock from pyproject.toml, export requirements/*.txt with hashes (UPGRADE=name bumps one)
+	scripts/lock.sh $(if $(UPGRADE),--upgrade $(UPGRADE))
 
 lint-k8s: $(STAMP) ## Manifests, Dockerfiles and compose, checked without a cluster
 	$(PY) -m pytest tests/k8s tests/compose -q
@@ -102,4 +113,4 @@ bench-quick: $(STAMP) ## A fast look: one short round, report under var/
 	$(PY) -m bench --quick --output var/bench/benchmarks.md
 
 clean: ## Remove the venv and local data
-	rm -rf $(VENV) var .pytest_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache

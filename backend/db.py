@@ -16,12 +16,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 from anyio import CapacityLimiter, to_thread
 from sqlalchemy import (
     Connection,
     Engine,
+    Table,
     bindparam,
     create_engine,
     delete,
@@ -51,9 +52,10 @@ log = logging.getLogger("db")
 
 T = TypeVar("T")
 
-_messages = Message.__table__
-_keys = IdempotencyKey.__table__
-_counts = MessageCount.__table__
+# The declarative base types __table__ as any FromClause; these are Tables.
+_messages = cast(Table, Message.__table__)
+_keys = cast(Table, IdempotencyKey.__table__)
+_counts = cast(Table, MessageCount.__table__)
 
 # The page queries, built once: putting a Select together on every call
 # cost about as much as turning its twenty rows into dicts (py-spy).
@@ -124,7 +126,7 @@ _COUNT_PLUS_ONE = (
     .where(_counts.c.written_by == bindparam("pod"))
     .values(messages=_counts.c.messages + 1)
 )
-_COUNTER_ROW = {"written_by": bindparam("pod"), "messages": bindparam("start")}
+_COUNTER_ROW: dict[str, Any] = {"written_by": bindparam("pod"), "messages": bindparam("start")}
 _COUNTER_ROW_SQLITE = (
     sqlite_insert(_counts)
     .values(_COUNTER_ROW)
@@ -303,7 +305,7 @@ class Database:
         self.state = "up"
         self.answered_once = True
 
-    def _mark_down(self, exc: Exception) -> None:
+    def _mark_down(self, exc: BaseException) -> None:
         if self.state != "down":
             log.warning(
                 "database is down",
@@ -415,7 +417,7 @@ class Database:
                         insert(_messages).values(
                             author=author, text=text_, created_at=now, written_by=written_by
                         )
-                    ).inserted_primary_key[0]
+                    ).inserted_primary_key[0]  # type: ignore[index]  # None only for no INSERT
                     if idempotency_key is not None:
                         conn.execute(
                             insert(_keys).values(

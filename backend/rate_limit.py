@@ -34,7 +34,8 @@ class WriteRateLimit:
         # The URI only names the client library: the pool decides where it connects.
         storage = RedisStorage(
             "async+redis://",
-            connection_pool=client.connection_pool,
+            # limits types **options as scalars; a connection pool is one it documents.
+            connection_pool=client.connection_pool,  # type: ignore[arg-type]
             implementation="redispy",
             key_prefix=KEY_PREFIX,
         )

@@ -29,7 +29,10 @@ class Stats(BaseModel):
     writes_by_pod: dict[str, int]
 
 
+ReadinessStatus = Literal["ready", "starting", "draining"]
+
+
 class Readiness(BaseModel):
-    status: Literal["ready", "starting", "draining"]
+    status: ReadinessStatus
     degraded: bool
     dependencies: DependencyStates

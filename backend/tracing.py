@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from backend.cache import Cache
@@ -57,7 +57,7 @@ def instrument(db: Database, cache: Cache) -> None:
             )
 
 
-def _name_the_command(span: Span, client: Any, args: tuple[Any, ...], kwargs: Any) -> None:
+def _name_the_command(span: Span, client: Any, args: Sequence[Any], kwargs: Any) -> None:
     if args and span.is_recording():
         span.set_attribute("db.operation.name", str(args[0]))
         _name_the_database(span, client, None)

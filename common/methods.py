@@ -7,6 +7,8 @@ them. The full list comes from asking every route whether the path is its.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import Scope
 
@@ -40,8 +42,8 @@ def allowed_methods(scope: Scope, routes: list[BaseRoute]) -> list[str]:
 
 
 def with_full_allow(
-    scope: Scope, routes: list[BaseRoute], headers: dict[str, str] | None
-) -> dict[str, str] | None:
+    scope: Scope, routes: list[BaseRoute], headers: Mapping[str, str] | None
+) -> Mapping[str, str] | None:
     """A 405's headers with `Allow` naming every route's methods, not just one's."""
     allow = ", ".join(allowed_methods(scope, routes))
     if not allow:

@@ -44,7 +44,8 @@ class _QuietHandler(WSGIRequestHandler):
 
 def metrics_only(registry: CollectorRegistry) -> WsgiApp:
     """/metrics answers the registry's text; any other path is 404."""
-    exposition = make_wsgi_app(registry)
+    # prometheus_client leaves make_wsgi_app's return untyped.
+    exposition: WsgiApp = make_wsgi_app(registry)
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != METRICS_PATH:

@@ -41,7 +41,7 @@ def record_timing(name: str, seconds: float) -> None:
 def incoming_request_id(scope: Scope) -> str:
     for name, value in scope.get("headers", []):
         if name == b"x-request-id":
-            candidate = value.decode("latin-1")
+            candidate: str = value.decode("latin-1")
             # An id we cannot log safely is replaced, not trusted.
             if _SAFE_REQUEST_ID.match(candidate):
                 return candidate

@@ -7,6 +7,7 @@ Paths under /api/ and the probes answer JSON in the backend's shape,
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -56,7 +57,7 @@ def error_response(
     status: int,
     code: str,
     message: str,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     **extra: Any,
 ) -> Response:
     if wants_json(request):
@@ -75,7 +76,7 @@ def error_response(
 
 
 def validation_summary(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
-    details = [
+    details: list[dict[str, Any]] = [
         {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": e.get("type")}
         for e in errors
     ]

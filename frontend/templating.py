@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,7 @@ def render(
     name: str,
     context: dict[str, Any],
     status_code: int = 200,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> HTMLResponse:
     # Straight to the compiled template: Starlette's TemplateResponse adds a
     # context-processor pass and a debug hook for its TestClient, unused here.

@@ -24,7 +24,7 @@ from typing import Any
 
 from lab import faultcli, tables
 from lab.api import cli as api_cli
-from lab.checkout import blocking_directory
+from lab.checkout import APP_PARTS, AppSource, blocking_directory, place_copy
 from lab.cluster import Lab, Options
 from lab.control import ControlError, ControlServer, request
 from lab.engine import detect, project_images
@@ -207,12 +207,12 @@ async def _serve(lab: Lab, args: argparse.Namespace) -> int:
 
 
 def _image_runtime(choice: str) -> ImageRuntime | None:
-    """The engine for the project's images (built when missing), or None: from the checkout.
+    """The engine for the project's images (built when missing), or None: process pods.
 
     `auto` takes the images where a container engine answers; `images` insists.
     """
     if choice == "process":
-        print("lab: frontend and backend run from this checkout (--runtime process)", flush=True)
+        print("lab: frontend and backend run as processes (--runtime process)", flush=True)
         return None
     engine = detect(REPO)
     if engine is None:
@@ -221,17 +221,9 @@ def _image_runtime(choice: str) -> ImageRuntime | None:
                 "lab: --runtime images needs a container engine: start Docker, or "
                 "`sudo scripts/docker-engine.sh start` and export DOCKER_HOST"
             )
-        blocked = blocking_directory(REPO)
-        if blocked is not None:
-            raise SystemExit(
-                f"lab: no container engine answers, and the pods' uid 10001 cannot enter "
-                f"{blocked} to run frontend and backend from this checkout: start one "
-                "(`sudo scripts/docker-engine.sh start`) so they run from their images, "
-                "or use a clone outside a private home directory"
-            )
         print(
-            "lab: no container engine answers: frontend and backend run from this checkout "
-            "(it must be readable by uid 10001), not from their images",
+            "lab: no container engine answers: frontend and backend run as processes with "
+            "this checkout's code and venv, not from their images",
             flush=True,
         )
         return None
@@ -246,6 +238,30 @@ def _image_runtime(choice: str) -> ImageRuntime | None:
         flush=True,
     )
     return ImageRuntime(engine)
+
+
+def _app_source(workdir: Path) -> AppSource | None:
+    """For process pods: None when their uid can read this checkout, else a copy it can.
+
+    Why a copy and not the project's engine (scripts/docker-engine.sh), on a machine
+    where none runs: the copy takes a second and needs nothing more, where a first
+    engine start must build stand-in bases and the app images from the network
+    (minutes) and leaves a daemon to stop; docs/lab.md has the measurements.
+    """
+    blocked = blocking_directory(REPO)
+    if blocked is None:
+        return None
+    started = time.monotonic()
+    source = place_copy(REPO, workdir)
+    print(
+        f"lab: the pods' uid 10001 cannot enter {blocked}, so they run from a copy of "
+        f"{', '.join(APP_PARTS)} and the venv in {source.root} (hard links where possible, "
+        f"{time.monotonic() - started:.1f} s; removed with the lab), rather than starting "
+        "the project's container engine, which on a new machine must first build a base "
+        "image and both app images (a minute or more; see docs/lab.md)",
+        flush=True,
+    )
+    return source
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -294,6 +310,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         )
         lab = Lab(manifests, options, workdir)
         lab.images = _image_runtime(args.runtime)
+        if lab.images is None:
+            lab.app_source = _app_source(workdir)
         print(
             f"lab: namespace {manifests.namespace}, {len(manifests.services)} Services, "
             f"{len(manifests.workloads)} workloads, work dir {workdir}",

@@ -29,6 +29,7 @@ from typing import Any
 
 from lab import dns
 from lab.apiserver import ApiServer, Event, SystemObjects
+from lab.checkout import AppSource
 from lab.controllers import deployment, networkpolicy, statefulset
 from lab.controllers.dns import DnsController
 from lab.controllers.endpointslice import EndpointSliceController
@@ -92,6 +93,8 @@ class Lab:
         self.network = HostNetwork(manifests.namespace)
         # The engine that runs the project's images; None runs them from the checkout.
         self.images: ImageRuntime | None = None
+        # Without an engine: where process pods run the app from (None: this checkout).
+        self.app_source: AppSource | None = None
         self.ipt = Iptables()
         self.proxier = Proxier(
             make_mode(options.proxy_mode),

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lab import runtime
+from lab.checkout import AppSource
 from lab.engine import EngineError
 from lab.envvars import EnvError, PodFacts, container_env, expand_command
 from lab.images import ImageRuntime, is_project_image
@@ -48,6 +49,7 @@ class Cluster(Protocol):
     network: HostNetwork
     workdir: Path
     images: ImageRuntime | None
+    app_source: AppSource | None
 
     def notify(self) -> None: ...
     def event(self, obj: str, reason: str, message: str) -> None: ...
@@ -392,7 +394,9 @@ class PodWorker:
         command, args = expand_command(container, env)
         if self._from_image(container):
             return await self._start_image(container, state, env, command, args)
-        launch = runtime.plan(container, pod.template, command, args, env, self.volumes)
+        launch = runtime.plan(
+            container, pod.template, command, args, env, self.volumes, self.cluster.app_source
+        )
         uid, gid, note = runtime.effective_user(launch)
         if note:
             self._event("Warning", f"{container.name}: {note}")

@@ -39,6 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lab.checkout import AppSource
 from lab.manifests import REPO, Container, ManifestError, PodTemplate, SecurityContext
 
 # The image's default user when the manifests set none: the app images'
@@ -251,8 +252,11 @@ def plan(
     args: list[str],
     env: Mapping[str, str],
     volumes: VolumeMap,
+    source: AppSource | None = None,
 ) -> Launch:
-    """How to run one container: argv, env, cwd, user."""
+    """How to run one container: argv, env, cwd, user. `source`: where the project's
+    images' code and Python come from (default: this checkout and this Python)."""
+    source = source or AppSource(REPO, sys.executable)
     kind, tier = image_kind(container.image)
     env = volumes.rewrite_env(env)
     pod_sec, sec = template.security, container.security
@@ -279,18 +283,20 @@ def plan(
         argv = command + args if command else dockerfile_cmd(tier) + args
         if argv and argv[0] in ("python", "python3"):
             # The Dockerfile's python is the image venv's; the lab's is this one.
-            argv[0] = sys.executable
+            argv[0] = source.python
         full_env.update(
             {
-                "PATH": f"{Path(sys.executable).parent}:{BASE_PATH}",
-                "PYTHONPATH": str(REPO),
+                "PATH": f"{Path(source.python).parent}:{BASE_PATH}",
+                "PYTHONPATH": str(source.root),
                 "PYTHONUNBUFFERED": "1",
                 "PYTHONDONTWRITEBYTECODE": "1",
             }
         )
         full_env.update(env)
         cwd = container.working_dir and volumes.host_path(container.working_dir)
-        launch = Launch(argv, full_env, cwd or str(REPO), uid, gid, merged, kind, notes=notes)
+        launch = Launch(
+            argv, full_env, cwd or str(source.root), uid, gid, merged, kind, notes=notes
+        )
     elif kind == "dnsmasq":
         # Debian's dnsmasq under the nanny that restarts it for new SRV records
         # (lab/dnsnanny.py); it binds port 53 as root, then drops to nobody.

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from backend.app_state import AppStateDep
-from backend.schemas import DependencyStates, Readiness
+from backend.schemas import DependencyStates, Readiness, ReadinessStatus
 
 router = APIRouter(tags=["probes"])
 
@@ -25,6 +25,7 @@ async def healthz() -> dict[str, str]:
 async def readyz(app_state: AppStateDep) -> JSONResponse:
     # Only this pod's own state decides: a shared dependency going down would
     # make every replica unready at once and take cached reads down with it.
+    status: ReadinessStatus
     if app_state.lifecycle.draining:
         status = "draining"
     elif not app_state.db.answered_once:

@@ -113,6 +113,9 @@ def test_multi_stage_build(tier):
     builder_runs = " ".join(args for name, args in builder if name == "RUN")
     assert "-r /tmp/requirements.txt" in builder_runs
     assert "--no-cache-dir" in builder_runs
+    # Only the files uv.lock hashed, and only wheels: nothing is built from source.
+    assert "--require-hashes" in builder_runs
+    assert "--only-binary=:all:" in builder_runs
     copies = [args for name, args in builder if name == "COPY"]
     assert f"requirements/{tier}.txt /tmp/requirements.txt" in copies
     # The runtime stage installs nothing: no apt, no pip, no compiler.
@@ -181,6 +184,8 @@ def _dockerignore_excludes(path: str, patterns: list[str]) -> bool:
         ("requirements/backend.txt", False),
         ("requirements/frontend.txt", False),
         ("requirements/dev.txt", True),
+        ("requirements/run.txt", True),
+        ("uv.lock", True),
         (".git/HEAD", True),
         (".venv/bin/python", True),
         ("tests/k8s/conftest.py", True),

@@ -72,9 +72,9 @@ def lab(
 
 def _private_checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the repository in a directory of mode 0700, as a clone in a Debian home
-    directory is: the pods' uid 10001 cannot read it, so the lab must run the pods from
-    their images. Without a container engine the lab falls back to the checkout, which
-    must then be readable: the repository itself is used."""
+    directory is: the pods' uid 10001 cannot read it, so the lab runs the pods from
+    their images. Without a container engine the repository itself is used
+    (test_lab_home.py runs a private checkout with no engine)."""
     if detect(REPO) is None:
         return REPO
     home = tmp_path_factory.mktemp("home")

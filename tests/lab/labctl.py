@@ -70,11 +70,16 @@ class LabProcess:
         port: int,
         extra_args: Iterable[str] = (),
         checkout: Path = REPO,
+        command: list[str] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.log_path = log_path
         self.port = port
         self.extra_args = list(extra_args)
         self.checkout = checkout
+        # Another command that runs `lab up` (`make lab`), and its environment.
+        self.command = command
+        self.env = env
         self.proxy_mode = "iptables"
         self.proc: subprocess.Popen[bytes] | None = None
         self.startup_seconds = 0.0
@@ -88,7 +93,8 @@ class LabProcess:
         started = time.monotonic()
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [
+                self.command
+                or [
                     sys.executable,
                     "-m",
                     "lab",
@@ -100,6 +106,7 @@ class LabProcess:
                     *self.extra_args,
                 ],
                 cwd=self.checkout,
+                env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 # Not in the test's process group: Ctrl-C on pytest is not the lab's.

@@ -6,6 +6,7 @@ Create Date: 2026-11-25
 """
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -19,7 +20,8 @@ depends_on: str | Sequence[str] | None = None
 _id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 _ts = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 # utf8mb4 so every Unicode character, emoji included, round-trips on MySQL.
-_mysql_table = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"}
+# Any: create_table's typed keywords do not name dialect options, which go to **kw.
+_mysql_table: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"}
 
 
 def upgrade() -> None:

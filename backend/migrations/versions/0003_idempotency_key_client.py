@@ -36,7 +36,8 @@ _client = sa.String(64).with_variant(
 def _sqlite_copy(primary_key: list[str], scoped: bool) -> None:
     """SQLite cannot change a primary key in place: copy the table, as batch mode
     would, but spelled out (batch mode warns when the primary key changes)."""
-    columns = [
+    # Columns of different types: their common type, as create_table takes them.
+    columns: list[sa.schema.SchemaItem] = [
         sa.Column("key", sa.String(128), nullable=False),
         sa.Column("request_hash", sa.String(64), nullable=False),
         sa.Column(
