@@ -10,6 +10,7 @@ while this process lives on.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -71,7 +72,11 @@ class PodDirectory:
         if known is not None or name in self._asking:
             return known
         self._asking.add(name)
-        task = asyncio.get_running_loop().create_task(self._learn(name, ask))
+        # In a context of its own: not part of the page that met the pod, so
+        # it adds nothing to that page's Server-Timing, request id or trace.
+        task = asyncio.get_running_loop().create_task(
+            self._learn(name, ask), context=contextvars.Context()
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return None
