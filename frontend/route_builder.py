@@ -159,6 +159,23 @@ def _pod_hop(
     return hop
 
 
+def _address_hop(trace: CallTrace, target: BackendAddress, words: PlaceProse) -> Hop:
+    attempt = trace.last if trace.attempts else None
+    hop = Hop(
+        key="address",
+        title=words.address_title,
+        value=(attempt.peer_addr if attempt and attempt.peer_addr else None)
+        or (f"{target.address}:{target.port}" if target.address else "unknown"),
+        detail=_connection_detail(trace) if attempt else "",
+        explanation=words.address,
+        link=VIRTUAL_IP_DOCS,
+        timings=[Timing("connect", attempt.connect_ms if attempt else None)],
+    )
+    if attempt and not attempt.new_connection and attempt.peer_addr:
+        hop.timings = [Timing("connect", None, note="none: reused")]
+    return hop
+
+
 def build_route(
     *,
     settings: FrontendSettings,
@@ -189,18 +206,7 @@ def build_route(
         link=SERVICE_DOCS,
         timings=[Timing("round trip to the backend", total_ms)],
     )
-    address = Hop(
-        key="address",
-        title=words.address_title,
-        value=(attempt.peer_addr if attempt and attempt.peer_addr else None)
-        or (f"{target.address}:{target.port}" if target.address else "unknown"),
-        detail=_connection_detail(trace) if attempt else "",
-        explanation=words.address,
-        link=VIRTUAL_IP_DOCS,
-        timings=[Timing("connect", attempt.connect_ms if attempt else None)],
-    )
-    if attempt and not attempt.new_connection and attempt.peer_addr:
-        address.timings = [Timing("connect", None, note="none: reused")]
+    address = _address_hop(trace, target, words)
     pod_hop = _pod_hop(reply, body, pod, words)
     data = _data_hop(reply, body, pod.database_label if pod else "the database")
     hops = [frontend, _name_hop(target, words, time.time()), address, pod_hop, data]
