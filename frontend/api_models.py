@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from frontend.route_panel import HopState
+from frontend.route_model import HopState
 from frontend.runs_on import Place
 
 

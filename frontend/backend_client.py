@@ -13,7 +13,11 @@ connect (refused, or timed out: a pod that drops packets). Such a call is
 tried once more on a brand-new connection, which lets kube-proxy pick a pod again; but
 only when repeating it is harmless: GET/HEAD, or a POST carrying an
 Idempotency-Key (the backend then returns the first result instead of
-writing twice).
+writing twice). A read that timed out (a pod gone silent: partitioned, or
+its node lost) is retried the same way, but only for GET/HEAD/OPTIONS and
+within the call's deadline (one try's connect and read timeouts together):
+a write whose answer never came stays an unknown outcome for the form to
+report.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from common.version import VERSION
 from frontend import client_span
 from frontend.config import FrontendSettings
 from frontend.metrics import FrontendMetrics
-from frontend.transport import AiohttpTransport, ConnectionInfo, Observer
+from frontend.transport import AiohttpTransport, ConnectionInfo, NameNotResolved, Observer
 
 log = logging.getLogger("backend_client")
 
@@ -44,8 +48,8 @@ log = logging.getLogger("backend_client")
 # A connect that timed out is here too: nothing was sent, and the usual cause is a
 # pod whose packets are dropped (partitioned, its node gone) that is still in the
 # Service, since its kubelet or nobody has yet said otherwise; on a new connection
-# kube-proxy picks again, most likely a live pod. Other timeouts are not here: a
-# slow backend retried is a slower, busier backend.
+# kube-proxy picks again, most likely a live pod. A read timeout is not here: it
+# is retried only for reads, within the call's deadline (see _request_on).
 RETRYABLE = (
     httpx.ConnectError,
     httpx.ConnectTimeout,
@@ -55,11 +59,16 @@ RETRYABLE = (
 )
 
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# A read that timed out is retried only for a method that is idempotent by
+# itself (a write carries an Idempotency-Key, but its outcome is unknown
+# and the form says so: see guestbook.write_message), and only when this much
+# of the call's deadline is left for the second try.
+_MIN_RETRY_S = 0.05
 _URL_CACHE_SIZE = 256
 _USER_AGENT = {"User-Agent": f"clusterip-demo-frontend/{VERSION}"}
 
 Stage = Literal["pool", "connect", "send"]
-FailedHop = Literal["frontend", "address", "pod"]
+FailedHop = Literal["frontend", "name", "address", "pod"]
 
 
 @dataclass(slots=True)
@@ -75,6 +84,10 @@ class Attempt(Observer):
     # has carried including this one (1 on a new connection).
     connection_age_s: float | None = None
     requests_on_connection: int | None = None
+    # When that connection was opened, in seconds since the epoch: the pool
+    # resolves the backend's name for each new connection, so this is also
+    # when `peer_addr` was the name's answer.
+    connection_opened_at: float | None = None
     stage: Stage = "pool"
     error: str | None = None
     _connect_started: float = 0.0
@@ -424,6 +437,7 @@ class BackendClient:
             attempt.peer_addr = _address(info.peer)
             attempt.connection_age_s = info.age_s
             attempt.requests_on_connection = info.requests
+            attempt.connection_opened_at = info.opened_at or None
 
     async def request(
         self,
@@ -465,15 +479,24 @@ class BackendClient:
         header_names = {name.lower() for name in kwargs["headers"] or {}}
         repeatable = method in _IDEMPOTENT_METHODS or "idempotency-key" in header_names
         started = time.perf_counter()
+        timeouts: httpx.Timeout = kwargs["timeouts"] or self._timeout
+        # The longest one try may already take: a retry after a silent pod
+        # fits in what is left of it, so the caller never waits longer.
+        deadline = started + (timeouts.connect or 0.0) + (timeouts.read or 0.0)
         trace = CallTrace()
         while True:
             reply, attempt, error = await self.send_once(
                 client, method, path, resend_count=len(trace.attempts), **kwargs
             )
             trace.attempts.append(attempt)
-            if error is None or not (
-                retry and repeatable and client is not self.fresh and isinstance(error, RETRYABLE)
-            ):
+            if error is None or not retry or client is self.fresh:
+                break
+            if isinstance(error, httpx.ReadTimeout) and method in _IDEMPOTENT_METHODS:
+                left = deadline - time.perf_counter()
+                if left < _MIN_RETRY_S:
+                    break
+                kwargs["timeouts"] = _cut(timeouts, left)
+            elif not (repeatable and isinstance(error, RETRYABLE)):
                 break
             self.metrics.retries.inc()
             log.warning(
@@ -491,6 +514,20 @@ class BackendClient:
         return reply
 
 
+def _cut(timeouts: httpx.Timeout, left: float) -> httpx.Timeout:
+    """`timeouts` with none longer than `left` seconds."""
+
+    def cut(value: float | None) -> float:
+        return left if value is None else min(value, left)
+
+    return httpx.Timeout(
+        connect=cut(timeouts.connect),
+        read=cut(timeouts.read),
+        write=cut(timeouts.write),
+        pool=cut(timeouts.pool),
+    )
+
+
 def outcome_unknown(exc: BackendUnavailable) -> bool:
     """Whether a request that got no answer may still have been carried out.
 
@@ -506,6 +543,8 @@ def _failed_hop(error: BaseException, attempt: Attempt) -> FailedHop:
     """Where the route broke, in the route panel's terms."""
     if isinstance(error, httpx.PoolTimeout):
         return "frontend"  # every pooled connection busy: our own limit
+    if isinstance(error, NameNotResolved):
+        return "name"
     if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout) or attempt.stage == "connect":
         return "address"  # nothing accepted a connection at that address
     return "pod"  # connected, but no complete answer came back

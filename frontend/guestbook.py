@@ -6,7 +6,6 @@ raises for a backend that is down or refuses: that is a result too.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Mapping
@@ -19,9 +18,16 @@ from common.contract import IDEMPOTENCY_KEY_PATTERN
 from common.logging import request_id_var
 from common.tracing import current_trace_id
 from frontend.app_state import AppState
-from frontend.backend_client import BackendReply, BackendUnavailable, outcome_unknown
+from frontend.backend_client import (
+    BackendClient,
+    BackendReply,
+    BackendUnavailable,
+    outcome_unknown,
+)
 from frontend.listing_cache import ListingCache
-from frontend.route_panel import Resolution, Route, build_route, literal_address, resolve
+from frontend.pods import PodInfo
+from frontend.route_builder import build_route
+from frontend.route_model import Route
 
 PAGE_SIZE = 20
 _INFO_TIMEOUT = httpx.Timeout(1.0)
@@ -48,74 +54,79 @@ class Listing:
     source: bytes | None = None
 
 
-async def _call(app_state: AppState, method: str, path: str, **kwargs: Any) -> Any:
-    try:
-        return await app_state.backend.request(method, path, **kwargs)
-    except BackendUnavailable as exc:
-        return exc
+@dataclass(slots=True)
+class Fetched:
+    """One backend call for a page of messages: its outcome and the parsed body."""
+
+    label: str
+    outcome: BackendReply | BackendUnavailable
+    payload: dict[str, Any] | None
+    # The answering pod's details, when this frontend has learnt them already.
+    pod: PodInfo | None = None
 
 
-async def _learn_pod(app_state: AppState, reply: BackendReply) -> None:
-    """Ask /api/info once per new pod name, for its IP, node and database.
+async def _pod_info(backend: BackendClient) -> dict[str, Any] | None:
+    """A backend pod's /api/info; None when it did not answer in time.
 
-    Best effort and short: the kept-alive connection just used most likely
-    leads to the same pod, and if it does not, that pod is learnt instead.
+    Asked beside the page, not on its way: the kept-alive connection just
+    used most likely leads to the same pod, and if not, that pod is learnt.
     """
-    if app_state.pods.get(reply.served_by) is not None or not reply.served_by:
-        return
     try:
-        info = await app_state.backend.request("GET", "/api/info", timeouts=_INFO_TIMEOUT)
+        info = await backend.request("GET", "/api/info", timeouts=_INFO_TIMEOUT)
         body = info.json() if info.status == 200 else None
     except BackendUnavailable:
-        return
-    if isinstance(body, dict):
-        app_state.pods.learn(body)
+        return None
+    return body if isinstance(body, dict) else None
 
 
-def _payload(outcome: BackendReply | BackendUnavailable, cache: ListingCache) -> tuple[Any, Any]:
-    """The parsed body, or the outcome turned into a failure if it is not JSON."""
-    if isinstance(outcome, BackendUnavailable):
-        return outcome, None
-    try:
-        body = outcome.json(cache.payload if outcome.status == 200 else json.loads)
-    except BackendUnavailable as exc:
-        return exc, None
-    return outcome, body if isinstance(body, dict) else None
-
-
-async def load_listing(
+async def fetch_listing(
     app_state: AppState, before_id: int | None, forwarded: Mapping[str, str]
-) -> Listing:
-    settings = app_state.settings
+) -> Fetched:
+    """The one backend call of a page view; a pod met for the first time is learnt later."""
     params: dict[str, str | int] = {"limit": PAGE_SIZE}
     if before_id is not None:
         params["before_id"] = before_id
     label = "GET /api/messages?" + "&".join(f"{k}={v}" for k, v in params.items())
-    call = _call(app_state, "GET", "/api/messages", params=params, headers=forwarded)
-    host, port = settings.backend_host, settings.backend_port
-    literal = literal_address(host)
-    if literal is not None:
-        # An address: nothing to look up, so no task to run beside the call.
-        resolution = Resolution(host=host, port=port, addresses=[literal])
-        raw = await call
-    else:
-        # The lookup is for the panel only (the client resolves on its own
-        # when it connects), so it runs beside the call and adds no time to
-        # the page. It runs on every page view: it is the lesson.
-        resolution, raw = await asyncio.gather(
-            resolve(host, port, settings.backend_connect_timeout_seconds), call
-        )
-    outcome, payload = _payload(raw, app_state.listings)
-    if isinstance(outcome, BackendReply) and outcome.status == 200:
-        await _learn_pod(app_state, outcome)
+    backend = app_state.backend
+    try:
+        outcome = await backend.request("GET", "/api/messages", params=params, headers=forwarded)
+    except BackendUnavailable as exc:
+        return Fetched(label, exc, None)
+    fetched = Fetched(label, outcome, None)
+    try:
+        body = outcome.json(_loads(app_state.listings, outcome.status))
+    except BackendUnavailable as exc:
+        fetched.outcome = exc
+        return fetched
+    fetched.payload = body if isinstance(body, dict) else None
+    if outcome.status == 200:
+        fetched.pod = app_state.pods.learn_soon(outcome.served_by, lambda: _pod_info(backend))
+    return fetched
+
+
+def _loads(cache: ListingCache, status: int) -> Any:
+    return cache.payload if status == 200 else json.loads
+
+
+def _problem(outcome: BackendReply | BackendUnavailable, failed_hop: str | None) -> tuple[int, str]:
+    """The page's status and banner for a listing that could not be shown."""
+    if isinstance(outcome, BackendUnavailable):
+        return 503, f"The backend is unreachable: {_HOP_WORDS.get(failed_hop or 'pod')}."
+    if outcome.status == 503:
+        return 503, "The backend answered, but " + _HOP_WORDS["data"] + "."
+    return 502, f"The backend answered {outcome.status} instead of the messages."
+
+
+def listing_of(app_state: AppState, fetched: Fetched) -> Listing:
+    """The route model and the messages of one fetch: no I/O."""
+    outcome, payload = fetched.outcome, fetched.payload
     route = build_route(
-        settings=settings,
+        settings=app_state.settings,
         identity=app_state.identity,
-        resolution=resolution,
         outcome=outcome,
         payload=payload,
-        pods=app_state.pods,
-        request_label=label,
+        pod=fetched.pod,
+        request_label=fetched.label,
         request_id=request_id_var.get(),
         trace_id=current_trace_id(),
     )
@@ -129,17 +140,15 @@ async def load_listing(
         listing.next_before_id = next_before if isinstance(next_before, int) else None
         listing.source = outcome.body
         return listing
-    hop = route.failed_hop
-    if isinstance(outcome, BackendUnavailable):
-        listing.status = 503
-        listing.problem = f"The backend is unreachable: {_HOP_WORDS.get(hop or 'pod')}."
-    elif outcome.status == 503:
-        listing.status = 503
-        listing.problem = "The backend answered, but " + _HOP_WORDS["data"] + "."
-    else:
-        listing.status = 502
-        listing.problem = f"The backend answered {outcome.status} instead of the messages."
+    listing.status, listing.problem = _problem(outcome, route.failed_hop)
     return listing
+
+
+async def load_listing(
+    app_state: AppState, before_id: int | None, forwarded: Mapping[str, str]
+) -> Listing:
+    """Fetch, then build: the page's data and its route panel, one way."""
+    return listing_of(app_state, await fetch_listing(app_state, before_id, forwarded))
 
 
 @dataclass(slots=True)

@@ -52,12 +52,13 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The one HTTP client (and its connection pool) of this process.
         backend = backend_client(settings, frontend_metrics)
+        pods = PodDirectory()
         app.state.app_state = AppState(
             settings,
             identity,
             lifecycle,
             backend,
-            PodDirectory(),
+            pods,
             templates,
             spread_gate=SpreadGate(settings.spread_concurrency),
         )
@@ -68,6 +69,7 @@ def create_app(
         try:
             yield
         finally:
+            await pods.settle()
             await backend.aclose()
             log.info("frontend stopped")
 

@@ -1,14 +1,18 @@
 """Backend pods this frontend has heard of, learnt from their `/api/info`.
 
 `X-Served-By` names the pod that answered; its IP, node and database kind
-come from `/api/info`, asked once per new pod name. Bounded, because pods
-come and go with every rollout while this process lives on.
+come from `/api/info`, asked once per new pod name, beside the page rather
+than on its way: the view that meets a new pod shows its name, the next
+ones its details. Bounded, because pods come and go with every rollout
+while this process lives on.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +36,10 @@ class PodDirectory:
     def __init__(self, capacity: int = 256) -> None:
         self._capacity = capacity
         self._pods: OrderedDict[str, PodInfo] = OrderedDict()
+        # Names being asked about, and the tasks asking (held, or the event
+        # loop could drop a task before it ends).
+        self._asking: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def learn(self, info: Mapping[str, Any]) -> PodInfo | None:
         name = info.get("pod_name")
@@ -52,3 +60,38 @@ class PodDirectory:
 
     def get(self, name: str | None) -> PodInfo | None:
         return self._pods.get(name) if name else None
+
+    def learn_soon(
+        self, name: str | None, ask: Callable[[], Awaitable[Mapping[str, Any] | None]]
+    ) -> PodInfo | None:
+        """The pod's details if known; else None, and learnt in the background
+        (one question at a time per name)."""
+        if not name:
+            return None
+        known = self._pods.get(name)
+        if known is not None or name in self._asking:
+            return known
+        self._asking.add(name)
+        # In a context of its own: not part of the page that met the pod, so
+        # it adds nothing to that page's Server-Timing, request id or trace.
+        task = asyncio.get_running_loop().create_task(
+            self._learn(name, ask), context=contextvars.Context()
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return None
+
+    async def _learn(
+        self, name: str, ask: Callable[[], Awaitable[Mapping[str, Any] | None]]
+    ) -> None:
+        try:
+            info = await ask()
+        finally:
+            self._asking.discard(name)
+        if info is not None:
+            self.learn(info)
+
+    async def settle(self) -> None:
+        """Wait for the lookups under way (at shutdown, before the client closes)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -42,7 +42,11 @@ import aiohttp
 import httpx
 from yarl import URL
 
-__all__ = ["AiohttpTransport", "ConnectionInfo", "Observer"]
+__all__ = ["AiohttpTransport", "ConnectionInfo", "NameNotResolved", "Observer"]
+
+
+class NameNotResolved(httpx.ConnectError):
+    """The backend's name did not resolve when a connection was to be opened."""
 
 
 class Observer:
@@ -75,11 +79,15 @@ class ConnectionInfo:
     # including this one (1 on a new connection).
     age_s: float
     requests: int
+    # When it was opened (seconds since the epoch): the name was resolved to
+    # `peer` then, since the pool looks the name up for each new connection.
+    opened_at: float = 0.0
 
 
 @dataclass(slots=True)
 class _Ledger:
     opened_at: float
+    opened_wall: float
     local: tuple[Any, ...] | None
     peer: tuple[Any, ...] | None
     requests: int = 0
@@ -109,13 +117,18 @@ class _Response(aiohttp.ClientResponse):
                 transport = connection.transport
                 ledger = _Ledger(
                     opened_at=now,
+                    opened_wall=time.time(),
                     local=_address(transport.get_extra_info("sockname")) if transport else None,
                     peer=_address(transport.get_extra_info("peername")) if transport else None,
                 )
                 _LEDGER[protocol] = ledger
             ledger.requests += 1
             self.connection_info = ConnectionInfo(
-                ledger.local, ledger.peer, now - ledger.opened_at, ledger.requests
+                ledger.local,
+                ledger.peer,
+                now - ledger.opened_at,
+                ledger.requests,
+                ledger.opened_wall,
             )
         return await super().start(connection)
 
@@ -169,7 +182,9 @@ def translate(
         kind = httpx.PoolTimeout if stage == "pool" else httpx.ConnectTimeout
     elif isinstance(exc, TimeoutError):  # SocketTimeoutError and the like
         kind = httpx.ReadTimeout
-    elif isinstance(exc, aiohttp.ClientConnectorError):  # refused, unreachable, no such name
+    elif isinstance(exc, aiohttp.ClientConnectorDNSError):
+        kind = NameNotResolved
+    elif isinstance(exc, aiohttp.ClientConnectorError):  # refused, unreachable
         kind = httpx.ConnectError
     elif isinstance(
         # Gone before or during the reply, or a reply that is not HTTP.

@@ -27,7 +27,7 @@ from frontend.guestbook import (
     load_listing,
     write_message,
 )
-from frontend.route_panel import SERVICE_DOCS
+from frontend.route_model import SERVICE_DOCS
 from frontend.spread import DETAIL, HEADLINE, SpreadInputError, parse_n
 from frontend.spread_limits import CLIENT_CLOSED, bounded_spread
 from frontend.templating import render, render_fragment

@@ -23,6 +23,7 @@ from tests.conftest import BackendLauncher
 from tests.support.apps import AppProcess
 from tests.support.balancer import TcpBalancer
 from tests.support.frontends import FrontendLauncher
+from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "var" / "screenshots"
@@ -142,3 +143,17 @@ def write_via_form(
     fields = hidden_fields(page.text)
     data = fields | {"author": author, "text": text} | overrides
     return client.post("/messages", data=data)
+
+
+def wait_for_pod_details(client: httpx.Client) -> None:
+    """Wait until the frontend has learnt the backend pod its views reach.
+
+    A pod met for the first time is asked about beside the page, not on its
+    way: the view that meets it shows its name, the next ones its details.
+    """
+
+    def learnt() -> bool:
+        hops = {hop["key"]: hop for hop in client.get("/api/route").json()["hops"]}
+        return bool(hops["pod"]["detail"])
+
+    wait_until(learnt, timeout=10)

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from frontend.config import FrontendSettings
-from tests.frontend.conftest import Stack
+from tests.frontend.conftest import Stack, wait_for_pod_details
 from tests.support.frontends import FrontendLauncher
 from tests.support.waiting import wait_until
 
@@ -24,7 +24,9 @@ def _sample(metrics_text: str, series: str) -> float:
 
 
 def test_route_json_names_every_hop(solo: Stack) -> None:
-    response = solo.client().get("/api/route", headers={"X-Request-ID": "route-check-1"})
+    client = solo.client()
+    wait_for_pod_details(client)
+    response = client.get("/api/route", headers={"X-Request-ID": "route-check-1"})
     assert response.status_code == 200
     body = response.json()
     assert body["ok"] is True and body["failed_hop"] is None
@@ -34,8 +36,11 @@ def test_route_json_names_every_hop(solo: Stack) -> None:
     hops = {hop["key"]: hop for hop in body["hops"]}
     assert list(hops) == ["frontend", "name", "address", "pod", "data"]
     assert all(hop["state"] == "ok" and hop["explanation"] for hop in hops.values())
-    lookup = hops["name"]["timings"][0]
-    assert lookup["label"] == "name lookup" and lookup["ms"] is not None
+    # No lookup on the page's path: the name's answer is the connection's address.
+    assert hops["name"]["timings"] == [
+        {"label": "name lookup", "ms": None, "note": "none for this view"}
+    ]
+    assert hops["name"]["detail"].startswith("resolved to 127.0.0.1 when this connection")
     assert hops["address"]["value"] == f"127.0.0.1:{solo.backends[0].port}"
     assert hops["pod"]["value"] == "backend-solo"
     assert hops["pod"]["detail"] == "127.0.0.1 on node test-node"  # learnt from /api/info
@@ -44,6 +49,23 @@ def test_route_json_names_every_hop(solo: Stack) -> None:
     assert hops["data"]["value"] == "SQLite"
     assert body["total_ms"] > 0
     assert body["docs"] == "https://kubernetes.io/docs/concepts/services-networking/service/"
+
+
+def test_a_new_pod_is_learnt_beside_the_page(
+    solo: Stack, frontend_factory: FrontendLauncher
+) -> None:
+    app = frontend_factory(f"http://localhost:{solo.backends[0].port}", pod_name="frontend-new")
+    with httpx.Client(base_url=app.url, timeout=20) as client:
+        first = {hop["key"]: hop for hop in client.get("/api/route").json()["hops"]}
+        # Named by its answer's header; its IP and node are not asked for on the way.
+        assert first["pod"]["value"] == "backend-solo" and first["pod"]["detail"] == ""
+        assert first["data"]["value"] == "the database"
+
+        def learnt() -> bool:
+            hops = {hop["key"]: hop for hop in client.get("/api/route").json()["hops"]}
+            return hops["pod"]["detail"] == "127.0.0.1 on node test-node"
+
+        wait_until(learnt, timeout=10)
 
 
 def test_a_second_view_reuses_the_kept_alive_connection(solo: Stack) -> None:

@@ -9,7 +9,13 @@ import httpx
 import pytest
 
 from tests.conftest import BackendLauncher
-from tests.frontend.conftest import Stack, hop_html, hop_states, write_via_form
+from tests.frontend.conftest import (
+    Stack,
+    hop_html,
+    hop_states,
+    wait_for_pod_details,
+    write_via_form,
+)
 from tests.support.frontends import FrontendLauncher
 from tests.support.servers import Redis
 
@@ -43,6 +49,7 @@ def cached(
 
 def test_the_panel_says_redis_served_a_cached_page(cached: Stack, fresh_redis: Redis) -> None:
     client = cached.client()
+    wait_for_pod_details(client)  # the pod's database kind names the data hop
     created = client.post("/api/messages", json={"author": "Cache", "text": "warm me"})
     assert created.status_code == 201
 
@@ -93,7 +100,9 @@ def test_forwarded_for_cannot_dodge_the_rate_limit(cached: Stack, fresh_redis: R
 
 
 def test_the_pod_hop_names_the_pod_behind_mysql(cached: Stack) -> None:
-    route = httpx.get(cached.frontend.url + "/api/route", timeout=20).json()
+    with httpx.Client(base_url=cached.frontend.url, timeout=20) as client:
+        wait_for_pod_details(client)
+        route = client.get("/api/route").json()
     pod = {h["key"]: h for h in route["hops"]}["pod"]
     assert pod["value"] == "backend-cached"
     assert pod["detail"] == "127.0.0.1 on node test-node"

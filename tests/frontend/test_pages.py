@@ -8,7 +8,14 @@ import uuid
 import httpx
 import pytest
 
-from tests.frontend.conftest import Stack, hidden_fields, hop_html, hop_states, write_via_form
+from tests.frontend.conftest import (
+    Stack,
+    hidden_fields,
+    hop_html,
+    hop_states,
+    wait_for_pod_details,
+    write_via_form,
+)
 
 
 def _ids_on(html: str) -> list[int]:
@@ -17,6 +24,7 @@ def _ids_on(html: str) -> list[int]:
 
 def test_page_shows_the_guestbook_and_every_hop(solo: Stack) -> None:
     client = solo.client()
+    wait_for_pod_details(client)
     response = client.get("/")
     assert response.status_code == 200
     html = response.text
@@ -31,8 +39,9 @@ def test_page_shows_the_guestbook_and_every_hop(solo: Stack) -> None:
     assert "frontend-a" in hop_html(html, "frontend")
     name = hop_html(html, "name")
     assert f"localhost:{solo.backends[0].port}" in name
-    assert "resolved to" in name and "127.0.0.1" in name
-    assert "name lookup" in name
+    # The address the connection was opened to, and when: no lookup per view.
+    assert "resolved to 127.0.0.1 when this connection was opened" in name
+    assert "UTC" in name and "none for this view" in name
     assert f"127.0.0.1:{solo.backends[0].port}" in hop_html(html, "address")
     pod = hop_html(html, "pod")
     assert "backend-solo" in pod and "in the backend" in pod

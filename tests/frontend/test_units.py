@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
@@ -13,7 +12,6 @@ from frontend.backend_client import parse_server_timing
 from frontend.charts import PALETTE, bar_chart, pod_colours
 from frontend.config import FrontendSettings
 from frontend.listing_cache import ListingCache
-from frontend.route_panel import literal_address, resolve
 from frontend.runs_on import HostFacts, decide, parse_resolv_conf
 from frontend.spread import SpreadInputError, parse_n
 from frontend.templating import create_templates
@@ -85,15 +83,6 @@ def test_n_refuses(raw: str) -> None:
         parse_n(raw, 30, 200)
 
 
-def test_resolver_times_a_name_and_skips_an_address() -> None:
-    named = asyncio.run(resolve("localhost", 8000, 2.0))
-    assert "127.0.0.1" in named.addresses and named.ms is not None and not named.literal
-    literal = asyncio.run(resolve("10.96.0.12", 8000, 2.0))
-    assert literal.addresses == ["10.96.0.12"] and literal.literal
-    missing = asyncio.run(resolve("no-such-backend.invalid", 8000, 2.0))
-    assert missing.error and missing.addresses == []
-
-
 def test_charts_scale_and_keep_a_colour_per_pod() -> None:
     colours = pod_colours(["b", "a"], ["c"])
     assert colours == {"a": PALETTE[0], "b": PALETTE[1], "c": PALETTE[2]}
@@ -146,12 +135,6 @@ def test_display_filters_are_worked_out_once_and_stay_escaped() -> None:
     first = env.filters["ticks"]("use `<b>`")
     assert first == "use <code>&lt;b&gt;</code>" and env.filters["ticks"]("use `<b>`") is first
     assert env.filters["ticks"](None) == "None"
-
-
-def test_literal_addresses_need_no_lookup() -> None:
-    assert literal_address("10.96.0.12") == "10.96.0.12"
-    assert literal_address("[::1]") == "::1"
-    assert literal_address("backend") is None
 
 
 KUBELET_RESOLV = (

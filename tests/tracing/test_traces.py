@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from common.tracing import EXPORT_TIMEOUT_SECONDS
-from tests.frontend.conftest import hidden_fields
+from tests.frontend.conftest import hidden_fields, wait_for_pod_details
 from tests.support.apps import AppProcess, migrate
 from tests.support.balancer import TcpBalancer
 from tests.support.otlp import OtlpReceiver, ReceivedSpan
@@ -234,6 +234,7 @@ def test_a_page_view_and_a_post_are_one_trace_each_across_both_tiers(
         found = _TRACE_ID.search(page.text)
         assert found, "the route panel shows the trace id"
         trace_id = found[1]
+        wait_for_pod_details(client)  # learnt beside the page, not on its way
         route = client.get("/api/route").json()
 
         # frontend server, backend client, backend server, a Redis look-up, a query.
@@ -468,6 +469,9 @@ def balanced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Balanced]:
 
 def test_a_retry_on_a_fresh_connection_is_a_second_client_span(balanced: Balanced) -> None:
     with httpx.Client(base_url=balanced.frontend.url, timeout=20) as client:
+        # The pod is learnt beside the first view, on the pooled connection:
+        # once that is done, the pool holds the one connection to the victim.
+        wait_for_pod_details(client)
         first = client.get("/api/route").json()
         victim_name = {h["key"]: h for h in first["hops"]}["pod"]["value"]
         victim = next(b for b in balanced.backends if b.env["POD_NAME"] == victim_name)
