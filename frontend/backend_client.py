@@ -455,8 +455,33 @@ class BackendClient:
         Answers of every status come back as a BackendReply; only a call that
         got no answer at all raises BackendUnavailable.
         """
-        return await self._request_on(
+        return await self.request_on(
             self.pooled,
+            method,
+            path,
+            params=params,
+            content=content,
+            headers=headers,
+            timeouts=timeouts,
+            retry=retry,
+        )
+
+    async def request_on(
+        self,
+        client: httpx.AsyncClient,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeouts: httpx.Timeout | None = None,
+        retry: bool = True,
+    ) -> BackendReply:
+        """`request` on a client of the caller's (one from `new_client`);
+        a retry still goes to `fresh`."""
+        return await self._request_on(
+            client,
             method.upper(),
             path,
             retry=retry,
@@ -465,13 +490,6 @@ class BackendClient:
             headers=headers,
             timeouts=timeouts,
         )
-
-    async def request_on(
-        self, client: httpx.AsyncClient, method: str, path: str, *, retry: bool, **kwargs: Any
-    ) -> BackendReply:
-        """`request` on a client of the caller's (one from `new_client`);
-        a retry still goes to `fresh`."""
-        return await self._request_on(client, method.upper(), path, retry=retry, **kwargs)
 
     async def _request_on(
         self, client: httpx.AsyncClient, method: str, path: str, *, retry: bool, **kwargs: Any
