@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from backend.cache import Cache
 from backend.config import BackendSettings
-from backend.db import Database
+from backend.database import Database
+from backend.idempotency import IdempotencyStore
+from backend.queries import MessageQueries
 from common.identity import PodIdentity
 from common.lifecycle import Lifecycle
 
@@ -21,6 +23,13 @@ class AppState:
     lifecycle: Lifecycle
     db: Database
     cache: Cache
+    # Built on `db`'s engine: the queries, and the writes with a key.
+    messages: MessageQueries = field(init=False)
+    keys: IdempotencyStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.messages = MessageQueries(self.db)
+        self.keys = IdempotencyStore(self.db, self.messages)
 
     @property
     def degraded(self) -> bool:

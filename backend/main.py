@@ -10,23 +10,21 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
+from backend.api_errors import install_error_handlers
 from backend.app_state import AppState
 from backend.cache import Cache
 from backend.config import SERVICE_NAME, BackendSettings, load_settings
-from backend.dataerrors import DatabaseUnavailable
-from backend.db import Database
-from backend.errors import install_error_handlers
+from backend.data_errors import DatabaseUnavailable
+from backend.database import Database
 from backend.metrics import BackendMetrics
 from backend.routes import health, info, messages
 from backend.tracing import instrument, untraced
 from common.gc_tuning import settle_heap
 from common.identity import PodIdentity
 from common.lifecycle import Lifecycle
-from common.logging import configure_logging
 from common.metrics import HttpMetrics
-from common.metrics_server import serve_metrics
 from common.request_middleware import install_request_middleware
-from common.tracing import configure_tracing, fastapi_telemetry
+from common.tracing import fastapi_telemetry
 from common.version import VERSION
 
 log = logging.getLogger("backend")
@@ -64,7 +62,7 @@ async def _expire_idempotency_keys(app_state: AppState) -> None:
         while True:
             deleted = 0
             try:
-                deleted = await app_state.db.run(app_state.db.expire_keys, retention, batch)
+                deleted = await app_state.db.run(app_state.keys.expire_keys, retention, batch)
             except DatabaseUnavailable:
                 pass  # the database watcher reports it; try again next pass
             except Exception:
@@ -138,13 +136,13 @@ def create_app(
 
 
 def run() -> None:
-    from common.uvicorn_runner import serve
+    from common.uvicorn_runner import run_tier
 
     settings = load_settings()
-    configure_logging(settings.log_level, settings.pod_name, SERVICE_NAME)
-    # Before the app is built: its middleware takes the tracer as it is made.
-    configure_tracing(PodIdentity.from_settings(SERVICE_NAME, VERSION, settings), settings)
-    lifecycle = Lifecycle()
-    app = create_app(settings, lifecycle)
-    serve_metrics(app.state.metrics.registry, settings.host, settings.metrics_port)
-    serve(app, lifecycle, settings, settings.port)
+    run_tier(
+        SERVICE_NAME,
+        settings,
+        create_app,
+        port=settings.port,
+        metrics_port=settings.metrics_port,
+    )

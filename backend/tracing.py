@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from backend.cache import Cache
-from backend.db import Database
+from backend.database import Database
 from common.tracing import tracer
 
 if TYPE_CHECKING:

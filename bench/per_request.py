@@ -24,7 +24,7 @@ import httpx
 from common.lifecycle import Lifecycle
 from common.logging import configure_logging
 from common.uvicorn_runner import serve
-from frontend.backend_client import _USER_AGENT, Attempt, BackendClient, BackendReply
+from frontend.backend_client import Attempt, BackendClient, BackendReply
 from frontend.config import SERVICE_NAME, FrontendSettings
 from frontend.main import create_app
 from frontend.transport import ConnectionInfo
@@ -82,18 +82,14 @@ class PerRequestBackendClient(BackendClient):
         timeouts: httpx.Timeout | None = None,
         retry: bool = True,
     ) -> BackendReply:
-        throwaway = httpx.AsyncClient(
-            base_url=self.settings.backend_url,
-            timeout=self._timeout,
-            headers=_USER_AGENT,
-            follow_redirects=False,
-            trust_env=False,
-            transport=TracedTransport(trust_env=False),
+        # httpx.AsyncClient, cookie jar and all, as the tutorials' code has it.
+        throwaway = self.new_client(
+            TracedTransport(trust_env=False), client_class=httpx.AsyncClient
         )
         async with throwaway:
-            return await self._request_on(
+            return await self.request_on(
                 throwaway,
-                method.upper(),
+                method,
                 path,
                 retry=retry,
                 params=params,

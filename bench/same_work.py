@@ -90,7 +90,7 @@ def db_app(settings: SameWorkSettings, lifecycle: Lifecycle) -> FastAPI:
     from anyio import to_thread
     from sqlalchemy import create_engine, text
 
-    # The backend's pool size and its timeouts (backend/db.py): a client that
+    # The backend's pool size and its timeouts (backend/database.py): a client that
     # must not hang on a stuck server pays for them too.
     engine = create_engine(
         settings.database_url,

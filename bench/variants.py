@@ -9,7 +9,9 @@ serving middleware before the first request:
 - `no-metrics`: the Prometheus request counter, histogram and in-flight gauge
   become no-ops;
 - `no-request-id`: no X-Request-ID made or sent, no X-Served-By, no
-  Server-Timing.
+  Server-Timing;
+- `one-pass`: the request middleware's jobs in one middleware
+  (bench/one_pass_middleware.py), priced by bench/middleware_cost.py.
 
 `BENCH_VARIANT=no-metrics,no-request-id python -m bench.variants`
 """
@@ -23,13 +25,16 @@ from starlette.types import Scope
 
 from backend.config import SERVICE_NAME, BackendSettings
 from backend.main import create_app
+from bench.one_pass_middleware import one_pass
 from common.lifecycle import Lifecycle
 from common.logging import configure_logging
+from common.middleware.headers import HeaderList
+from common.middleware.request_id import RequestIdMiddleware
+from common.middleware.request_metrics import RequestMetricsMiddleware
 from common.request_context import Timings
-from common.request_middleware import HeaderList, RequestMiddleware
 from common.uvicorn_runner import serve
 
-VARIANTS = frozenset({"no-metrics", "no-request-id"})
+VARIANTS = frozenset({"no-metrics", "no-request-id", "one-pass"})
 
 
 class _NoOp:
@@ -47,7 +52,7 @@ class NullMetrics:
         pass
 
 
-class AnonymousServing(RequestMiddleware):
+class AnonymousServing(RequestIdMiddleware):
     def request_id(self, scope: Scope) -> str:
         return "-"
 
@@ -61,11 +66,14 @@ def switch_off(app: FastAPI, variants: set[str]) -> None:
     unknown = variants - VARIANTS
     if unknown:
         raise SystemExit(f"unknown BENCH_VARIANT {sorted(unknown)}; known: {sorted(VARIANTS)}")
-    serving = next(m for m in app.user_middleware if m.cls is RequestMiddleware)
     if "no-metrics" in variants:
-        serving.kwargs["metrics"] = NullMetrics()
+        counting = next(m for m in app.user_middleware if m.cls is RequestMetricsMiddleware)
+        counting.kwargs["metrics"] = NullMetrics()
     if "no-request-id" in variants:
-        serving.cls = AnonymousServing
+        naming = next(m for m in app.user_middleware if m.cls is RequestIdMiddleware)
+        naming.cls = AnonymousServing
+    if "one-pass" in variants:
+        one_pass(app)
 
 
 def main() -> None:

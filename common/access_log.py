@@ -4,8 +4,8 @@ The line has the fields and layout of every other log line (JsonFormatter),
 but it is built by hand and written with one call on the handler's stream.
 Through the logging module each line cost a LogRecord, a caller look-up
 (`findCaller` walks the stack), the formatter's pass over the record's
-attributes and the handler's lock: about as much as serving a cached page
-(py-spy profile, issue 18).
+attributes and the handler's lock: per request, work on the scale of
+serving a cached page itself (issue 18's profile).
 
 Lines written during one turn of the event loop go out together, in one
 `write` at the start of the next turn: with stdout unbuffered (as in the
@@ -25,7 +25,7 @@ import logging
 import time
 from typing import TextIO
 
-from common.logging import redact
+from common.redaction import redact
 
 _logger = logging.getLogger("access")
 

@@ -1,6 +1,6 @@
 """The error body both tiers answer with, and its OpenAPI responses, declared once.
 
-Every 4xx and 5xx is `{"error": <code>, "message": <text>, ...}` (backend/errors.py,
+Every 4xx and 5xx is `{"error": <code>, "message": <text>, ...}` (backend/api_errors.py,
 frontend/errors.py). Routes list their statuses with `error_responses(...)`, so the
 schema shows this shape, not FastAPI's default 422 `HTTPValidationError`, and a
 generated client knows every status the server really sends.

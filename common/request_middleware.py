@@ -1,194 +1,50 @@
-"""What both tiers do around every request, in one pure ASGI middleware.
+"""What both tiers do around every request: one pure ASGI middleware per job
+(common/middleware/), stacked here in the order the jobs need.
 
-One pass instead of a stack of wrappers: each layer of ASGI middleware costs
-a closure and a call per message, and this is the hot path of every request.
-Per request it
-- takes the X-Request-ID (or makes one) and puts it in every log line;
-- refuses a body over `max_body_bytes` with 413, counting chunked bodies,
-  after reading what is left of it (within a bound), as nginx does: a client
-  that writes its whole body before reading then gets the 413, not a reset;
-- answers HEAD with the GET route and no body, wherever GET works;
-- answers with X-Request-ID, X-Served-By (the pod) and Server-Timing;
-- asks the client to reconnect (`Connection: close`) once its connection is
-  older than the max age, or while the pod drains;
-- counts the request in the Prometheus metrics and writes the access log;
-- when tracing is on, names the client on the request's server span and puts
-  its trace id in the access log. The span itself is FastAPI's own (see
-  common/tracing.py): it wraps this middleware, so it is current here.
+Outermost first:
+- RequestIdMiddleware: takes the X-Request-ID (or makes one) and puts it in
+  every log line below it; answers with X-Request-ID, X-Served-By (the pod)
+  and Server-Timing, a 413 and a 500 included;
+- AccessLogMiddleware: the access log line, with the final status and, when
+  tracing is on, the client named on the server span and its trace id;
+- RequestMetricsMiddleware: counts the request in the Prometheus metrics;
+- ConnectionCloseMiddleware: asks the client to reconnect once its
+  connection is older than the max age, or while the pod drains;
+- ServerErrorMiddleware: an exception before the answer started is the
+  tier's 500, never a traceback;
+- BodyLimitMiddleware: a body over `max_body_bytes` is refused with 413;
+- HeadAsGetMiddleware: HEAD answered with the GET route and no body.
+
+These jobs were one 94-line function for speed, until issue 27 measured it:
+`python -m bench.middleware_cost` (make bench's servers and wrk, the cached
+list on MariaDB + Redis) runs this stack, an identical twin of it (the
+noise) and the one pass (bench/one_pass_middleware.py) in the same run. On
+a shared 2-core machine, six rounds of 5 s: the one pass used x0.980 of this
+stack's CPU per request (rounds 0.933-1.030) and served x1.038 its
+requests/s (0.952-1.112), while the twin measured x1.027 (0.935-1.062) and
+x1.015 (0.923-1.059). The layering's cost, if any, is inside the noise (at
+most some 10 µs of 210), so each job has its own middleware.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable
-
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from common.access_log import access_log
-from common.body_limit import (
-    BodyDrain,
-    Refusal,
-    declared_length,
-    expects_continue,
-    refuse_too_large,
-)
+from common.body_limit import BodyDrain, Refusal, refuse_too_large
 from common.connection_age import ConnectionAges
 from common.lifecycle import Lifecycle
-from common.logging import request_id_var
 from common.metrics import HttpMetrics
-from common.request_context import Timings, incoming_request_id, timings_var
+from common.middleware.access_logging import AccessLogMiddleware
+from common.middleware.body_limit import BodyLimitMiddleware
+from common.middleware.connection_close import ConnectionCloseMiddleware
+from common.middleware.head import HeadAsGetMiddleware
+from common.middleware.headers import HeaderHook
+from common.middleware.request_id import RequestIdMiddleware
+from common.middleware.request_metrics import RequestMetricsMiddleware
+from common.middleware.server_errors import ServerErrorMiddleware
 from common.server_error import Failure, answer_internal_error
-from common.server_span import note_client
 from common.settings import CommonSettings
 from common.tracing import tracer
-
-log = logging.getLogger("errors")
-
-HeaderList = list[tuple[bytes, bytes]]
-# Adds headers of its own to a response's; gets the list to extend in place.
-HeaderHook = Callable[[HeaderList], None]
-
-
-class RequestMiddleware:
-    def __init__(
-        self,
-        app: ASGIApp,
-        *,
-        pod_name: str,
-        metrics: HttpMetrics,
-        connection_ages: ConnectionAges,
-        max_body_bytes: int,
-        quiet_paths: frozenset[str],
-        body_drain: BodyDrain,
-        response_headers: HeaderHook | None = None,
-        refusal: Refusal = refuse_too_large,
-        failure: Failure = answer_internal_error,
-        tracing: bool = False,
-    ) -> None:
-        self._failure = failure
-        self.app = app
-        self._tracing = tracing
-        self._served_by = pod_name.encode()
-        self._metrics = metrics
-        self._ages = connection_ages
-        self._max_body = max_body_bytes
-        self._quiet = quiet_paths
-        self._extra_headers = response_headers
-        self._drain = body_drain
-        self._refusal = refusal
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        trace_id = note_client(scope) if self._tracing else None
-        request_id = self.request_id(scope)
-        rid_token = request_id_var.set(request_id)
-        timings = Timings()
-        t_token = timings_var.set(timings)
-        close = self._ages.should_close(scope)
-        head = scope["method"] == "HEAD"
-        # The routes see a GET; the server (and our metrics) still see HEAD.
-        app_scope = {**scope, "method": "GET"} if head else scope
-        self._metrics.in_flight.inc()
-        status = 500
-        response_started = False
-        refused = False
-        refusing = False
-        received = 0
-        limit = self._max_body
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status, response_started
-            if refused:
-                return
-            if head and message["type"] == "http.response.body" and message.get("body"):
-                message = {**message, "body": b""}
-            if message["type"] == "http.response.start":
-                response_started = True
-                status = message["status"]
-                headers: HeaderList = list(message.get("headers", ()))
-                if close or refusing:
-                    headers = [(k, v) for k, v in headers if k.lower() != b"connection"]
-                    headers.append((b"connection", b"close"))
-                self.identify(headers, request_id, timings, started)
-                if self._extra_headers is not None:
-                    self._extra_headers(headers)
-                message["headers"] = headers
-            await send(message)
-
-        async def limited_receive() -> Message:
-            nonlocal received, refused
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    if not response_started and not refused:
-                        if message.get("more_body", False):
-                            await self._drain.discard(receive)
-                        await send_wrapper_413()
-                    refused = True
-                    # The app sees the client go away and stops reading.
-                    return {"type": "http.disconnect"}
-            return message
-
-        async def send_wrapper_413() -> None:
-            nonlocal refusing
-            refusing = True  # the connection closes after a refusal
-            # Through send_wrapper, so a 413 carries the same headers as any answer.
-            await self._refusal(app_scope, send_wrapper, limit)
-
-        try:
-            declared = declared_length(scope)
-            if declared is not None and declared > limit:
-                # A client waiting for `100 Continue` has not sent the body:
-                # nothing to read, and reading would invite it to send.
-                if declared <= self._drain.max_bytes and not expects_continue(scope):
-                    await self._drain.discard(receive)
-                await send_wrapper_413()
-            else:
-                await self.app(app_scope, limited_receive, send_wrapper)
-        except Exception:
-            if response_started or refused:
-                raise  # half an answer is out: nothing left to dress
-            log.exception("unhandled error")
-            await self._failure(app_scope, send_wrapper)
-        finally:
-            self._metrics.in_flight.dec()
-            elapsed = time.perf_counter() - started
-            route = app_scope.get("route")
-            # The template, not the raw path: /api/messages/{id} is one series,
-            # and a scan of random URLs cannot blow up the label set.
-            template = getattr(route, "path", None) or "unmatched"
-            self._metrics.observe(scope.get("method", ""), template, status, elapsed)
-            path = scope.get("path", "")
-            if (path not in self._quiet or status >= 400) and access_log.enabled:
-                client = scope.get("client")
-                access_log.write(
-                    request_id,
-                    scope.get("method", ""),
-                    path,
-                    status,
-                    round(elapsed * 1000, 2),
-                    client[0] if client else None,
-                    trace_id,
-                )
-            request_id_var.reset(rid_token)
-            timings_var.reset(t_token)
-
-    def request_id(self, scope: Scope) -> str:
-        return incoming_request_id(scope)
-
-    def identify(
-        self, headers: HeaderList, request_id: str, timings: Timings, started: float
-    ) -> None:
-        """Which request this was, which pod answered it, and where its time went."""
-        headers.append((b"x-request-id", request_id.encode()))
-        headers.append((b"x-served-by", self._served_by))
-        headers.append((b"server-timing", timings.header(time.perf_counter() - started)))
 
 
 def install_request_middleware(
@@ -203,18 +59,23 @@ def install_request_middleware(
     refusal: Refusal = refuse_too_large,
     failure: Failure = answer_internal_error,
 ) -> None:
+    # add_middleware puts each in front of the ones before: innermost first.
+    app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(
-        RequestMiddleware,
-        pod_name=settings.pod_name,
-        metrics=metrics,
+        BodyLimitMiddleware,
+        max_body_bytes=max_body_bytes,
+        body_drain=BodyDrain(settings.body_drain_max_bytes, settings.body_drain_timeout_seconds),
+        refusal=refusal,
+    )
+    app.add_middleware(ServerErrorMiddleware, failure=failure)
+    app.add_middleware(
+        ConnectionCloseMiddleware,
         connection_ages=ConnectionAges(
             settings.max_connection_age_seconds, lifecycle, settings.keepalive_timeout_seconds
         ),
-        max_body_bytes=max_body_bytes,
-        quiet_paths=quiet_paths,
-        body_drain=BodyDrain(settings.body_drain_max_bytes, settings.body_drain_timeout_seconds),
-        response_headers=response_headers,
-        refusal=refusal,
-        failure=failure,
-        tracing=tracer() is not None,
+    )
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+    app.add_middleware(AccessLogMiddleware, quiet_paths=quiet_paths, tracing=tracer() is not None)
+    app.add_middleware(
+        RequestIdMiddleware, pod_name=settings.pod_name, response_headers=response_headers
     )

@@ -12,13 +12,23 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Callable, Iterable
 from types import FrameType
+from typing import TypeVar
 
 import uvicorn
+from fastapi import FastAPI
 from starlette.types import ASGIApp
 
+from common.identity import PodIdentity
 from common.lifecycle import Lifecycle
+from common.logging import configure_logging
+from common.metrics_server import serve_metrics
 from common.settings import CommonSettings
+from common.tracing import configure_tracing
+from common.version import VERSION
+
+S = TypeVar("S", bound=CommonSettings)
 
 log = logging.getLogger("server")
 
@@ -69,3 +79,27 @@ def serve(app: ASGIApp, lifecycle: Lifecycle, settings: CommonSettings, port: in
     # for Ctrl-C that is a KeyboardInterrupt, which is the expected way out.
     with contextlib.suppress(KeyboardInterrupt):
         DrainingServer(config, lifecycle, settings.shutdown_delay_seconds).run()
+
+
+def run_tier(
+    service: str,
+    settings: S,
+    create_app: Callable[[S, Lifecycle], FastAPI],
+    *,
+    port: int,
+    metrics_port: int,
+    quiet_loggers: Iterable[str] = (),
+) -> None:
+    """`python -m backend` and `python -m frontend`: log, trace, metrics, serve.
+
+    `quiet_loggers` log warnings and worse only, whatever LOG_LEVEL says.
+    """
+    configure_logging(settings.log_level, settings.pod_name, service)
+    for name in quiet_loggers:
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
+    # Before the app is built: its middleware takes the tracer as it is made.
+    configure_tracing(PodIdentity.from_settings(service, VERSION, settings), settings)
+    lifecycle = Lifecycle()
+    app = create_app(settings, lifecycle)
+    serve_metrics(app.state.metrics.registry, settings.host, metrics_port)
+    serve(app, lifecycle, settings, port)

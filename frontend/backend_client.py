@@ -279,18 +279,28 @@ class BackendClient:
         """The timeouts every call has unless it passes its own."""
         return self._timeout
 
-    def _client(self, max_connections: int, keepalive_expiry: float | None) -> httpx.AsyncClient:
-        return BackendHttpClient(
+    def new_client(
+        self,
+        transport: httpx.AsyncBaseTransport,
+        *,
+        client_class: type[httpx.AsyncClient] = BackendHttpClient,
+    ) -> httpx.AsyncClient:
+        """An HTTP client to the backend on `transport`, with what every
+        backend call has: base URL, timeouts, User-Agent, no proxy."""
+        return client_class(
             base_url=self.settings.backend_url,
             timeout=self._timeout,
-            transport=AiohttpTransport(
-                max_connections=max_connections, keepalive_expiry=keepalive_expiry
-            ),
+            transport=transport,
             headers=_USER_AGENT,
             follow_redirects=False,
             # Cluster-internal traffic must not wander off through an
             # HTTP_PROXY set for the outside world.
             trust_env=False,
+        )
+
+    def _client(self, max_connections: int, keepalive_expiry: float | None) -> httpx.AsyncClient:
+        return self.new_client(
+            AiohttpTransport(max_connections=max_connections, keepalive_expiry=keepalive_expiry)
         )
 
     @contextlib.asynccontextmanager
@@ -445,8 +455,33 @@ class BackendClient:
         Answers of every status come back as a BackendReply; only a call that
         got no answer at all raises BackendUnavailable.
         """
-        return await self._request_on(
+        return await self.request_on(
             self.pooled,
+            method,
+            path,
+            params=params,
+            content=content,
+            headers=headers,
+            timeouts=timeouts,
+            retry=retry,
+        )
+
+    async def request_on(
+        self,
+        client: httpx.AsyncClient,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeouts: httpx.Timeout | None = None,
+        retry: bool = True,
+    ) -> BackendReply:
+        """`request` on a client of the caller's (one from `new_client`);
+        a retry still goes to `fresh`."""
+        return await self._request_on(
+            client,
             method.upper(),
             path,
             retry=retry,

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message, Scope, Send
 
+from common.app_error import AppError
 from common.body_limit import too_large_message
 from common.methods import with_full_allow
 from frontend.templating import render
@@ -36,15 +37,8 @@ _CODES = {
 MALFORMED_MESSAGE = "the request body is not valid JSON"
 
 
-class FrontendError(Exception):
-    def __init__(
-        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers
+# The frontend's name for the shared error class (raised across its routes).
+FrontendError = AppError
 
 
 def wants_json(request: Request) -> bool:
@@ -116,7 +110,9 @@ async def _http_handler(request: Request, exc: Exception) -> Response:
 
 async def _frontend_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, FrontendError)
-    return error_response(request, exc.status, exc.code, exc.message, headers=exc.headers)
+    return error_response(
+        request, exc.status, exc.code, exc.message, headers=exc.headers, **exc.extra
+    )
 
 
 _INTERNAL_MESSAGE = "Something went wrong on our side; it has been logged."

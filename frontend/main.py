@@ -11,11 +11,9 @@ from fastapi import FastAPI
 from common.gc_tuning import settle_heap
 from common.identity import PodIdentity
 from common.lifecycle import Lifecycle
-from common.logging import configure_logging
 from common.metrics import HttpMetrics
-from common.metrics_server import serve_metrics
 from common.request_middleware import install_request_middleware
-from common.tracing import configure_tracing, fastapi_telemetry, tracer
+from common.tracing import fastapi_telemetry, tracer
 from common.version import VERSION
 from frontend.app_state import AppState
 from frontend.backend_client import BackendClient
@@ -122,17 +120,17 @@ def create_app(
 
 
 def run() -> None:
-    from common.uvicorn_runner import serve
+    from common.uvicorn_runner import run_tier
 
-    settings = FrontendSettings()
-    configure_logging(settings.log_level, settings.pod_name, SERVICE_NAME)
-    # Before the app is built: its middleware takes the tracer as it is made.
-    configure_tracing(PodIdentity.from_settings(SERVICE_NAME, VERSION, settings), settings)
     # httpx logs every backend call at INFO; the access log (here and in the
     # backend, joined by X-Request-ID) and the backend_calls metrics say it
-    # already, and a line per call costs as much as a page's template.
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
-    lifecycle = Lifecycle()
-    app = create_app(settings, lifecycle)
-    serve_metrics(app.state.metrics.registry, settings.host, settings.metrics_port)
-    serve(app, lifecycle, settings, settings.port)
+    # already, and a line per call would cost as much as writing the page.
+    settings = FrontendSettings()
+    run_tier(
+        SERVICE_NAME,
+        settings,
+        create_app,
+        port=settings.port,
+        metrics_port=settings.metrics_port,
+        quiet_loggers=("httpx",),
+    )

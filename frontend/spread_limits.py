@@ -13,15 +13,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable
-from typing import TYPE_CHECKING, TypeVar
+from typing import Protocol, TypeVar
 
 from starlette.requests import Request
 
+from frontend.backend_client import BackendClient
+from frontend.config import FrontendSettings
 from frontend.errors import FrontendError
+from frontend.pods import PodDirectory
 from frontend.spread import Spread, run_spread
-
-if TYPE_CHECKING:
-    from frontend.app_state import AppState
 
 T = TypeVar("T")
 
@@ -84,7 +84,21 @@ async def unless_client_leaves(request: Request, work: Awaitable[T]) -> T:
     return task.result()
 
 
-async def bounded_spread(request: Request, app_state: AppState, n: int) -> Spread | None:
+class SpreadDeps(Protocol):
+    """What a spread needs of the app's state (AppState has it), named here
+    rather than imported: AppState holds this module's SpreadGate."""
+
+    @property
+    def settings(self) -> FrontendSettings: ...
+    @property
+    def spread_gate(self) -> SpreadGate: ...
+    @property
+    def backend(self) -> BackendClient: ...
+    @property
+    def pods(self) -> PodDirectory: ...
+
+
+async def bounded_spread(request: Request, app_state: SpreadDeps, n: int) -> Spread | None:
     """A spread within this pod's limits; None when its client left before the end."""
     settings = app_state.settings
     async with app_state.spread_gate.slot():

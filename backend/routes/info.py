@@ -26,7 +26,7 @@ async def info(app_state: AppStateDep) -> Info:
 
 @router.get("/stats", response_model=Stats, responses=_UNAVAILABLE, summary="Counts")
 async def stats(app_state: AppStateDep) -> Stats:
-    total, by_pod = await app_state.db.run(app_state.db.stats, retry=True)
+    total, by_pod = await app_state.db.run(app_state.messages.stats, retry=True)
     visits: int | None = None
     if app_state.cache.enabled:
         try:

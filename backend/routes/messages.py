@@ -2,30 +2,27 @@
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
-import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import QueryParams
 
+from backend.api_errors import ApiError
 from backend.app_state import AppState, AppStateDep
 from backend.cache import CacheUnavailable
-from backend.dataerrors import DatabaseUnavailable
-from backend.db import CreatedMessage
-from backend.errors import ApiError
+from backend.cache_aside import after_write, read_page
+from backend.idempotency import CreatedMessage
 from common.contract import (
-    IDEMPOTENCY_KEY_MAX,
-    IDEMPOTENCY_KEY_PATTERN,
     MAX_ID,
     PAGE_LIMIT_DEFAULT,
     PAGE_LIMIT_MAX,
 )
 from common.error_model import error_responses
+from common.idempotency_key import IdempotencyKeyHeader
 from common.media_type import require_json
 from common.message_models import MessageIn, MessageOut, MessagePage
 
@@ -99,13 +96,6 @@ def _page_query(request: Request) -> tuple[int, int | None]:
     return limit, _query_int(params, "before_id", None, MAX_ID)
 
 
-def _page_body(rows: list[dict[str, Any]], limit: int) -> bytes:
-    next_before = rows[-1]["id"] if len(rows) == limit else None
-    return json.dumps(
-        {"items": rows, "next_before_id": next_before}, ensure_ascii=False, separators=(",", ":")
-    ).encode()
-
-
 def _page_response(body: bytes, cache: str, cache_state: str) -> Response:
     # The cached bytes are sent as they are, with the cache fields spliced in
     # front: no decode and re-encode on the hot path.
@@ -121,45 +111,17 @@ def _page_response(body: bytes, cache: str, cache_state: str) -> Response:
     openapi_extra={"parameters": _PAGE_PARAMETERS},
 )
 async def list_messages(request: Request) -> Response:
-    # The hottest route takes the bare request: FastAPI's per-request solve
-    # of a Depends() and of two validated query parameters cost about as
-    # much as the Redis round trip (py-spy and an in-process loop, issue 18).
+    # The hottest route takes the bare request: on a cache hit, FastAPI's
+    # per-request solve of a Depends() and of two validated query parameters
+    # would be most of the route's own work besides the Redis round trip
+    # (issue 18's profile; `make bench` keeps the route's cost in view).
     # The parameters are still documented (`_PAGE_PARAMETERS`) and checked
     # with pydantic's own rules, with the same 422 answers.
     limit, before_id = _page_query(request)
     app_state: AppState = request.app.state.app_state
-    cache, db = app_state.cache, app_state.db
-    lookup = None
-    if cache.enabled:
-        try:
-            lookup = await cache.lookup_page(before_id, limit)
-        except CacheUnavailable:
-            lookup = None
-        if lookup is not None:
-            if lookup.body is not None:
-                return _page_response(lookup.body, "hit", "up")
-            # Past the newest message: the first page, under its own name.
-            before_id = lookup.before_id
-    try:
-        rows = await db.run(db.list_page, limit, before_id, retry=True)
-    except DatabaseUnavailable:
-        if lookup is not None or not cache.enabled:
-            raise
-        # The breaker had given up on Redis (a timeout is enough on a busy
-        # node), but with the database down too a page Redis may still hold
-        # is the only answer left: ask it once more before answering 503.
-        with contextlib.suppress(CacheUnavailable):
-            last_resort = await cache.lookup_page(before_id, limit, force=True)
-            if last_resort.body is not None:
-                return _page_response(last_resort.body, "hit", "up")
-        raise
-    body = _page_body(rows, limit)
-    if lookup is not None:
-        newest = rows[0]["id"] if rows else 0
-        with contextlib.suppress(CacheUnavailable):
-            await cache.store_page(before_id, limit, body, lookup.generation, newest)
-        return _page_response(body, "miss", "up")
-    return _page_response(body, "off", cache.state)
+    # Redis or the database, and what a miss stores: backend/cache_aside.py.
+    page = await read_page(app_state.cache, app_state.db, app_state.messages, limit, before_id)
+    return _page_response(page.body, page.cache, page.cache_state)
 
 
 @router.get(
@@ -172,7 +134,7 @@ async def get_message(
     app_state: AppStateDep,
     message_id: Annotated[int, Path(ge=1, le=MAX_ID)],
 ) -> JSONResponse:
-    row = await app_state.db.run(app_state.db.get, message_id, retry=True)
+    row = await app_state.db.run(app_state.messages.get, message_id, retry=True)
     if row is None:
         raise ApiError(404, "not_found", f"no message with id {message_id}")
     return JSONResponse(row)
@@ -207,25 +169,16 @@ async def create_message(
     payload: MessageIn,
     request: Request,
     app_state: AppStateDep,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            min_length=1,
-            max_length=IDEMPOTENCY_KEY_MAX,
-            pattern=IDEMPOTENCY_KEY_PATTERN,
-            description="Retrying with the same key returns the first result",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
-    cache, db = app_state.cache, app_state.db
+    cache, db, keys = app_state.cache, app_state.db, app_state.keys
     client_id = client_identity(request)
     if idempotency_key is not None:
         # A replay is answered before the rate limit: the stored 201 stays
         # promised however many writes the client has spent since, and a
         # retry (the frontend's own included) spends no second token.
         replay = await db.run(
-            db.replay, payload.author, payload.text, idempotency_key, client_id, retry=True
+            keys.replay, payload.author, payload.text, idempotency_key, client_id, retry=True
         )
         if replay is not None:
             return _created(replay)
@@ -244,7 +197,7 @@ async def create_message(
                 headers={"Retry-After": str(decision.retry_after)},
             )
     created = await db.run(
-        db.create,
+        keys.create,
         payload.author,
         payload.text,
         app_state.identity.pod_name,
@@ -252,15 +205,7 @@ async def create_message(
         client_id,
         True,  # the replay was looked up above
     )
-    if cache.enabled:
-        # A failed invalidation is remembered by this process's cache, which
-        # flushes before it trusts Redis again. Only by this process: the
-        # other replicas may serve the pages it could not drop, until each
-        # page's own TTL (CACHE_TTL_SECONDS) ends them. Telling them would
-        # need a shared place Redis is not, i.e. the database, read on every
-        # cached page: the cost the cache exists to avoid.
-        with contextlib.suppress(CacheUnavailable):
-            await cache.invalidate_pages()
+    await after_write(cache)
     return _created(created)
 
 

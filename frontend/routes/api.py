@@ -14,17 +14,16 @@ import uuid
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from common.contract import (
-    IDEMPOTENCY_KEY_MAX,
-    IDEMPOTENCY_KEY_PATTERN,
     MAX_ID,
     PAGE_LIMIT_DEFAULT,
     PAGE_LIMIT_MAX,
 )
 from common.error_model import RETRY_AFTER, ErrorBody, error_responses
+from common.idempotency_key import IdempotencyKeyHeader
 from common.media_type import require_json
 from common.message_models import MessageIn, MessageOut, MessagePage
 from frontend.api_models import RouteView, SpreadView
@@ -234,16 +233,7 @@ async def create_message(
     # Checked here with the backend's own model, so junk never costs a backend
     # call; the body goes on as it came.
     payload: MessageIn,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            min_length=1,
-            max_length=IDEMPOTENCY_KEY_MAX,
-            pattern=IDEMPOTENCY_KEY_PATTERN,
-            description="Retrying with the same key returns the first result",
-        ),
-    ] = None,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     key = idempotency_key or uuid.uuid4().hex
     headers = {

@@ -18,8 +18,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from backend.config import BackendSettings
-from backend.db import Database, request_fingerprint
+from backend.database import Database
+from backend.idempotency import IdempotencyStore, request_fingerprint
 from backend.migrate import upgrade
+from backend.queries import MessageQueries
 from tests.backend.conftest import empty_database_url
 from tests.conftest import BackendFactory
 from tests.support.servers import Redis
@@ -161,9 +163,11 @@ def test_migration_0003_goes_down_and_up_again(
     settings = BackendSettings(database_url=database_url)
     upgrade(settings, wait_seconds=10)
     db = Database(settings, on_error=lambda: None)
+    messages = MessageQueries(db)
+    store = IdempotencyStore(db, messages)
     try:
-        first = db.create("a", "same", "pod", "shared-key", "198.51.100.1")
-        second = db.create("b", "same", "pod", "shared-key", "198.51.100.2")
+        first = store.create("a", "same", "pod", "shared-key", "198.51.100.1")
+        second = store.create("b", "same", "pod", "shared-key", "198.51.100.2")
         assert first.row["id"] != second.row["id"]
     finally:
         db.dispose()
@@ -174,8 +178,10 @@ def test_migration_0003_goes_down_and_up_again(
     assert len(kept) == 1
     upgrade(settings, wait_seconds=10)
     db = Database(settings, on_error=lambda: None)
+    messages = MessageQueries(db)
+    store = IdempotencyStore(db, messages)
     try:
-        replay = db.create(
+        replay = store.create(
             "a" if kept[0] == first.row["id"] else "b", "same", "pod", "shared-key", "203.0.113.9"
         )
         assert replay.replayed and replay.row["id"] == kept[0]

@@ -13,8 +13,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from backend.config import BackendSettings
-from backend.db import Database, delete_expired_keys
+from backend.database import Database
+from backend.idempotency import IdempotencyStore, delete_expired_keys
 from backend.migrate import upgrade
+from backend.queries import MessageQueries
 from tests.backend.conftest import empty_database_url
 from tests.conftest import BackendLauncher
 from tests.support.servers import MariaDB
@@ -48,20 +50,22 @@ def test_a_pass_deletes_at_most_its_batch_of_expired_keys(
     settings = BackendSettings(database_url=database_url)
     upgrade(settings, wait_seconds=10)
     db = Database(settings, on_error=lambda: None)
+    messages = MessageQueries(db)
+    store = IdempotencyStore(db, messages)
     try:
         keys = [f"k{i}" for i in range(5)]
         for key in keys:
-            db.create("a", f"text {key}", "pod", key)
+            store.create("a", f"text {key}", "pod", key)
         _age_keys(database_url, keys[:3], days=1)
         retention = timedelta(days=1)
-        assert db.expire_keys(retention, 2) == 2
-        assert db.expire_keys(retention, 2) == 1
-        assert db.expire_keys(retention, 2) == 0
+        assert store.expire_keys(retention, 2) == 2
+        assert store.expire_keys(retention, 2) == 1
+        assert store.expire_keys(retention, 2) == 0
         assert _key_count(database_url) == 2
         # A young key still replays; its message was never touched.
-        replay = db.create("a", "text k4", "pod", "k4")
+        replay = store.create("a", "text k4", "pod", "k4")
         assert replay.replayed
-        assert db.stats()[0] == 5
+        assert messages.stats()[0] == 5
     finally:
         db.dispose()
 

@@ -126,3 +126,24 @@ def test_a_retry_gets_no_more_than_the_deadline_leaves(left: float) -> None:
     assert cut.connect == min(2.0, left) and cut.pool == min(2.0, left)
     assert cut.read == min(5.0, left) and cut.write == min(5.0, left)
     assert _cut(httpx.Timeout(None), left).read == left
+
+
+async def _call_on_own_client() -> tuple[BackendReply, str, int]:
+    async with _server(0) as seen:
+        settings = FrontendSettings(backend_url=f"http://127.0.0.1:{seen[1]}")
+        backend = BackendClient(settings, _metrics(settings))
+        own = backend.new_client(httpx.AsyncHTTPTransport(), client_class=httpx.AsyncClient)
+        try:
+            async with own:
+                reply = await backend.request_on(own, "get", "/api/messages", retry=True)
+            return reply, str(own.headers["user-agent"]), seen[0]
+        finally:
+            await backend.aclose()
+
+
+def test_a_client_of_the_callers_own_has_every_backend_calls_settings() -> None:
+    # The public factory the bench's per-request client is built with.
+    reply, user_agent, connections = asyncio.run(_call_on_own_client())
+    assert reply.status == 200 and reply.served_by == "backend-live"
+    assert user_agent.startswith("clusterip-demo-frontend/")
+    assert connections == 1

@@ -1,6 +1,7 @@
-"""What the data layer (backend/db.py) raises: its own terms, no HTTP.
+"""What the data layer raises (backend/database.py, queries.py, idempotency.py):
+its own terms, no HTTP.
 
-backend/errors.py maps each to its JSON answer, so the data layer can be
+backend/api_errors.py maps each to its JSON answer, so the data layer can be
 used (and read) without knowing it sits behind an API.
 """
 

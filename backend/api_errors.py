@@ -14,27 +14,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from backend.dataerrors import DatabaseUnavailable, DataError, IdempotencyKeyReused
+from backend.data_errors import DatabaseUnavailable, DataError, IdempotencyKeyReused
+from common.app_error import AppError
 from common.methods import with_full_allow
 
 log = logging.getLogger("errors")
 
 
-class ApiError(Exception):
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        headers: dict[str, str] | None = None,
-        **extra: Any,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers
-        self.extra = extra
+# The backend's name for the shared error class (raised across its routes).
+ApiError = AppError
 
 
 class DependencyUnavailable(ApiError):
