@@ -82,6 +82,9 @@ def test_records_of_the_real_manifests(rendered: str, tmp_path: Path) -> None:
         (f"_dns._udp.{kube_dns}", kube_dns, 53),
         (f"_http._tcp.backend.{SVC}", f"backend.{SVC}", 8000),
         (f"_http._tcp.frontend.{SVC}", f"frontend.{SVC}", 80),
+        # The scrape ports are named too, so each has its SRV record.
+        (f"_metrics._tcp.backend.{SVC}", f"backend.{SVC}", 9000),
+        (f"_metrics._tcp.frontend.{SVC}", f"frontend.{SVC}", 9080),
         (f"_mysql._tcp.mysql-headless.{SVC}", f"mysql-0.mysql-headless.{SVC}", 3306),
         (f"_mysql._tcp.mysql.{SVC}", f"mysql.{SVC}", 3306),
         (f"_redis._tcp.redis.{SVC}", f"redis.{SVC}", 6379),
