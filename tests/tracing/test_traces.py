@@ -27,6 +27,7 @@ from tests.support.balancer import TcpBalancer
 from tests.support.otlp import OtlpReceiver, ReceivedSpan
 from tests.support.semconv import deprecated_attributes
 from tests.support.servers import MariaDB, Redis
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.mysql, pytest.mark.redis]
 
@@ -133,6 +134,18 @@ def _children(spans: list[ReceivedSpan], parent: ReceivedSpan) -> list[ReceivedS
 
 
 def _log_lines(app: AppProcess, request_id: str) -> list[dict[str, object]]:
+    """The request's lines, once there are any: the access line is written after the reply."""
+    found: list[dict[str, object]] = []
+
+    def logged() -> bool:
+        found[:] = _lines_now(app, request_id)
+        return bool(found)
+
+    wait_until(logged, timeout=5)
+    return found
+
+
+def _lines_now(app: AppProcess, request_id: str) -> list[dict[str, object]]:
     lines = []
     for line in app.logs().splitlines():
         if request_id in line:
