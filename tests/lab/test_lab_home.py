@@ -15,7 +15,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +32,8 @@ from tests.support.ports import free_port
 pytestmark = pytest.mark.lab
 
 NO_ENGINE = "unix:///run/cip-lab-test-no-engine/docker.sock"
+# The interpreter a Debian user makes the venv with (python3-venv, installed by .ci/run).
+DEBIAN_PYTHON = "/usr/bin/python3"
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +44,25 @@ def home_clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     clone = home / "clusterip-demo"
     skip = shutil.ignore_patterns(".git", ".venv", "var", "node_modules", "__pycache__", ".*cache")
     shutil.copytree(REPO, clone, ignore=skip)
-    # The test's own venv, hard-linked (cp -al keeps its symlinks to /usr/bin/python3).
-    venv = Path(sys.prefix).resolve()
-    subprocess.run(["cp", "-al", f"{venv}/.", str(clone / ".venv")], check=True)
-    stamp = clone / ".venv" / ".installed"
-    stamp.unlink(missing_ok=True)  # a link: touching it would touch the test venv's
-    stamp.touch()  # `make` must not reinstall the requirements
+    # A venv of Debian's python3, as a Debian user's `make` makes it. Not the test's own:
+    # where that one's interpreter lives under a 0700 directory (pyenv in /root on these
+    # machines), uid 10001 gets another libpython (3.11.2) beside packages chosen for
+    # 3.11.7, and environment markers (async-timeout below 3.11.3) no longer match.
+    venv = clone / ".venv"
+    subprocess.run([DEBIAN_PYTHON, "-m", "venv", str(venv)], check=True)
+    subprocess.run(
+        [
+            str(venv / "bin" / "pip"),
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--require-hashes",
+            "-r",
+            str(clone / "requirements" / "dev.txt"),
+        ],
+        check=True,
+    )
+    (venv / ".installed").touch()  # `make` must not reinstall the requirements
     return clone
 
 
