@@ -91,6 +91,16 @@ def venv_files(venv: Path, names: set[str]) -> list[Path]:
     return sorted(set(files))
 
 
+def interpreter_blocker(executable: Path) -> Path | None:
+    """The directory that keeps uid 10001 from the interpreter the venv was made with.
+
+    The copy carries the venv's packages, not its base Python: a pyenv build under a
+    0700 home cannot be run by the pods (or, where the system has a libpython of the
+    same minor version, runs that one instead, with packages picked for another).
+    """
+    return blocking_directory(executable.resolve().parent)
+
+
 def python_in_copy(executable: Path, venv: Path | None, dest: Path) -> str:
     """The copy's own interpreter: the venv's `bin/python` at the same place under the copy,
     so it finds the copied site-packages. Outside a venv the system's Python serves."""

@@ -24,7 +24,13 @@ from typing import Any
 
 from lab import faultcli, tables
 from lab.api import cli as api_cli
-from lab.checkout import APP_PARTS, AppSource, blocking_directory, place_copy
+from lab.checkout import (
+    APP_PARTS,
+    AppSource,
+    blocking_directory,
+    interpreter_blocker,
+    place_copy,
+)
 from lab.cluster import Lab, Options
 from lab.control import ControlError, ControlServer, request
 from lab.engine import detect, project_images
@@ -251,6 +257,15 @@ def _app_source(workdir: Path) -> AppSource | None:
     blocked = blocking_directory(REPO)
     if blocked is None:
         return None
+    interpreter = Path(sys.executable)
+    if (hidden := interpreter_blocker(interpreter)) is not None:
+        raise SystemExit(
+            f"lab: the pods' uid 10001 cannot enter {blocked}, and the copy of the venv "
+            f"would still need its interpreter {interpreter.resolve()}, under {hidden} "
+            "which that uid cannot enter either: make the venv with the system's python3 "
+            "(`rm -rf .venv && make venv PYTHON=/usr/bin/python3`), or start a container "
+            "engine (`sudo scripts/docker-engine.sh start`)"
+        )
     started = time.monotonic()
     source = place_copy(REPO, workdir)
     print(

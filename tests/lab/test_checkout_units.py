@@ -18,6 +18,7 @@ from lab.checkout import (
     blocking_directory,
     copy_plan,
     current_venv,
+    interpreter_blocker,
     linkable,
     place_copy,
     place_tree,
@@ -53,6 +54,23 @@ def test_a_checkout_others_may_enter_is_not_blocked(open_root: Path) -> None:
     for directory in (checkout, checkout.parent):
         directory.chmod(0o755)
     assert blocking_directory(checkout) is None
+
+
+def test_a_venv_made_from_a_python_in_a_private_home_is_blocked_at_the_home(
+    open_root: Path,
+) -> None:
+    # A pyenv build under a 0700 home: the copy of the venv cannot run without it.
+    home = open_root / "home"
+    real = home / ".pyenv" / "versions" / "3.11.7" / "bin" / "python3.11"
+    real.parent.mkdir(parents=True)
+    real.touch()
+    venv_bin = open_root / "copy" / ".venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "python").symlink_to(real)
+    home.chmod(0o700)
+    assert interpreter_blocker(venv_bin / "python") == home
+    home.chmod(0o755)
+    assert interpreter_blocker(venv_bin / "python") is None
 
 
 def test_the_copy_holds_the_app_parts(tmp_path: Path) -> None:
