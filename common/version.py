@@ -1,3 +1,3 @@
-"""The version every tier reports; tests/unit checks it matches pyproject.toml."""
+"""The version every tier reports; tests/common/test_version.py checks it matches pyproject.toml."""
 
 VERSION = "0.1.0"

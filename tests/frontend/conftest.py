@@ -29,6 +29,25 @@ REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "var" / "screenshots"
 
 
+# The variables the settings read, unset so a test sees the defaults or only what it sets.
+_SETTINGS_ENV = (
+    "BACKEND_URL",
+    "BACKEND_KEEPALIVE_EXPIRY_SECONDS",
+    "SPREAD_DEFAULT",
+    "SPREAD_MAX",
+    "PORT",
+    "HOST",
+    "RUNS_ON",
+)
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in _SETTINGS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
 def start_all(apps: list[AppProcess]) -> None:
     """Wait for processes started with wait_ready=False, together."""
     for app in apps:

@@ -1,4 +1,5 @@
-"""BackendClient's retry of a read that timed out: once, on a new connection, reads only.
+"""BackendClient: the Server-Timing it reads, and the retry of a read that timed out
+(once, on a new connection, reads only).
 
 Against a loopback server whose first connection goes silent (a pod
 partitioned after it accepted the connection) and whose later ones answer.
@@ -21,6 +22,7 @@ from frontend.backend_client import (
     BackendUnavailable,
     _cut,
     outcome_unknown,
+    parse_server_timing,
 )
 from frontend.config import FrontendSettings
 from frontend.metrics import FrontendMetrics
@@ -147,3 +149,9 @@ def test_a_client_of_the_callers_own_has_every_backend_calls_settings() -> None:
     assert reply.status == 200 and reply.served_by == "backend-live"
     assert user_agent.startswith("clusterip-demo-frontend/")
     assert connections == 1
+
+
+def test_server_timing_is_parsed_leniently() -> None:
+    header = "db;dur=1.25, cache;desc=redis;dur=0.3, app;dur=2.0, junk, bad;dur=x"
+    assert parse_server_timing(header) == {"db": 1.25, "cache": 0.3, "app": 2.0}
+    assert parse_server_timing("") == {}

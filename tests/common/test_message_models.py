@@ -1,4 +1,6 @@
-"""The JSON Schema of a message refuses exactly what the server refuses.
+"""common/message_models.py: the input rules for a message, and its JSON Schema.
+
+The JSON Schema of a message refuses exactly what the server refuses.
 
 A client generated from the OpenAPI validates with the document's
 `minLength`/`maxLength`/`pattern`; the server with MessageIn. Both are run
@@ -88,3 +90,36 @@ def test_refusals_are_said_in_words() -> None:
     with pytest.raises(ValidationError) as blank:
         MessageIn(author="a", text=" \n ")
     assert "after trimming" in str(blank.value)
+
+
+def test_trims_and_normalises_newlines() -> None:
+    message = MessageIn(author="  Ada ", text="\r\n one\r\ntwo \n")
+    assert message.author == "Ada"
+    assert message.text == "one\ntwo"
+
+
+@pytest.mark.parametrize(
+    ("author", "text"),
+    [
+        ("", "x"),
+        ("a", ""),
+        ("a\tb", "x"),
+        ("a", "esc\x1b[31m"),
+        ("a", "\x7f"),
+        ("a", "\ud800"),
+        ("a" * 65, "x"),
+        ("a", "x" * 1001),
+    ],
+)
+def test_refuses(author: str, text: str) -> None:
+    with pytest.raises(ValidationError):
+        MessageIn(author=author, text=text)
+
+
+def test_unicode_welcome() -> None:
+    message = MessageIn(author="👩‍👩‍👧", text="🇺🇦 ‏שלום‏ zero\u200bwidth")
+    assert message.author == "👩‍👩‍👧"
+
+
+def test_length_counts_characters_not_bytes() -> None:
+    assert MessageIn(author="é" * 64, text="😀" * 1000).author == "é" * 64

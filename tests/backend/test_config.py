@@ -1,4 +1,5 @@
-"""DATABASE_PASSWORD_FILE and the refusal of the shipped development password."""
+"""backend/config.py: the database URL and password, DATABASE_PASSWORD_FILE, the
+refusal of the shipped development password, the local defaults."""
 
 from __future__ import annotations
 
@@ -103,3 +104,32 @@ def test_another_password_needs_no_setting(monkeypatch) -> None:
     monkeypatch.setenv("DATABASE_PASSWORD", "a-real-one")
     assert BackendSettings().environment == "production"
     assert BackendSettings().sqlalchemy_url.password == "a-real-one"
+
+
+def test_password_from_its_own_variable_needs_no_escaping(monkeypatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "mysql+pymysql://app@mysql:3306/app")
+    monkeypatch.setenv("DATABASE_PASSWORD", "p@ss/w:rd")
+    settings = BackendSettings()
+    url = settings.sqlalchemy_url
+    assert url.password == "p@ss/w:rd"
+    assert url.host == "mysql"
+    assert url.query["charset"] == "utf8mb4"
+    assert "p@ss" not in url.render_as_string(hide_password=True)
+    assert settings.database_kind == "mysql"
+
+
+def test_a_password_is_not_put_into_a_sqlite_url(monkeypatch) -> None:
+    # A pod switched to SQLite keeps its Secret: the URL must stay valid.
+    monkeypatch.setenv("DATABASE_URL", "sqlite:////tmp/guestbook.db")
+    monkeypatch.setenv("DATABASE_PASSWORD", "secret")
+    url = BackendSettings().sqlalchemy_url
+    assert url.password is None
+    assert url.database == "/tmp/guestbook.db"
+
+
+def test_local_default_is_sqlite_without_redis(monkeypatch) -> None:
+    for name in ("DATABASE_URL", "REDIS_URL", "DATABASE_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    settings = BackendSettings()
+    assert settings.database_kind == "sqlite"
+    assert settings.redis_url == ""
