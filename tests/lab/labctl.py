@@ -79,7 +79,9 @@ class LabProcess:
         self.checkout = checkout
         # Another command that runs `lab up` (`make lab`), and its environment.
         self.command = command
-        self.env = env
+        # The lab writes its `clusterip-lab` context here, never into root's own kubeconfig.
+        self.kubeconfig = log_path.parent / "kubeconfig"
+        self.env = {**(env if env is not None else os.environ), "KUBECONFIG": str(self.kubeconfig)}
         self.proxy_mode = "iptables"
         self.proc: subprocess.Popen[bytes] | None = None
         self.startup_seconds = 0.0
