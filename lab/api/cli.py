@@ -53,7 +53,10 @@ def _running_lab_server() -> Path | None:
 
 
 def cmd_kubeconfig(_args: argparse.Namespace) -> int:
-    path = _running_lab_server() or state_dir() / STATE_FILE
+    # A server someone started with `lab apiserver` first, else the one `sudo make lab` runs.
+    path = state_dir() / STATE_FILE
+    if not path.exists():
+        path = _running_lab_server() or path
     if not path.exists():
         print(
             "lab: no API server is running (start one with `python -m lab apiserver`)",
