@@ -24,6 +24,7 @@ from typing import Any
 
 from lab import faultcli, tables
 from lab.api import cli as api_cli
+from lab.api.kubeconfig import CONTEXT
 from lab.checkout import (
     APP_PARTS,
     AppSource,
@@ -33,6 +34,8 @@ from lab.checkout import (
 )
 from lab.cluster import Lab, Options
 from lab.control import ControlError, ControlServer, request
+from lab.controlplane import ControlPlane
+from lab.controlplane import remove as remove_control_plane
 from lab.engine import detect, project_images
 from lab.images import ImageRuntime
 from lab.iptables import IptablesError, ServicePortRules
@@ -80,6 +83,8 @@ def _cleanup_previous() -> None:
     workdirs = [Path(p) for p in [state.get("workdir")] if p]
     workdirs += list(Path(tempfile.gettempdir()).glob(f"{WORKDIR_PREFIX}*"))
     removed = cleanup(bool(state.get("etc_netns_created")), workdirs)
+    if state.get("kubeconfig") and state.get("api_dir"):
+        removed += remove_control_plane(Path(state["kubeconfig"]), Path(state["api_dir"]))
     if removed:
         print(f"lab: removed {len(removed)} leftovers of a previous lab:", flush=True)
         for item in removed[:40]:
@@ -279,6 +284,23 @@ def _app_source(workdir: Path) -> AppSource | None:
     return source
 
 
+def _start_control_plane(control_plane: ControlPlane) -> None:
+    # Into the state before the file is written: a crash in between leaves nothing behind.
+    write_state(
+        {
+            **read_state(),
+            "kubeconfig": str(control_plane.config_path),
+            "api_dir": str(control_plane.workdir),
+        }
+    )
+    running = control_plane.start()
+    print(
+        f"lab: Kubernetes API on {running.url}; context {CONTEXT} in "
+        f"{control_plane.config_path} (kubectl --context {CONTEXT} get nodes)",
+        flush=True,
+    )
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     preflight(args.proxy_mode)
     try:
@@ -299,6 +321,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 3
     workdir: Path | None = None
     lab: Lab | None = None
+    control_plane = ControlPlane()
     forward_before = IP_FORWARD.read_text().strip()
     try:
         _cleanup_previous()
@@ -332,6 +355,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             f"{len(manifests.workloads)} workloads, work dir {workdir}",
             flush=True,
         )
+        _start_control_plane(control_plane)
         try:
             lab.setup_network()
         finally:
@@ -341,6 +365,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"lab: {exc}", file=sys.stderr)
         return 1
     finally:
+        control_plane.stop()
         created = lab.network.etc_netns_created if lab is not None else False
         cleanup(
             created or bool(read_state().get("etc_netns_created")), [workdir] if workdir else []

@@ -13,6 +13,7 @@ from typing import Any
 
 from lab.api import kubeconfig
 from lab.api.server import STATE_FILE, serve
+from lab.controlplane import API_DIR
 
 
 def state_dir() -> Path:
@@ -42,8 +43,20 @@ def cmd_apiserver(args: argparse.Namespace) -> int:
     return 0
 
 
+def _running_lab_server() -> Path | None:
+    """The state file of the server `sudo make lab` runs (readable by root only)."""
+    path = API_DIR / STATE_FILE
+    try:
+        return path if path.exists() else None
+    except PermissionError:
+        return None
+
+
 def cmd_kubeconfig(_args: argparse.Namespace) -> int:
+    # A server someone started with `lab apiserver` first, else the one `sudo make lab` runs.
     path = state_dir() / STATE_FILE
+    if not path.exists():
+        path = _running_lab_server() or path
     if not path.exists():
         print(
             "lab: no API server is running (start one with `python -m lab apiserver`)",

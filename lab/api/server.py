@@ -23,6 +23,7 @@ from lab.api.controllers import (
     namespace,
     replicaset,
     rootca,
+    scheduler,
     serviceaccount,
     statefulset,
 )
@@ -33,6 +34,7 @@ HOST = "127.0.0.1"  # never anything but loopback
 CONTROLLERS = (
     ("deployment", deployment),
     ("replicaset", replicaset),
+    ("scheduler", scheduler),
     ("statefulset", statefulset),
     ("endpointslice", endpointslice),
     ("serviceaccount", serviceaccount),

@@ -79,7 +79,9 @@ class LabProcess:
         self.checkout = checkout
         # Another command that runs `lab up` (`make lab`), and its environment.
         self.command = command
-        self.env = env
+        # The lab writes its `clusterip-lab` context here, never into root's own kubeconfig.
+        self.kubeconfig = log_path.parent / "kubeconfig"
+        self.env = {**(env if env is not None else os.environ), "KUBECONFIG": str(self.kubeconfig)}
         self.proxy_mode = "iptables"
         self.proc: subprocess.Popen[bytes] | None = None
         self.startup_seconds = 0.0
@@ -116,11 +118,27 @@ class LabProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the lab exited ({self.proc.returncode}):\n{self.log_tail()}")
             with contextlib.suppress(ControlError, OSError, ValueError):
-                if request("status").get("ready"):
+                status = request("status")
+                # The control socket is the machine's: another session's lab, still up
+                # while this one waits for the lock, must not pass for this one.
+                if status.get("ready") and self._started_by_us(int(status["pid"])):
                     self.startup_seconds = time.monotonic() - started
                     return self.startup_seconds
             time.sleep(0.25)
         raise TimeoutError(f"the lab was not ready within {timeout} s:\n{self.log_tail()}")
+
+    def _started_by_us(self, pid: int) -> bool:
+        """Whether pid is our process or under it (`make lab` runs `lab up` as a child)."""
+        assert self.proc is not None
+        for _ in range(4):
+            if pid == self.proc.pid:
+                return True
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                return False
+            pid = int(stat.rsplit(")", 1)[1].split()[1])  # the parent's pid
+        return False
 
     def stop(self, sig: int = signal.SIGINT, timeout: float = 90.0) -> int | None:
         """Stop it as Ctrl-C would; returns its exit code."""

@@ -189,7 +189,8 @@ def test_eviction_honours_the_disruption_budget(client: httpx.Client) -> None:
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": "guarded", "labels": {"app": "guarded"}},
-        "spec": {"containers": [{"name": "c", "image": "i"}]},
+        # Bound already, as a running pod is: the scheduler leaves it be.
+        "spec": {"nodeName": "lab-node-1", "containers": [{"name": "c", "image": "i"}]},
     }
     created = client.post(pods, json=pod).json()
     created["status"] = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}

@@ -7,6 +7,7 @@ kubectl these skip, except under CI=true where that fails.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -24,6 +25,7 @@ from lab.api import kubeconfig
 from lab.api.cli import state_dir
 from lab.api.resources import groups
 from lab.api.server import InThread, Running
+from lab.naming import NODE_NAME
 from tests.conftest import missing
 from tests.k8s.k8s_manifests import K8S_DIR, RENDERINGS, REPO, Rendering, render_rendering
 from tests.support.ports import free_port
@@ -361,14 +363,35 @@ def test_rollout_restart_makes_a_new_revision(kubectl: Kubectl, applied: list[st
     _wait_for(one_more)
 
 
-def test_logs_and_exec_say_no_node_runs_the_pod(kubectl: Kubectl, applied: list[str]) -> None:
-    # No scheduler or kubelet works on this store yet: kube-apiserver's answer for a pod
-    # that no node runs.
+def test_the_scheduler_binds_every_pod_to_the_labs_node(
+    kubectl: Kubectl, applied: list[str]
+) -> None:
+    def bound() -> bool:
+        pods = json.loads(kubectl.run("get", "pods", "-n", NS, "-o", "json").stdout)["items"]
+        return bool(pods) and all(p["spec"].get("nodeName") == NODE_NAME for p in pods)
+
+    _wait_for(bound)
+    wide = kubectl.run("get", "pods", "-n", NS, "-o", "wide").stdout.splitlines()
+    assert wide[0].split()[6] == "NODE"
+    assert {line.split()[6] for line in wide[1:]} == {NODE_NAME}
+    pod = json.loads(kubectl.run("get", "pods", "-n", NS, "-o", "json").stdout)["items"][0]
+    scheduled = [c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled"]
+    assert [c["status"] for c in scheduled] == ["True"]
+    name = pod["metadata"]["name"]
+    events = kubectl.run(
+        "get", "events", "-n", NS, "--field-selector", f"involvedObject.name={name}"
+    ).stdout
+    assert f"Successfully assigned {NS}/{name} to {NODE_NAME}" in events, events
+
+
+def test_logs_and_exec_say_the_kubelet_does_not_serve_them_yet(
+    kubectl: Kubectl, applied: list[str]
+) -> None:
+    # The pods are bound to the node, but no kubelet on this store runs them yet.
     for command in (["logs", "deploy/backend"], ["exec", "deploy/backend", "--", "true"]):
         done = kubectl.run("-n", NS, *command, check=False)
         assert done.returncode != 0
-        assert "Error from server (BadRequest): pod backend-" in done.stderr
-        assert "does not have a host assigned" in done.stderr
+        assert "does not serve pods/" in done.stderr, done.stderr
 
 
 def test_a_kind_the_lab_cannot_run_is_refused_with_the_reason(kubectl: Kubectl) -> None:

@@ -16,6 +16,7 @@ from lab.api.controllers import (
     disruption,
     endpointslice,
     replicaset,
+    scheduler,
     serviceaccount,
     statefulset,
 )
@@ -990,3 +991,45 @@ def test_custom_resource_definitions_are_refused_and_cronjobs_only_stored() -> N
     admission.refuse_unsupported(cronjobs, "mysql-backup")  # accepted
     (warning,) = admission.warnings_for(cronjobs, write=True)
     assert "never starts a Job" in warning
+
+
+# -- the scheduler -------------------------------------------------------------------------
+
+
+def _lone_pod(store: Store) -> dict[str, Any]:
+    pod = {
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"containers": [{"name": "web", "image": "web"}]},
+    }
+    return store.create(PODS, admission.default(store, PODS, pod))
+
+
+def test_the_scheduler_binds_a_pod_to_the_ready_node_once() -> None:
+    store = Store()
+    bootstrap.populate(store, 6443)
+    _lone_pod(store)
+    scheduler.reconcile(store)
+    pod = store.get(PODS, "default", "web")
+    assert pod["spec"]["nodeName"] == "lab-node-1"
+    assert [c["status"] for c in pod["status"]["conditions"] if c["type"] == "PodScheduled"] == [
+        "True"
+    ]
+    revision = store.revision
+    scheduler.reconcile(store)
+    assert store.revision == revision  # a bound pod is left alone
+
+
+def test_without_a_ready_node_a_pod_stays_pending_and_unschedulable() -> None:
+    store = Store()
+    bootstrap.populate(store, 6443)
+    nodes = lookup("", "v1", "nodes")
+    assert nodes
+    node = store.get(nodes, "", "lab-node-1")
+    node["status"]["conditions"][0]["status"] = "False"
+    store.update(nodes, node, "status")
+    _lone_pod(store)
+    scheduler.reconcile(store)
+    pod = store.get(PODS, "default", "web")
+    assert "nodeName" not in pod["spec"]
+    (condition,) = [c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled"]
+    assert (condition["status"], condition["reason"]) == ("False", "Unschedulable")

@@ -21,6 +21,7 @@ import os
 import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -37,10 +38,11 @@ from backend.config import BackendSettings
 from frontend.config import FrontendSettings
 from lab.engine import detect
 from lab.manifests import load
-from lab.naming import LAB_ROUTE_PROTO, NODE_GATEWAY, POD_CIDR, SERVICE_CIDR
+from lab.naming import LAB_ROUTE_PROTO, NODE_GATEWAY, NODE_NAME, POD_CIDR, SERVICE_CIDR
 from lab.network import IP_FORWARD, leftovers
 from lab.state import lock_is_held
 from tests.lab.labctl import REPO, Load, Outcome, overlay, pid_alive, report, summary
+from tests.lab.test_api_kubectl import Kubectl
 
 pytestmark = pytest.mark.lab
 
@@ -222,6 +224,35 @@ def _dns(pod: dict[str, Any], name: str, qtype: str = "A") -> dict[str, Any]:
         qtype,
     )
     return dict(json.loads(out.stdout))
+
+
+def _kubectl(app: Any, tmp_path: Path) -> Kubectl:
+    home = tmp_path / "kubectl-home"
+    home.mkdir(exist_ok=True)
+    return Kubectl(home, app.kubeconfig)
+
+
+def test_kubectl_reaches_the_labs_api_server(app: Any, tmp_path: Path) -> None:
+    """`lab up` wrote the clusterip-lab context; the real kubectl finds the lab's node."""
+    assert stat.S_IMODE(app.kubeconfig.stat().st_mode) == 0o600
+    config = app.kubeconfig.read_text()
+    assert "current-context: clusterip-lab" in config
+    server = re.search(r"server: (https://[^\s]+)", config)
+    assert server and server.group(1).startswith("https://127.0.0.1:"), config
+    kubectl = _kubectl(app, tmp_path)
+    nodes = json.loads(kubectl.run("get", "nodes", "-o", "json").stdout)
+    [node] = nodes["items"]
+    assert node["metadata"]["name"] == NODE_NAME
+    assert {"type": "InternalIP", "address": str(NODE_GATEWAY)} in node["status"]["addresses"]
+    assert any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"])
+    services = kubectl.run("get", "svc", "-A").stdout
+    dns = next(line.split() for line in services.splitlines() if " kube-dns " in line)
+    assert dns[:4] == ["kube-system", "kube-dns", "ClusterIP", app.service_ip("kube-dns")]
+    assert dns[5] == "53/UDP,53/TCP,9153/TCP"
+    assert re.search(r"^default +kubernetes +ClusterIP +10\.96\.0\.1 ", services, re.M), services
+    # As `kind get kubeconfig`: a standalone kubeconfig for the same server.
+    standalone = _run(sys.executable, "-m", "lab", "kubeconfig").stdout
+    assert f"server: {server.group(1)}" in standalone, standalone
 
 
 def test_service_names_resolve_through_the_cluster_dns(app: Any) -> None:
@@ -1170,3 +1201,5 @@ def test_ctrl_c_removes_everything(before: dict[str, Any], app: Any) -> None:
     assert not any(pid_alive(pid) for pid in pids)
     down = _run(sys.executable, "-m", "lab", "down", check=False)
     assert down.returncode == 0 and "nothing of the lab is left" in down.stdout, down
+    # kubectl is not left pointing at a server that is gone.
+    assert "clusterip-lab" not in app.kubeconfig.read_text()
