@@ -793,9 +793,11 @@ REDIS_FAULT_BOUND = 4 * REDIS_TIMEOUT + MARGIN
 # A write the backend cannot finish is answered by the frontend when its read timeout ends
 # (504, outcome unknown), if the backend's own database timeouts have not answered first (503).
 WRITE_BOUND = FRONTEND_READ_TIMEOUT + MARGIN
-# A request to a partitioned backend pod: a kept-alive connection waits the read timeout;
-# a new one times out connecting and is retried once on another new connection.
-BACKEND_FAULT_BOUND = max(FRONTEND_READ_TIMEOUT, 2 * FRONTEND_CONNECT_TIMEOUT) + MARGIN
+# A request to a partitioned backend pod: a new connection times out connecting and is
+# retried once on another; a kept-alive one waits the read timeout and a read is then
+# retried once on a new connection within what is left of the call's deadline (connect +
+# read timeouts), so no request waits longer than that deadline.
+BACKEND_FAULT_BOUND = FRONTEND_CONNECT_TIMEOUT + FRONTEND_READ_TIMEOUT + MARGIN
 FAULT_SECONDS = 6.0
 
 
