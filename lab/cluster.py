@@ -1,17 +1,16 @@
-"""The lab's control plane in one process: the API server's state, the controllers, kube-proxy.
+"""The lab's node beside its API server: the composition root, and nothing else.
 
-This module wires the parts together and runs their loop; each part is its own unit:
-- lab/apiserver.py: the objects (workloads, pods, Services, IPs, events) and kubectl's writes;
-- lab/controllers/deployment.py, statefulset.py: pods for the workloads;
-- lab/controllers/endpointslice.py: pods → endpoints (ready/serving/terminating);
-- lab/controllers/networkpolicy.py: the NetworkPolicies as rules on the pods' links;
-- lab/controllers/dns.py: the records of the cluster DNS (lab/dns.py), whose pod
-  and Service the lab adds in kube-system, as every cluster has them;
-- kube-proxy: the Proxier writes the rules for the ready endpoints, in
-  iptables or nftables mode;
-- the kubelet (lab/kubelet.py): one PodWorker per pod; the controllers reach
-  it through the `PodRuntime` interface (start_pod / delete_pod), which this
-  class implements.
+The API server (lab/api/, started by lab/controlplane.py) holds every object and runs
+the controllers (Deployment → ReplicaSet → Pod, StatefulSet, EndpointSlice, the
+scheduler). This node reads it over HTTPS through informers (lab/node/informer.py),
+as a node's components do, and each component acts on what it reads:
+- the kubelet (lab/node/pods.py, lab/kubelet.py) runs the pods bound to this node and
+  writes their status back;
+- kube-proxy (lab/proxier.py) writes the rules for the Services' ClusterIPs and the
+  EndpointSlices' ready endpoints (lab/sources/kubeproxy.py), in iptables or nftables mode;
+- the CNI's policy half enforces the NetworkPolicies (lab/sources/cni.py);
+- the cluster DNS: its records (lab/sources/dns.py) are written where the kube-dns
+  pod's dnsmasq reads them; its Deployment is created in kube-system as an add-on.
 """
 
 from __future__ import annotations
@@ -22,27 +21,41 @@ import os
 import signal
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lab import dns
-from lab.apiserver import ApiServer, Event, SystemObjects
 from lab.checkout import AppSource
-from lab.controllers import deployment, networkpolicy, statefulset
-from lab.controllers.dns import DnsController
-from lab.controllers.endpointslice import EndpointSliceController
-from lab.envvars import service_link_env
 from lab.images import ImageRuntime
 from lab.iptables import Iptables, ServicePortRules
 from lab.kubelet import Pod, PodWorker
-from lab.manifests import Manifests, parse_documents
-from lab.netpol import Policy
+from lab.netpol import compile_policies
 from lab.network import HostNetwork
+from lab.node import status as node_status
+from lab.node.client import Client
+from lab.node.dnsfiles import DnsFiles
+from lab.node.informer import Informer
+from lab.node.pods import PodManager
 from lab.proxier import Proxier, make_mode
+from lab.sources import cni, configdata, envvars, kubeproxy
+from lab.sources import dns as dns_source
 
 __all__ = ["Event", "Lab", "Options"]
+
+WATCHED = {
+    "pods": "/api/v1/pods",
+    "services": "/api/v1/services",
+    "slices": "/apis/discovery.k8s.io/v1/endpointslices",
+    "policies": "/apis/networking.k8s.io/v1/networkpolicies",
+    "namespaces": "/api/v1/namespaces",
+    "configmaps": "/api/v1/configmaps",
+    "secrets": "/api/v1/secrets",
+    "deployments": "/apis/apps/v1/deployments",
+    "replicasets": "/apis/apps/v1/replicasets",
+    "statefulsets": "/apis/apps/v1/statefulsets",
+}
 
 
 @dataclass
@@ -54,43 +67,28 @@ class Options:
     min_sync_period: float = 1.0
     proxy_mode: str = "iptables"  # or "nftables"
     print_events: bool = True
-    seed: int | None = None
     # Enforce the manifests' NetworkPolicies, as a policy-capable CNI plugin does.
     network_policies: bool = True
-    # Run the cluster DNS (kube-dns in kube-system) the pods' resolv.conf points at.
-    cluster_dns: bool = True
 
 
-def dns_objects(directory: Path) -> SystemObjects:
-    """kube-system's kube-dns Service and Deployment, read like any manifest."""
-    parsed = parse_documents(
-        dns.system_documents(directory / "hosts", directory / "srv" / "srv.conf")
-    )
-    return SystemObjects(list(parsed.services.values()), dict(parsed.workloads))
+@dataclass
+class Event:
+    at: float
+    obj: str
+    reason: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"at": self.at, "obj": self.obj, "reason": self.reason, "message": self.message}
 
 
 class Lab:
-    def __init__(
-        self,
-        manifests: Manifests,
-        options: Options,
-        workdir: Path,
-        system: SystemObjects | None = None,
-    ) -> None:
+    def __init__(self, options: Options, workdir: Path, namespace: str, client: Client) -> None:
         self.options = options
         self.workdir = workdir
-        dns_dir = workdir / "dns"
-        if system is None and options.cluster_dns:
-            system = dns_objects(dns_dir)
-        self.api = ApiServer(
-            manifests,
-            system,
-            seed=options.seed,
-            network_policies=options.network_policies,
-            print_events=options.print_events,
-        )
-        self.api.on_change = self.notify
-        self.network = HostNetwork(manifests.namespace)
+        self.namespace = namespace  # the app's, for the port-forward and the CLI's messages
+        self.client = client
+        self.network = HostNetwork(namespace)
         # The engine that runs the project's images; None runs them from the checkout.
         self.images: ImageRuntime | None = None
         # Without an engine: where process pods run the app from (None: this checkout).
@@ -102,124 +100,102 @@ class Lab:
             self._on_sync,
             lambda message: self.event("kube-proxy", "SyncFailed", message),
         )
-        self.endpointslices = EndpointSliceController(self.api)
-        self.dns: DnsController | None = (
-            DnsController(self.api, dns_dir) if options.cluster_dns else None
-        )
-        self.workers: dict[str, PodWorker] = {}
+        self.dns = DnsFiles(workdir / "dns")
+        self.informers = {
+            name: Informer(client, path, self.notify) for name, path in WATCHED.items()
+        }
+        self.kubelet = PodManager(self, client, self.spawn)
+        self.events: deque[Event] = deque(maxlen=500)
+        self.rules: list[ServicePortRules] = []
+        self.routed: set[str] = set()  # ClusterIPs the node has a route for
         self.tasks: set[asyncio.Task[Any]] = set()
         self._dirty: asyncio.Event | None = None
+        self.deployed = False
         self.stopping = False
         self.started_at = time.time()
         self.forward: Any = None
 
-    # -- the API server's state, under the names the CLI and tests use ------------
-
-    @property
-    def manifests(self) -> Manifests:
-        return self.api.manifests
-
-    @property
-    def namespace(self) -> str:
-        return self.api.namespace
-
-    @property
-    def pods(self) -> dict[str, Pod]:
-        return self.api.pods
-
-    @property
-    def cluster_ips(self) -> dict[str, str]:
-        return self.api.app_cluster_ips()
-
-    @property
-    def events(self) -> deque[Event]:
-        return self.api.events
-
-    @property
-    def policies(self) -> list[Policy]:
-        return self.api.policies
-
-    @property
-    def endpoint_rules(self) -> list[ServicePortRules]:
-        return self.endpointslices.rules
+    def items(self, name: str) -> list[dict[str, Any]]:
+        return self.informers[name].items()
 
     # -- set-up ----------------------------------------------------------------
 
-    def allocate_service_ips(self) -> None:
-        self.api.allocate_service_ips()
-
     def setup_network(self) -> None:
         """The node, in the order that keeps it safe at every step."""
-        self.allocate_service_ips()
-        if self.dns is not None:
-            self.dns.prepare()  # the records exist before the DNS pod reads them
+        self.dns.prepare()  # the records exist before the DNS pod reads them
         for warning in self.network.add_unreachable_routes():
             self.event("node", "Warning", warning)
-        self.proxier.update(self.endpointslices.sync(), networkpolicy.compute(self.api))
         self.proxier.sync_now()  # safety chains and REJECTs, before any interface exists
         self.ipt.install_hooks(self.proxier.mode.hooks)
         self.network.create_node_iface()
-        for ip in self.api.cluster_ips.values():
-            self.network.add_service_ip(ip)
 
     # -- what the kubelet asks of us ------------------------------------------
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     def notify(self) -> None:
         if self._dirty is not None:
             self._dirty.set()
 
     def event(self, obj: str, reason: str, message: str) -> None:
-        self.api.event(obj, reason, message)
+        event = Event(time.time(), obj, reason, message)
+        self.events.append(event)
+        if self.options.print_events:
+            stamp = time.strftime("%H:%M:%S", time.localtime(event.at))
+            print(f"{stamp}  {obj:<34} {reason:<10} {message}", flush=True)
 
     def service_ips(self) -> dict[str, str]:
-        return self.api.app_cluster_ips()
+        return {
+            s["metadata"]["name"]: s["spec"]["clusterIP"]
+            for s in self.items("services")
+            if s["metadata"]["namespace"] == self.namespace
+            and s["spec"].get("clusterIP") not in (None, "", "None")
+        }
 
-    def service_env(self) -> dict[str, str]:
-        services = [
-            (svc, self.api.cluster_ip(svc) or "")
-            for svc in self.manifests.services.values()
-            if not svc.headless
-        ]
-        return service_link_env(services)
+    def service_env(self, namespace: str) -> dict[str, str]:
+        return envvars.service_env(self.items("services"), namespace)
 
-    def config_maps(self) -> Mapping[str, Mapping[str, str]]:
-        return self.manifests.config_maps
+    def config_maps(self, namespace: str) -> Mapping[str, Mapping[str, str]]:
+        return configdata.config_maps(self.items("configmaps")).get(namespace, {})
 
-    def secrets(self) -> Mapping[str, Mapping[str, str]]:
-        return self.manifests.secrets
+    def secrets(self, namespace: str) -> Mapping[str, Mapping[str, str]]:
+        return configdata.secrets(self.items("secrets")).get(namespace, {})
 
     def pod_gone(self, pod: Pod) -> None:
-        self.api.pods.pop(pod.name, None)
-        self.workers.pop(pod.name, None)
+        self.kubelet.gone(pod)
 
-    # -- the controllers' PodRuntime: the kubelet ---------------------------------
+    @property
+    def workers(self) -> dict[str, PodWorker]:
+        return {w.pod.name: w for w in self.kubelet.workers.values()}
 
-    def start_pod(self, pod: Pod) -> None:
-        worker = PodWorker(self, pod)
-        self.workers[pod.name] = worker
-        task = asyncio.create_task(worker.run(), name=f"pod {pod.name}")
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+    @property
+    def pods(self) -> dict[str, Pod]:
+        return {w.pod.name: w.pod for w in self.kubelet.workers.values()}
 
-    def delete_pod(self, pod: Pod) -> None:
-        worker = self.workers.get(pod.name)
-        if worker is not None:
-            worker.request_delete()
+    # -- the node's components, on each change --------------------------------
 
-    def _reconcile_workloads(self) -> None:
-        for key, wl in self.api.workloads.items():
-            if wl.kind == "Deployment":
-                deployment.reconcile(self.api, key, self)
-            else:
-                statefulset.reconcile(self.api, key, self)
+    def _sync_components(self) -> None:
+        services, slices = self.items("services"), self.items("slices")
+        self.kubelet.stopping = self.stopping
+        self.kubelet.sync(self.items("pods"))
+        self.rules = kubeproxy.service_port_rules(services, slices)
+        for ip in sorted({r.cluster_ip for r in self.rules} - self.routed):
+            self.network.add_service_ip(ip)
+            self.routed.add(ip)
+        if self.dns.sync(dns_source.dns_services(services, slices)):
+            self.event(f"deployment/{dns.DNS_SERVICE}", "Records", "SRV changed: dnsmasq restarts")
+        netpol: tuple[list[str], list[list[str]]] = ([], [])
+        if self.options.network_policies:
+            policies, refs, labels = cni.policy_inputs(
+                self.items("policies"), self.items("pods"), self.items("namespaces")
+            )
+            netpol = compile_policies(policies, refs, labels)
+        self.proxier.update(self.rules, netpol)
 
-    def _update_endpoints(self) -> None:
-        rules = self.endpointslices.sync()
-        if self.dns is not None:
-            self.dns.sync()
-        self.proxier.update(rules, networkpolicy.compute(self.api))
-
-    def _on_sync(self, rules: Sequence[ServicePortRules], took: float) -> None:
+    def _on_sync(self, rules: Any, took: float) -> None:
         used = sum(len(r.usable()) for r in rules)
         self.event(
             "kube-proxy",
@@ -236,26 +212,25 @@ class Lab:
             await self._dirty.wait()
             self._dirty.clear()
             try:
-                if not self.stopping:
-                    self._reconcile_workloads()
-                self._update_endpoints()
-            except Exception as exc:  # a controller never stops for one bad pass
-                self.event("controller", "Error", f"{type(exc).__name__}: {exc}")
+                self._sync_components()
+                await self.kubelet.write_statuses()
+            except Exception as exc:  # a component never stops for one bad pass
+                self.event("node", "Error", f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(1)
                 self.notify()
 
     async def start(self) -> None:
         self._dirty = asyncio.Event()
-        for coro, name in (
-            (self._reconcile_loop(), "reconcile"),
-            (self.proxier.run(), "kube-proxy"),
-        ):
-            task = asyncio.create_task(coro, name=name)
-            self.tasks.add(task)
+        self.spawn(self._reconcile_loop(), "node")
+        self.spawn(self.proxier.run(), "kube-proxy")
+        for name, informer in self.informers.items():
+            self.spawn(informer.run(), f"informer {name}")
+        await asyncio.gather(*(i.synced.wait() for i in self.informers.values()))
         self.notify()
 
     def all_ready(self) -> bool:
-        return self.api.workloads_ready() and self.proxier.wanted_key == self.proxier.applied_key
+        synced = self.proxier.wanted_key == self.proxier.applied_key
+        return self.deployed and synced and node_status.workloads_ready(self)
 
     async def wait_ready(self, within: float) -> bool:
         deadline = time.monotonic() + within
@@ -268,9 +243,11 @@ class Lab:
     async def stop(self, grace: float = 3.0) -> None:
         """Delete every pod quickly (no preStop, short grace) and stop the loops."""
         self.stopping = True
-        for worker in list(self.workers.values()):
+        self.kubelet.stopping = True
+        workers = list(self.kubelet.workers.values())
+        for worker in workers:
             worker.request_delete(grace=grace, skip_pre_stop=True)
-        finished = [w.finished.wait() for w in list(self.workers.values())]
+        finished = [w.finished.wait() for w in workers]
         if finished:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*finished), grace + 20)
@@ -279,63 +256,36 @@ class Lab:
         for task in list(self.tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self.client.close()
 
     def hurry(self) -> None:
         """A second Ctrl-C: SIGKILL every container now instead of waiting for grace."""
         self.stopping = True
-        for worker in list(self.workers.values()):
+        self.kubelet.stopping = True
+        for worker in list(self.kubelet.workers.values()):
             worker.request_delete(grace=0.0, skip_pre_stop=True)
             worker.kill_all()
 
-    # -- kubectl's verbs (the control socket's commands) ------------------------
+    # -- the node's own verbs: what `kill -9 <pid>` on the node does -------------
 
     def pod(self, name: str) -> Pod:
-        return self.api.find_pod(name)
+        pods = self.pods
+        if name in pods:
+            return pods[name]
+        matches = [p for p in pods.values() if p.name.startswith(name)]
+        if len(matches) != 1:
+            raise KeyError(f"no pod {name!r} on this node")
+        return matches[0]
 
     def kill(self, name: str, container: str | None = None, sig: int = signal.SIGKILL) -> int:
         """Signal a container's process, as the node would (`kubectl exec … kill`)."""
         pod = self.pod(name)
         return self.workers[pod.name].kill_process(container, sig)
 
-    def delete(self, name: str, grace: float | None = None) -> str:
-        pod = self.pod(name)
-        self.workers[pod.name].request_delete(grace=grace)
-        return pod.name
-
-    # -- status ----------------------------------------------------------------
-
     def status(self) -> dict[str, Any]:
-        endpoints = [
-            {
-                "service": rule.port_name.split("/")[1].split(":")[0],
-                "port_name": rule.port_name,
-                "cluster_ip": rule.cluster_ip,
-                "port": rule.port,
-                "protocol": rule.protocol,
-                "endpoints": [e.__dict__ for e in rule.endpoints],
-                "in_iptables": [f"{e.ip}:{e.port}" for e in rule.usable()],
-            }
-            for rule in self.endpoint_rules
-        ]
-        forward = None
-        if self.forward is not None:
-            forward = f"{self.forward.listen_host}:{self.forward.listen_port}"
         return {
+            **node_status.status(self),
             "pid": os.getpid(),
-            "namespace": self.namespace,
             "started_at": self.started_at,
             "ready": self.all_ready(),
-            "forward": forward,
-            "workdir": str(self.workdir),
-            "pods": [p.as_dict() for p in sorted(self.pods.values(), key=lambda p: p.name)],
-            "services": self.api.services_status(),
-            "endpoints": endpoints,
-            "workloads": [self.api.workload_status(key) for key in self.api.workloads],
-            "network_policies": sorted(p.name for p in self.policies),
-            "proxy_mode": self.proxier.mode.name,
-            "iptables": {
-                "syncs": self.proxier.syncs,
-                "synced": self.proxier.wanted_key == self.proxier.applied_key,
-            },
-            "events": [e.as_dict() for e in list(self.events)[-200:]],
         }

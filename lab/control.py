@@ -1,8 +1,9 @@
-"""The running lab's control socket (root only): what `kubectl` would ask an API server.
+"""The running lab's control socket (root only): the node's view, and the node's faults.
 
-One JSON request per connection, one JSON answer: {"cmd": "status"},
-{"cmd": "kill", "pod": …}, {"cmd": "delete", "pod": …}, {"cmd": "scale",
-"workload": …, "replicas": n}, {"cmd": "rollout_restart", "workload": …}.
+One JSON request per connection, one JSON answer: {"cmd": "status"} (the pods as the
+kubelet runs them, the rules kube-proxy wrote), {"cmd": "kill", "pod": …} (a container's
+process signalled, as `kill -9 <pid>` on the node would). Objects are the API server's:
+kubectl reads and writes them.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from lab.cluster import Lab
-from lab.manifests import ManifestError, parse_text
 from lab.state import CONTROL_SOCKET
 
 
@@ -26,7 +26,6 @@ class ControlError(RuntimeError):
 
 
 def _dispatch(lab: Lab, request: dict[str, Any]) -> dict[str, Any]:
-    # Writes to objects go to the API server; kill and delete reach the kubelet.
     cmd = request.get("cmd")
     if cmd == "status":
         return lab.status()
@@ -34,14 +33,6 @@ def _dispatch(lab: Lab, request: dict[str, Any]) -> dict[str, Any]:
         sig = signal.Signals[f"SIG{str(request.get('signal', 'KILL')).upper().removeprefix('SIG')}"]
         pid = lab.kill(request["pod"], request.get("container"), sig)
         return {"pid": pid, "signal": sig.name}
-    if cmd == "delete":
-        return {"deleted": lab.delete(request["pod"], request.get("grace"))}
-    if cmd == "scale":
-        return {"scaled": lab.api.scale(request["workload"], int(request["replicas"]))}
-    if cmd == "rollout_restart":
-        return {"restarted": lab.api.rollout_restart(request["workload"])}
-    if cmd == "apply":
-        return {"changes": lab.api.apply(parse_text(request["manifests"]))}
     raise ValueError(f"unknown command {cmd!r}")
 
 
@@ -70,7 +61,7 @@ class ControlServer:
                 answer = {"ok": True, "result": _dispatch(self.lab, json.loads(line))}
             except KeyError as exc:
                 answer = {"ok": False, "error": str(exc.args[0]) if exc.args else "not found"}
-            except (ValueError, ProcessLookupError, TypeError, ManifestError) as exc:
+            except (ValueError, ProcessLookupError, TypeError) as exc:
                 answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
             writer.write(json.dumps(answer).encode() + b"\n")
             await writer.drain()

@@ -31,7 +31,7 @@ from lab.checkout import AppSource
 from lab.engine import EngineError
 from lab.envvars import EnvError, PodFacts, container_env, expand_command
 from lab.images import ImageRuntime, is_project_image
-from lab.manifests import Container, Handler, ManifestError, PodTemplate, Probe, Workload
+from lab.manifests import Container, Handler, ManifestError, PodTemplate, Probe
 from lab.naming import NODE_GATEWAY, NODE_NAME, netns_name
 from lab.network import ETC_NETNS, HostNetwork, NetworkError, PodNetwork, ip_binary
 from lab.probes import ProbeResult, http_get, run_exec, run_probe
@@ -54,9 +54,9 @@ class Cluster(Protocol):
     def notify(self) -> None: ...
     def event(self, obj: str, reason: str, message: str) -> None: ...
     def service_ips(self) -> dict[str, str]: ...
-    def service_env(self) -> dict[str, str]: ...
-    def config_maps(self) -> Mapping[str, Mapping[str, str]]: ...
-    def secrets(self) -> Mapping[str, Mapping[str, str]]: ...
+    def service_env(self, namespace: str) -> dict[str, str]: ...
+    def config_maps(self, namespace: str) -> Mapping[str, Mapping[str, str]]: ...
+    def secrets(self, namespace: str) -> Mapping[str, Mapping[str, str]]: ...
     def pod_gone(self, pod: Pod) -> None: ...
 
 
@@ -95,7 +95,7 @@ class ContainerState:
 class Pod:
     name: str
     namespace: str
-    workload: Workload
+    workload: str  # "Kind/name" of the workload that owns it
     template: PodTemplate
     labels: dict[str, str]
     ip: str
@@ -154,7 +154,7 @@ class Pod:
         return {
             "name": self.name,
             "namespace": self.namespace,
-            "workload": f"{self.workload.kind}/{self.workload.name}",
+            "workload": self.workload,
             "ip": self.ip,
             "node": NODE_NAME,
             "netns": self.netns,
@@ -252,7 +252,7 @@ class PodWorker:
                 path.chmod(0o777)
             elif volume.kind == "secret":
                 path = self.dir / "volumes" / volume.name
-                secret = self.cluster.secrets().get(volume.secret_name or "")
+                secret = self.cluster.secrets(self.pod.namespace).get(volume.secret_name or "")
                 write_secret_volume(path, volume, secret, template.security.fs_group)
             else:
                 path = self.cluster.workdir / "pvc" / f"{volume.name}-{self.pod.name}"
@@ -387,9 +387,9 @@ class PodWorker:
         env = container_env(
             container,
             self._facts(),
-            self.cluster.config_maps(),
-            self.cluster.secrets(),
-            self.cluster.service_env() if pod.template.enable_service_links else {},
+            self.cluster.config_maps(pod.namespace),
+            self.cluster.secrets(pod.namespace),
+            self.cluster.service_env(pod.namespace) if pod.template.enable_service_links else {},
         )
         command, args = expand_command(container, env)
         if self._from_image(container):

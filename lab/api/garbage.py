@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lab.api import graceful
 from lab.api.resources import RESOURCES, Resource
 from lab.api.storage import Store
 
@@ -26,8 +27,19 @@ def dependents(store: Store, owner_uid: str) -> list[tuple[Resource, Obj]]:
     return found
 
 
-def delete(store: Store, resource: Resource, namespace: str, name: str, policy: str) -> Obj:
-    """Delete one object and deal with its dependents by `policy`; returns the owner as deleted."""
+def delete(
+    store: Store,
+    resource: Resource,
+    namespace: str,
+    name: str,
+    policy: str,
+    grace: int | None = None,
+) -> Obj:
+    """Delete one object and deal with its dependents by `policy`; returns the owner as deleted.
+
+    A pod is deleted gracefully (lab/api/graceful.py); it has no dependents."""
+    if resource.kind == "Pod" and not resource.group:
+        return graceful.delete_pod(store, namespace, name, grace)
     owner = store.get(resource, namespace, name)
     uid = owner["metadata"]["uid"]
     if resource.kind == "Namespace":

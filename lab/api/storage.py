@@ -27,8 +27,9 @@ Key = tuple[str, str, str]  # qualified resource, namespace ("" for cluster-scop
 HISTORY = 2000
 
 
-def now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def now(later: int = 0) -> str:
+    at = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=later)
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -190,14 +191,16 @@ class Store:
         name: str,
         finalizer: str | None = None,
         status: Obj | None = None,
+        grace: int = 0,
     ) -> Obj:
-        """Set deletionTimestamp (and a finalizer): the object stays until its dependents go."""
+        """Set deletionTimestamp (and a finalizer): the object stays until its dependents go,
+        or, for a pod with a grace period, until its kubelet has stopped it."""
         key = self._key(resource, namespace, name)
         if key not in self._objects:
             raise not_found(resource.qualified, name)
         current = copy.deepcopy(self._objects[key])
-        current["metadata"]["deletionTimestamp"] = now()
-        current["metadata"]["deletionGracePeriodSeconds"] = 0
+        current["metadata"]["deletionTimestamp"] = now(grace)
+        current["metadata"]["deletionGracePeriodSeconds"] = grace
         if finalizer and finalizer not in current["metadata"].setdefault("finalizers", []):
             current["metadata"]["finalizers"].append(finalizer)
         if status:

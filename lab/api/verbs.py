@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from lab.api import admission, garbage, patch
+from lab.api import admission, garbage, graceful, patch
 from lab.api.errors import ApiError
 from lab.api.printers import label_selector
 from lab.api.resources import Resource, lookup
@@ -157,7 +157,10 @@ def delete(store: Store, target: Target, body: bytes, params: dict[str, str]) ->
     policy = params.get("propagationPolicy") or options.get("propagationPolicy") or "Background"
     if params.get("dryRun") == "All" or options.get("dryRun") == ["All"]:
         return 200, store.get(target.resource, target.namespace or "", target.name), []
-    deleted = garbage.delete(store, target.resource, target.namespace or "", target.name, policy)
+    grace = graceful.grace_of(options, params)
+    deleted = garbage.delete(
+        store, target.resource, target.namespace or "", target.name, policy, grace
+    )
     return 200, deleted, []
 
 

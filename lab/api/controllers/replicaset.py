@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import random
 
+from lab.api import graceful
 from lab.api.admission import default
 from lab.api.controllers import events
 from lab.api.controllers.owners import controlled_by, controller_ref
@@ -61,7 +62,7 @@ def reconcile(store: Store) -> None:
         newest_first = sorted(owned, key=lambda p: p["metadata"]["creationTimestamp"], reverse=True)
         extra = sorted(newest_first, key=_ready)
         for pod in extra[: max(0, len(owned) - wanted)]:
-            store.delete(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"])
+            graceful.delete_pod(store, pod["metadata"]["namespace"], pod["metadata"]["name"])
             owned.remove(pod)
             message = f"Deleted pod: {pod['metadata']['name']}"
             events.record(store, rs, "SuccessfulDelete", message, "replicaset-controller")

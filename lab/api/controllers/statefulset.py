@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 
+from lab.api import graceful
 from lab.api.admission import default
 from lab.api.controllers import events
 from lab.api.controllers.owners import controlled_by, controller_ref
@@ -31,6 +32,12 @@ def _pod(store: Store, sts: Obj, ordinal: int) -> Obj:
         "apps.kubernetes.io/pod-index": str(ordinal),
     }
     spec = template.get("spec") or {}
+    # Each claim template becomes the pod's own claim, <template>-<pod>, as a volume.
+    for claim in sts["spec"].get("volumeClaimTemplates") or []:
+        claim_name = claim["metadata"]["name"]
+        spec.setdefault("volumes", []).append(
+            {"name": claim_name, "persistentVolumeClaim": {"claimName": f"{claim_name}-{name}"}}
+        )
     spec.setdefault("hostname", name)
     if sts["spec"].get("serviceName"):
         spec.setdefault("subdomain", sts["spec"]["serviceName"])
@@ -53,9 +60,10 @@ def _ordinal(pod: Obj, sts: Obj) -> int:
     return int(pod["metadata"]["name"].removeprefix(f"{sts['metadata']['name']}-"))
 
 
-def _sync_one(store: Store, sts: Obj, owned: list[Obj]) -> None:
+def _sync_one(store: Store, sts: Obj, owned: list[Obj], terminating: set[int]) -> None:
     wanted, name = sts["spec"].get("replicas", 1), sts["metadata"]["name"]
-    have = {_ordinal(p, sts) for p in owned}
+    # A terminating pod still holds its name: its successor waits until it is gone.
+    have = {_ordinal(p, sts) for p in owned} | terminating
     for ordinal in range(wanted):
         if ordinal not in have:
             pod = store.create(PODS, _pod(store, sts, ordinal))
@@ -64,7 +72,7 @@ def _sync_one(store: Store, sts: Obj, owned: list[Obj]) -> None:
             events.record(store, sts, "SuccessfulCreate", message, "statefulset-controller")
     for pod in sorted(owned, key=lambda p: _ordinal(p, sts), reverse=True):
         if _ordinal(pod, sts) >= wanted:
-            store.delete(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"])
+            graceful.delete_pod(store, pod["metadata"]["namespace"], pod["metadata"]["name"])
             owned.remove(pod)
             message = f"delete Pod {pod['metadata']['name']} in StatefulSet {name} successful"
             events.record(store, sts, "SuccessfulDelete", message, "statefulset-controller")
@@ -97,7 +105,7 @@ def reconcile(store: Store) -> None:
     for sts in statefulsets:
         if sts["metadata"].get("deletionTimestamp"):
             continue
-        owned = [
-            p for p in pods if controlled_by(p, sts) and not p["metadata"].get("deletionTimestamp")
-        ]
-        _sync_one(store, sts, owned)
+        mine = [p for p in pods if controlled_by(p, sts)]
+        owned = [p for p in mine if not p["metadata"].get("deletionTimestamp")]
+        terminating = {_ordinal(p, sts) for p in mine if p["metadata"].get("deletionTimestamp")}
+        _sync_one(store, sts, owned, terminating)
