@@ -42,7 +42,12 @@ def create(store: Store, plural: str, body: Obj, group: str = "") -> Obj:
     """Create an object through admission, as the API server's POST does."""
     resource = lookup(group, "v1", plural)
     assert resource
-    body = {**body, "metadata": {"namespace": "default", **body["metadata"]}}
+    body = {
+        "apiVersion": f"{group}/v1" if group else "v1",
+        "kind": resource.kind,
+        **body,
+        "metadata": {"namespace": "default", **body["metadata"]},
+    }
     return store.create(resource, admission.default(store, resource, body))
 
 
@@ -65,15 +70,35 @@ def pod(
     **spec: Any,
 ) -> Obj:
     """A pod the kubelet has started: an address, Running, Ready or not."""
-    condition = {"type": "Ready", "status": "True" if ready else "False"}
     container = {"name": "main", "image": "app:1", "ports": ports or []}
     body = {
         "metadata": {"name": name, "labels": {"app": app}},
         "spec": {"containers": [container], "nodeName": "lab-node-1", **spec},
     }
-    created = create(store, "pods", body)
-    created["status"] = {"phase": "Running", "podIP": ip, "conditions": [condition]}
-    return store.update(PODS, created, "status")
+    create(store, "pods", body)
+    return start(store, name, ip, ready)
+
+
+def start(store: Store, name: str, ip: str, ready: bool = True, namespace: str = "default") -> Obj:
+    """What the kubelet reports of a pod it runs: an address, Running, Ready or not."""
+    condition = {"type": "Ready", "status": "True" if ready else "False"}
+    current = store.get(PODS, namespace, name)
+    current["status"] = {"phase": "Running", "podIP": ip, "conditions": [condition]}
+    return store.update(PODS, current, "status")
+
+
+def stateful_set(store: Store, name: str, replicas: int, service_name: str, **pod: Any) -> Obj:
+    labels = {"app": name}
+    body = {
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "serviceName": service_name,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": pod},
+        },
+    }
+    return create(store, "statefulsets", body, "apps")
 
 
 def terminate(store: Store, name: str, namespace: str = "default") -> None:
