@@ -12,3 +12,8 @@ exactly as lab/api keeps them) to each component's own model; no I/O:
 - the kubelet: Services → the service-link variables of a pod's namespace
   (envvars.py); ConfigMaps and Secrets → decoded data per namespace (configdata.py).
 """
+
+from typing import Any
+
+# An API object as the store keeps it (lab.api.storage.Obj), without importing the server.
+Obj = dict[str, Any]

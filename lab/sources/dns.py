@@ -11,8 +11,8 @@ from __future__ import annotations
 import ipaddress
 
 from lab.dns import DnsEndpoint, DnsPort, DnsService
+from lab.sources import Obj
 from lab.sources import slices as sl
-from lab.sources.slices import Obj
 
 
 def _endpoints(svc: Obj, svc_slices: list[Obj]) -> tuple[DnsEndpoint, ...]:

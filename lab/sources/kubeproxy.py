@@ -12,8 +12,8 @@ import ipaddress
 from collections.abc import Iterable
 
 from lab.iptables import Endpoint, ServicePortRules
+from lab.sources import Obj
 from lab.sources import slices as sl
-from lab.sources.slices import Obj
 
 DEFAULT_AFFINITY_TIMEOUT = 10800  # the API's default for clientIP.timeoutSeconds
 

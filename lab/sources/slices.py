@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
-Obj = dict[str, Any]
+from lab.sources import Obj
+
 SERVICE_NAME = "kubernetes.io/service-name"
 
 

@@ -67,16 +67,18 @@ def pod(
     ip: str,
     ready: bool = True,
     ports: list[dict[str, Any]] | None = None,
+    namespace: str = "default",
+    labels: dict[str, str] | None = None,
     **spec: Any,
 ) -> Obj:
     """A pod the kubelet has started: an address, Running, Ready or not."""
     container = {"name": "main", "image": "app:1", "ports": ports or []}
     body = {
-        "metadata": {"name": name, "labels": {"app": app}},
+        "metadata": {"name": name, "namespace": namespace, "labels": labels or {"app": app}},
         "spec": {"containers": [container], "nodeName": "lab-node-1", **spec},
     }
     create(store, "pods", body)
-    return start(store, name, ip, ready)
+    return start(store, name, ip, ready, namespace)
 
 
 def start(store: Store, name: str, ip: str, ready: bool = True, namespace: str = "default") -> Obj:
