@@ -23,7 +23,7 @@ from lab.api.controllers import (
 from lab.api.errors import ApiError
 from lab.api.resources import by_kind, lookup
 from lab.api.selectors import field_matcher, label_matcher
-from lab.api.storage import Store
+from lab.api.storage import Obj, Store
 
 PODS = lookup("", "v1", "pods")
 SERVICES = lookup("", "v1", "services")
@@ -570,6 +570,57 @@ def test_a_pod_with_an_address_becomes_an_endpoint_with_its_conditions() -> None
     assert endpoint["addresses"] == ["10.244.1.5"]
     assert endpoint["conditions"] == {"ready": True, "serving": True, "terminating": False}
     assert slice_["ports"] == [{"name": "", "port": 3307, "protocol": "TCP"}]
+
+
+def _db_service_and_pod(store: Store, service: dict[str, Any], pod_spec: dict[str, Any]) -> Obj:
+    """One Service selecting one running, not-ready pod; its EndpointSlice's one endpoint."""
+    store.create(SERVICES, admission.default(store, SERVICES, service))
+    pod = {
+        "metadata": {"name": "db-0", "namespace": "default", "labels": {"app": "db"}},
+        "spec": {"containers": [{"name": "db", "image": "db"}], **pod_spec},
+        "status": {"phase": "Running", "podIP": "10.244.1.5"},
+    }
+    store.create(PODS, pod)
+    _settle(store)
+    name = service["metadata"]["name"]
+    (slice_,) = [
+        s
+        for s in store.list(SLICES, "default")[0]
+        if s["metadata"]["labels"]["kubernetes.io/service-name"] == name
+    ]
+    (endpoint,) = slice_["endpoints"]
+    return endpoint
+
+
+def _headless(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"clusterIP": "None", "selector": {"app": "db"}, "ports": [{"port": 3306}], **spec},
+    }
+
+
+def test_an_endpoint_has_the_pods_hostname_when_its_subdomain_is_the_service() -> None:
+    store = Store()
+    bootstrap.populate(store, 6443)
+    spec = {"hostname": "db-0", "subdomain": "db-headless"}
+    endpoint = _db_service_and_pod(store, _headless("db-headless"), spec)
+    assert endpoint["hostname"] == "db-0"
+
+
+def test_an_endpoint_has_no_hostname_under_another_service() -> None:
+    store = Store()
+    bootstrap.populate(store, 6443)
+    spec = {"hostname": "db-0", "subdomain": "db-headless"}
+    endpoint = _db_service_and_pod(store, _headless("db-other"), spec)
+    assert "hostname" not in endpoint
+
+
+def test_publish_not_ready_addresses_makes_a_not_ready_pod_a_ready_endpoint() -> None:
+    store = Store()
+    bootstrap.populate(store, 6443)
+    service = _headless("db-headless", publishNotReadyAddresses=True)
+    endpoint = _db_service_and_pod(store, service, {})
+    assert endpoint["conditions"] == {"ready": True, "serving": False, "terminating": False}
 
 
 def test_every_namespace_gets_a_default_serviceaccount() -> None:

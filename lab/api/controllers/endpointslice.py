@@ -1,5 +1,6 @@
 """An EndpointSlice (and the legacy Endpoints) for every Service with a selector, headless
-ones included, listing the pods it selects with their ready/serving/terminating conditions."""
+ones included, listing the pods it selects with their ready/serving/terminating conditions
+and, for a pod whose subdomain is the Service, its hostname (what the DNS names it by)."""
 
 from __future__ import annotations
 
@@ -39,24 +40,27 @@ def _target_port(svc_port: Obj, pods: list[Obj]) -> int | None:
     return None
 
 
-def _endpoint(pod: Obj) -> Obj:
-    ready = _ready(pod)
+def _endpoint(pod: Obj, svc: Obj) -> Obj:
+    serving = _ready(pod)
     terminating = bool(pod["metadata"].get("deletionTimestamp"))
-    return {
+    # A terminating pod is never ready, unless the Service publishes not-ready addresses.
+    ready = bool(svc["spec"].get("publishNotReadyAddresses")) or (serving and not terminating)
+    endpoint: Obj = {
         "addresses": [pod["status"]["podIP"]],
-        "conditions": {
-            "ready": ready and not terminating,
-            "serving": ready,
-            "terminating": terminating,
-        },
-        "nodeName": pod["spec"].get("nodeName"),
-        "targetRef": {
-            "kind": "Pod",
-            "namespace": pod["metadata"]["namespace"],
-            "name": pod["metadata"]["name"],
-            "uid": pod["metadata"]["uid"],
-        },
+        "conditions": {"ready": ready, "serving": serving, "terminating": terminating},
     }
+    # The pod's own DNS name under the Service: <hostname>.<svc>.<ns>.svc (ShouldSetHostname).
+    hostname = pod["spec"].get("hostname")
+    if hostname and pod["spec"].get("subdomain") == svc["metadata"]["name"]:
+        endpoint["hostname"] = hostname
+    endpoint["nodeName"] = pod["spec"].get("nodeName")
+    endpoint["targetRef"] = {
+        "kind": "Pod",
+        "namespace": pod["metadata"]["namespace"],
+        "name": pod["metadata"]["name"],
+        "uid": pod["metadata"]["uid"],
+    }
+    return endpoint
 
 
 def _slice(svc: Obj, pods: list[Obj], existing: Obj | None) -> Obj:
@@ -91,7 +95,7 @@ def _slice(svc: Obj, pods: list[Obj], existing: Obj | None) -> Obj:
     }
     body["metadata"]["labels"] = labels
     body["addressType"] = "IPv4"
-    body["endpoints"] = [_endpoint(p) for p in pods]
+    body["endpoints"] = [_endpoint(p, svc) for p in pods]
     body["ports"] = ports
     return body
 
