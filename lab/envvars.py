@@ -72,19 +72,25 @@ def expand(text: str, lookup: Callable[[str], str | None]) -> str:
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 
 
+def env_variable_name(text: str) -> str:
+    """The kubelet's makeEnvVariableName: upper case, `_` for `-` and `.`, `_` before a digit."""
+    name = text.upper().replace(".", "_").replace("-", "_")
+    return f"_{name}" if name[:1].isdigit() else name
+
+
 def service_link_env(services: list[tuple[Service, str]]) -> dict[str, str]:
     """Docker-link-style variables for each Service with a ClusterIP (FOO_SERVICE_HOST, …)."""
     env: dict[str, str] = {}
     for service, ip in sorted(services, key=lambda s: s[0].name):
         if not service.ports or not ip:
             continue
-        prefix = service.name.upper().replace("-", "_")
+        prefix = env_variable_name(service.name)
         first = service.ports[0]
         env[f"{prefix}_SERVICE_HOST"] = ip
         env[f"{prefix}_SERVICE_PORT"] = str(first.port)
         for port in service.ports:
             if port.name:
-                env[f"{prefix}_SERVICE_PORT_{port.name.upper().replace('-', '_')}"] = str(port.port)
+                env[f"{prefix}_SERVICE_PORT_{env_variable_name(port.name)}"] = str(port.port)
         env[f"{prefix}_PORT"] = f"{first.protocol.lower()}://{ip}:{first.port}"
         for port in service.ports:
             base = f"{prefix}_PORT_{port.port}_{port.protocol.upper()}"

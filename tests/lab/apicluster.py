@@ -19,7 +19,8 @@ PODS = lookup("", "v1", "pods")
 SERVICES = lookup("", "v1", "services")
 SLICES = lookup("discovery.k8s.io", "v1", "endpointslices")
 NAMESPACES = lookup("", "v1", "namespaces")
-assert PODS and SERVICES and SLICES and NAMESPACES
+SECRETS = lookup("", "v1", "secrets")
+assert PODS and SERVICES and SLICES and NAMESPACES and SECRETS
 
 
 def cluster() -> Store:
@@ -116,3 +117,7 @@ def listed(store: Store, plural: str, group: str = "") -> list[Obj]:
 
 def services_and_slices(store: Store) -> tuple[list[Obj], list[Obj]]:
     return listed(store, "services"), listed(store, "endpointslices", "discovery.k8s.io")
+
+
+def service_object(store: Store, namespace: str, name: str) -> Obj:
+    return store.get(SERVICES, namespace, name)
