@@ -190,10 +190,22 @@ class Lab:
         netpol: tuple[list[str], list[list[str]]] = ([], [])
         if self.options.network_policies:
             policies, refs, labels = cni.policy_inputs(
-                self.items("policies"), self.items("pods"), self.items("namespaces")
+                self.items("policies"), self._pods_with_addresses(), self.items("namespaces")
             )
             netpol = compile_policies(policies, refs, labels)
         self.proxier.update(self.rules, netpol)
+
+    def _pods_with_addresses(self) -> list[dict[str, Any]]:
+        """The Pods, each of this node's with the address its CNI gave it: the policy for a
+        pod is in place before its containers start, not once its status is written."""
+        local = {w.pod.uid: w.pod.ip for w in self.kubelet.workers.values() if w.pod.net}
+        pods = []
+        for obj in self.items("pods"):
+            ip = local.get(obj["metadata"]["uid"])
+            if ip and not (obj.get("status") or {}).get("podIP"):
+                obj = {**obj, "status": {**(obj.get("status") or {}), "podIP": ip}}
+            pods.append(obj)
+        return pods
 
     def _on_sync(self, rules: Any, took: float) -> None:
         used = sum(len(r.usable()) for r in rules)

@@ -300,6 +300,8 @@ class PodWorker:
                 namespace=pod.namespace,
                 sandbox_pid=sandbox_pid,
             )
+            # The CNI's policy and the status's podIP follow the address at once.
+            self.cluster.notify()
             self._event("Scheduled", f"assigned to {NODE_NAME}, IP {pod.ip}, netns {pod.netns}")
             for container in pod.template.init_containers:
                 pod.inits[container.name] = ContainerState(container.name, init=True)

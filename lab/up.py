@@ -42,7 +42,7 @@ from lab.nftables import FAMILY as NFT_FAMILY
 from lab.nftables import TABLE as NFT_TABLE
 from lab.nftables import service_chain
 from lab.node import deploy
-from lab.node.client import Client
+from lab.node.client import ApiError, ApiUnavailable, Client
 from lab.state import LabBusy, Lock, read_state, write_state
 
 
@@ -352,7 +352,7 @@ def run(args: argparse.Namespace, manifests: Manifests, cleanup_previous: Any) -
         finally:
             write_state({**read_state(), "etc_netns_created": lab.network.etc_netns_created})
         return asyncio.run(_serve(lab, args, apply_argv, config))
-    except (NetworkError, ManifestError, RuntimeError) as exc:
+    except (NetworkError, ManifestError, RuntimeError, ApiError, ApiUnavailable) as exc:
         print(f"lab: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -28,6 +28,13 @@ def _os_image() -> str:
     return "Linux"
 
 
+def _host_file(path: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:  # not readable without root (product_uuid) or absent
+        return ""
+
+
 def node() -> dict[str, Any]:
     return {
         "apiVersion": "v1",
@@ -56,6 +63,10 @@ def node() -> dict[str, Any]:
                 {"type": "Hostname", "address": NODE_NAME},
             ],
             "nodeInfo": {
+                # What the kubelet reads from the host: the node is this machine.
+                "machineID": _host_file("/etc/machine-id"),
+                "systemUUID": _host_file("/sys/class/dmi/id/product_uuid"),
+                "bootID": _host_file("/proc/sys/kernel/random/boot_id"),
                 "kubeletVersion": VERSION["gitVersion"],
                 "kubeProxyVersion": VERSION["gitVersion"],
                 "osImage": _os_image(),

@@ -29,6 +29,7 @@ import httpx
 from lab.control import ControlError, request
 
 REPO = Path(__file__).resolve().parents[2]
+NAMESPACE = "clusterip-demo"
 
 
 NEEDED = (
@@ -168,6 +169,30 @@ class LabProcess:
 
     def ask(self, cmd: str, **fields: Any) -> Any:
         return request(cmd, **fields)
+
+    def kubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """The real kubectl on the lab's context, in the app's namespace unless told."""
+        from tests.lab.test_api_kubectl import KUBECTL
+
+        namespace = [] if any(a.startswith(("-n", "--namespace", "-A")) for a in args) else [
+            "-n",
+            NAMESPACE,
+        ]
+        done = subprocess.run(
+            [KUBECTL, *namespace, *args],
+            env={
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "HOME": str(self.log_path.parent),
+                "KUBECONFIG": str(self.kubeconfig),
+            },
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if check:
+            assert done.returncode == 0, f"kubectl {' '.join(args)}:\n{done.stdout}{done.stderr}"
+        return done
 
     def pods(self, app: str, status: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         status = status or self.status()

@@ -472,15 +472,17 @@ def _connects(pod: dict[str, Any], targets: list[tuple[str, int]], limit: float 
     return list(json.loads(out.stdout))
 
 
-def _lab_apply(directory: Path | None) -> None:
-    """`lab apply -k DIR` (or the manifests of k8s/ when None), as kubectl apply -k."""
-    args = ["-k", str(directory)] if directory else []
-    done = _run(sys.executable, "-m", "lab", "apply", *args)
-    assert done.returncode == 0, done.stderr
+def _lab_apply(app: Any, directory: Path | None = None) -> None:
+    """`kubectl apply -k DIR` (k8s/ when None), as the user types it."""
+    app.kubectl("apply", "-k", str(directory or REPO / "k8s"))
 
 
-def _apply(app: Any, directory: Path | None, policies: set[str]) -> None:
-    _lab_apply(directory)
+def _apply(app: Any, deleted: list[str]) -> None:
+    """The manifests applied, then the NetworkPolicies in `deleted` deleted with kubectl."""
+    _lab_apply(app)
+    if deleted:
+        app.kubectl("delete", "networkpolicy", *deleted)
+    policies = set(POLICIES) - set(deleted)
     app.wait_for(
         lambda s: set(s["network_policies"]) == policies and s["iptables"]["synced"],
         10,
@@ -504,31 +506,23 @@ def test_network_policies_are_enforced(app: Any, tmp_path: Path) -> None:
 
     # Without allow-dns-egress the frontend's DNS queries to 10.96.0.10 are dropped.
     assert _dns(frontend, "backend.clusterip-demo.svc.cluster.local")["rcode"] == 0
-    _apply(
-        app,
-        overlay(tmp_path / "no-dns-policy", ["allow-dns-egress"]),
-        set(POLICIES) - {"allow-dns-egress"},
-    )
+    _apply(app, ["allow-dns-egress"])
     assert _dns(frontend, "backend.clusterip-demo.svc.cluster.local") == {"error": "timeout"}
-    _apply(app, None, set(POLICIES))
+    _apply(app, [])
     assert _dns(frontend, "backend.clusterip-demo.svc.cluster.local")["rcode"] == 0
 
     # Two fences stand between the frontend and MySQL: without the MySQL-side
     # policies the frontend's own egress policy still stops it.
-    _apply(
-        app,
-        overlay(tmp_path / "no-mysql-policy", ["mysql", "default-deny-all"]),
-        set(POLICIES) - {"mysql", "default-deny-all"},
-    )
+    _apply(app, ["mysql", "default-deny-all"])
     assert _connects(frontend, to_mysql) == ["timeout"] * 2
     assert _connects(backend, to_mysql) == ["connected"] * 2
     # Without any policy, every path is open: a missing policy would show here.
-    _apply(app, overlay(tmp_path / "no-policies", POLICIES), set())
+    _apply(app, list(POLICIES))
     assert _connects(frontend, to_mysql) == ["connected"] * 2
     assert _connects(redis, to_mysql) == ["connected"] * 2
     _hairpin(app, backend)
     # And the manifests as they are close it again.
-    _apply(app, None, set(POLICIES))
+    _apply(app, [])
     assert _connects(frontend, to_mysql) == ["timeout"] * 2
     report(
         "NetworkPolicies",
@@ -606,7 +600,7 @@ def _restore(app: Any, workload: str, replicas: int) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        app.ask("scale", workload=workload, replicas=replicas)
+        app.kubectl("scale", workload, f"--replicas={replicas}")
         raise
 
 
@@ -669,7 +663,7 @@ def test_stop_redis(app: Any) -> None:
     with _restore(app, "deployment/redis", 1), Load(app.base_url, max_seconds=120) as load:
         _wait_seen(load, load.started_at, lambda o: o.cache == "hit", 15, "a cache hit")
         t_stop = time.monotonic()
-        app.ask("scale", workload="deployment/redis", replicas=0)
+        app.kubectl("scale", "deployment/redis", "--replicas=0")
         t_gone = app.wait_for(
             lambda s: not app.pods("redis", s) and app.in_iptables("redis", s) == [],
             30,
@@ -678,7 +672,7 @@ def test_stop_redis(app: Any) -> None:
         time.sleep(3)
         route = httpx.get(f"{app.base_url}/api/route", timeout=10).json()
         t_start = time.monotonic()
-        app.ask("scale", workload="deployment/redis", replicas=1)
+        app.kubectl("scale", "deployment/redis", "--replicas=1")
         t_ready = app.wait_for(
             lambda s: len(app.in_iptables("redis", s) or []) == 1, 60, "redis back"
         )
@@ -727,7 +721,7 @@ def test_stop_mysql(app: Any) -> None:
         time.sleep(0.5)
         _wait_seen(load, time.monotonic(), lambda o: o.cache == "hit", 15, "page 1 in Redis")
         t_stop = time.monotonic()
-        app.ask("scale", workload="statefulset/mysql", replicas=0)
+        app.kubectl("scale", "statefulset/mysql", "--replicas=0")
         t_gone = app.wait_for(
             lambda s: not app.pods("mysql", s) and app.in_iptables("mysql", s) == [],
             60,
@@ -737,7 +731,7 @@ def test_stop_mysql(app: Any) -> None:
         _wait_seen(load, t_gone, lambda o: o.kind == "write", 10, "a write during the outage")
         time.sleep(1)
         t_start = time.monotonic()
-        app.ask("scale", workload="statefulset/mysql", replicas=1)
+        app.kubectl("scale", "statefulset/mysql", "--replicas=1")
         t_ready = app.wait_for(
             lambda s: len(app.in_iptables("mysql", s) or []) == 1, 90, "mysql back"
         )
@@ -1050,7 +1044,7 @@ def test_rolling_restarts_lose_no_request(app: Any) -> None:
         for key in ("Deployment/backend", "Deployment/frontend"):
             before = {p["name"] for p in app.status()["pods"] if p["workload"] == key}
             started = time.monotonic()
-            app.ask("rollout_restart", workload=key.lower())
+            app.kubectl("rollout", "restart", key.lower())
             done = app.wait_for(lambda s, k=key: _rolled_out(s, k), 120, f"{key} rolled out")
             time.sleep(1)
             window = summary(load.between(started, time.monotonic()))
@@ -1100,7 +1094,7 @@ def test_connection_max_age_spreads_one_frontend(app: Any, tmp_path: Path) -> No
     measured: dict[str, tuple[dict[str, int], float | None, float]] = {}
     for label, age in (("on (1 s)", "1"), ("off (0)", "0")):
         settings = {"MAX_CONNECTION_AGE_SECONDS": age}
-        _lab_apply(overlay(tmp_path / f"age-{age}", backend_config=settings))
+        _lab_apply(app, overlay(tmp_path / f"age-{age}", backend_config=settings))
         app.wait_for(
             lambda s: _rolled_out(s, "Deployment/backend", drained=True),
             120,
@@ -1137,7 +1131,7 @@ def test_a_memory_limit_too_small_is_an_oom_kill(app: Any, tmp_path: Path) -> No
     as on a node; maxUnavailable 0 keeps the old pods serving meanwhile."""
     if detect(REPO) is None:
         pytest.skip("the pods run from the checkout: no container engine, no memory limit")
-    _lab_apply(overlay(tmp_path / "oom", backend_memory="24Mi"))
+    _lab_apply(app, overlay(tmp_path / "oom", backend_memory="24Mi"))
     try:
         app.wait_for(
             lambda s: any("OOMKilled" in e["message"] for e in s["events"]),
@@ -1148,7 +1142,7 @@ def test_a_memory_limit_too_small_is_an_oom_kill(app: Any, tmp_path: Path) -> No
         page = httpx.get(f"{app.base_url}/api/route", timeout=10)
         assert page.status_code == 200
     finally:
-        _lab_apply(REPO / "k8s")
+        _lab_apply(app)
         app.wait_for(
             lambda s: _rolled_out(s, "Deployment/backend", drained=True),
             180,
