@@ -31,10 +31,10 @@ class ControlPlane:
         self.server: InThread | None = None
         self.running: Running | None = None
 
-    def start(self) -> Running:
+    def start(self, pods_dir: Path | None = None) -> Running:
         self.workdir.mkdir(mode=0o700, exist_ok=True)
         os.chmod(self.workdir, 0o700)  # the token and the CA's key are in it
-        self.server = InThread(self.workdir)
+        self.server = InThread(self.workdir, pods_dir=pods_dir)
         self.running = self.server.start()
         creds = self.running.credentials
         kubeconfig.add_context(self.config_path, self.running.url, creds.ca_pem, creds.token)

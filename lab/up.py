@@ -280,7 +280,7 @@ async def _serve(lab: Lab, args: argparse.Namespace, apply_argv: list[str], conf
     return 0
 
 
-def _start_control_plane(control_plane: ControlPlane) -> Client:
+def _start_control_plane(control_plane: ControlPlane, workdir: Path) -> Client:
     # Into the state before the file is written: a crash in between leaves nothing behind.
     write_state(
         {
@@ -289,7 +289,7 @@ def _start_control_plane(control_plane: ControlPlane) -> Client:
             "api_dir": str(control_plane.workdir),
         }
     )
-    running = control_plane.start()
+    running = control_plane.start(pods_dir=workdir / "pods")
     print(
         f"lab: Kubernetes API on {running.url}; context {CONTEXT} in "
         f"{control_plane.config_path} (kubectl --context {CONTEXT} get nodes)",
@@ -331,7 +331,7 @@ def run(args: argparse.Namespace, manifests: Manifests, cleanup_previous: Any) -
                 "ready": False,
             }
         )
-        client = _start_control_plane(control_plane)
+        client = _start_control_plane(control_plane, workdir)
         running = control_plane.running
         assert running is not None
         config = deploy.write_kubeconfig(

@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from lab.api import admission, discovery, eviction, openapi, printers, verbs
 from lab.api.errors import ApiError
+from lab.api.podlogs import PodLogs
 from lab.api.resources import POD_STREAMS
 from lab.api.routes import Target, parse
 from lab.api.storage import Store
@@ -43,10 +44,11 @@ def _wants_table(request: Request) -> bool:
 class ApiServer:
     """An ASGI app over a Store; every request needs the bearer token."""
 
-    def __init__(self, store: Store, token: str, address: str) -> None:
+    def __init__(self, store: Store, token: str, address: str, logs: PodLogs | None = None) -> None:
         self.store = store
         self.token = token
         self.address = address
+        self.logs = logs  # the node's container logs; None: no kubelet runs (root-free)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
@@ -125,6 +127,8 @@ class ApiServer:
             if not (pod.get("spec") or {}).get("nodeName"):
                 # kube-apiserver's words for a pod no node runs: none does here yet.
                 raise ApiError(400, f"pod {target.name} does not have a host assigned")
+            if target.subresource == "log" and self.logs is not None:
+                return self._log(target, pod, params)
             raise ApiError(
                 501,
                 f"the lab's API server does not serve pods/{target.subresource} yet",
@@ -169,6 +173,25 @@ class ApiServer:
                 405, f"the server does not allow this method on the requested resource ({method})"
             )
         return _json(code, obj, warnings + [w for w in more if w not in warnings])
+
+    def _log(self, target: Target, pod: dict[str, Any], params: dict[str, str]) -> Response:
+        assert self.logs is not None
+        logs = self.logs
+        path, now, offset = logs.read(pod, params)
+        if params.get("follow") not in ("true", "1"):
+            return Response(now, media_type="text/plain")
+        uid = pod["metadata"]["uid"]
+
+        def alive() -> bool:
+            current = self.store.find(target.resource, target.namespace or "", target.name)
+            return current is not None and current["metadata"]["uid"] == uid
+
+        async def stream() -> AsyncIterator[bytes]:
+            yield now
+            async for more in logs.follow(path, offset, alive):
+                yield more
+
+        return StreamingResponse(stream(), media_type="text/plain")
 
     def _object(
         self, request: Request, target: Target, obj: dict[str, Any], warnings: list[str]

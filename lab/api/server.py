@@ -28,6 +28,7 @@ from lab.api.controllers import (
     statefulset,
 )
 from lab.api.http import ApiServer
+from lab.api.podlogs import PodLogs
 from lab.api.storage import Store
 
 HOST = "127.0.0.1"  # never anything but loopback
@@ -87,7 +88,10 @@ def write_state(running: Running) -> Path:
 
 
 async def serve(
-    workdir: Path, port: int = 0, started: asyncio.Future[Running] | None = None
+    workdir: Path,
+    port: int = 0,
+    started: asyncio.Future[Running] | None = None,
+    pods_dir: Path | None = None,
 ) -> None:
     """Serve until cancelled; `started` gets the Running server once it accepts connections."""
     sock = _bound_socket(port)
@@ -102,7 +106,8 @@ async def serve(
         running.tasks.append(asyncio.create_task(task))
     publisher = rootca.reconciler(credentials.ca_pem)
     running.tasks.append(asyncio.create_task(loop.run(store, "rootca", rootca.WATCHED, publisher)))
-    app = ApiServer(store, credentials.token, f"{HOST}:{port}")
+    logs = PodLogs(pods_dir) if pods_dir is not None else None
+    app = ApiServer(store, credentials.token, f"{HOST}:{port}", logs)
     config = uvicorn.Config(
         app,
         ssl_certfile=str(credentials.cert_file),
@@ -135,9 +140,10 @@ async def serve(
 class InThread:
     """An API server on its own event loop in a thread: for tests and tools in one process."""
 
-    def __init__(self, workdir: Path, port: int = 0) -> None:
+    def __init__(self, workdir: Path, port: int = 0, pods_dir: Path | None = None) -> None:
         self.workdir = workdir
         self.port = port
+        self.pods_dir = pods_dir  # the kubelet's container logs, when a node runs beside
         self.loop = asyncio.new_event_loop()
         self.running: Running | None = None
         self._task: asyncio.Task[None] | None = None
@@ -150,7 +156,7 @@ class InThread:
 
         async def begin() -> Running:
             started: asyncio.Future[Running] = self.loop.create_future()
-            self._task = asyncio.create_task(serve(self.workdir, self.port, started))
+            self._task = asyncio.create_task(serve(self.workdir, self.port, started, self.pods_dir))
             return await started
 
         self.running = asyncio.run_coroutine_threadsafe(begin(), self.loop).result(timeout)

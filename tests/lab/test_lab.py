@@ -148,14 +148,18 @@ def test_pods_are_what_the_manifests_say(app: Any) -> None:
         assert all(p["ready"] for p in pods), pods
     for pod in status["pods"]:
         assert ipaddress.ip_address(pod["ip"]) in POD_CIDR
+    # What every cluster has beside the app: the API server's Service and the DNS's.
+    system = {
+        (s["namespace"], s["name"], s["cluster_ip"])
+        for s in status["services"]
+        if s["namespace"] != manifests.namespace
+    }
+    assert system == {
+        ("default", "kubernetes", "10.96.0.1"),
+        ("kube-system", "kube-dns", "10.96.0.10"),
+    }
     for svc in status["services"]:
         if svc["namespace"] != manifests.namespace:
-            # What the lab adds, as a cluster has it: the DNS Service in kube-system.
-            assert (svc["namespace"], svc["name"], svc["cluster_ip"]) == (
-                "kube-system",
-                "kube-dns",
-                "10.96.0.10",
-            )
             continue
         if manifests.services[svc["name"]].headless:
             # The StatefulSet's governing Service: no virtual IP, no NAT rules.
@@ -1045,7 +1049,9 @@ def test_rolling_restarts_lose_no_request(app: Any) -> None:
             before = {p["name"] for p in app.status()["pods"] if p["workload"] == key}
             started = time.monotonic()
             app.kubectl("rollout", "restart", key.lower())
-            done = app.wait_for(lambda s, k=key: _rolled_out(s, k), 120, f"{key} rolled out")
+            # kubectl's own wait: the new ReplicaSet's pods all available, the old scaled down.
+            app.kubectl("rollout", "status", key.lower(), "--timeout=120s")
+            done = app.wait_for(lambda s, k=key: _rolled_out(s, k), 60, f"{key} drained")
             time.sleep(1)
             window = summary(load.between(started, time.monotonic()))
             after = {p["name"] for p in app.status()["pods"] if p["workload"] == key}
