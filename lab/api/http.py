@@ -12,8 +12,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
 
-from lab.api import admission, discovery, eviction, openapi, printers, verbs
+from lab.api import admission, discovery, eviction, openapi, podexec, podlogs, printers, verbs
 from lab.api.errors import ApiError
 from lab.api.podlogs import PodLogs
 from lab.api.resources import POD_STREAMS
@@ -44,17 +45,24 @@ def _wants_table(request: Request) -> bool:
 class ApiServer:
     """An ASGI app over a Store; every request needs the bearer token."""
 
-    def __init__(self, store: Store, token: str, address: str, logs: PodLogs | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        token: str,
+        address: str,
+        logs: PodLogs | None = None,
+        kubelet: podexec.Kubelet | None = None,
+    ) -> None:
         self.store = store
         self.token = token
         self.address = address
-        self.logs = logs  # the node's container logs; None: no kubelet runs (root-free)
+        # The node's container logs and exec; None: no kubelet runs (root-free server).
+        self.logs = logs
+        self.kubelet = kubelet
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
-            # exec and port-forward try a WebSocket first: refused (403), kubectl falls
-            # back to its SPDY request, which gets the reason as a Status.
-            await send({"type": "websocket.close", "code": 1008})
+            await self._websocket(WebSocket(scope, receive, send))
             return
         if scope["type"] != "http":
             return
@@ -70,7 +78,32 @@ class ApiServer:
         log.debug("%s %s -> %s", request.method, request.url.path, response.status_code)
         await response(scope, receive, send)
 
-    def _authenticated(self, request: Request) -> bool:
+    async def _websocket(self, ws: WebSocket) -> None:
+        """exec over the channel protocol; anything else (port-forward) is refused here,
+        and kubectl falls back to its SPDY request, which gets the reason as a Status."""
+        protocol = podexec.chosen_protocol(ws.headers.get("sec-websocket-protocol", ""))
+        path = ws.url.path.rstrip("/")
+        try:
+            if not self._authenticated(ws) or protocol is None or self.kubelet is None:
+                raise ApiError(403, "refused")
+            _, _, target = parse(path)
+            if target is None or target.subresource != "exec":
+                raise ApiError(403, "refused")
+            pod = self.store.get(target.resource, target.namespace or "", target.name)
+            params = ws.query_params
+            container = podlogs.container_of(pod, params.get("container"))
+            stdin = params.get("stdin") in ("true", "1")
+            entered = self.kubelet.exec_argv(target.name, container, stdin)
+            if entered is None:
+                raise ApiError(400, f"container {container} is not running")
+        except ApiError:
+            await ws.close(code=1008)
+            return
+        await ws.accept(subprotocol=protocol)
+        argv, env = entered
+        await podexec.run(ws, argv, env, params.getlist("command"), stdin)
+
+    def _authenticated(self, request: Request | WebSocket) -> bool:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         return scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), self.token)
