@@ -96,7 +96,8 @@ class ApiServer:
             entered = self.kubelet.exec_argv(target.name, container, stdin)
             if entered is None:
                 raise ApiError(400, f"container {container} is not running")
-        except ApiError:
+        except ApiError as error:
+            log.info("WebSocket %s refused: %s", path, error)
             await ws.close(code=1008)
             return
         await ws.accept(subprotocol=protocol)
