@@ -279,7 +279,9 @@ class PodWorker:
         app = [c for c in self.pod.template.all_containers() if self._from_image(c)]
         if images is None or not app:
             return None
-        self.sandbox, pid = await asyncio.to_thread(images.sandbox, self.pod.netns, app[0].image)
+        self.sandbox, pid = await asyncio.to_thread(
+            images.sandbox, self.pod.netns, app[0].image, self.pod.name[:63]
+        )
         return pid
 
     # -- the pod's life ----------------------------------------------------------
