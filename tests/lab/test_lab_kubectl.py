@@ -17,6 +17,7 @@ import contextlib
 import json
 import queue
 import re
+import ssl
 import subprocess
 import threading
 import time
@@ -382,7 +383,8 @@ def test_a_request_without_the_token_is_refused(lab: LabProcess, tmp_path: Path)
     ca = tmp_path / "ca.crt"
     ca.write_bytes(base64.b64decode(cluster["certificate-authority-data"]))
     url = f"{cluster['server']}/api/v1/namespaces/{NAMESPACE}/pods"
-    with httpx.Client(verify=str(ca), trust_env=False, timeout=10) as client:
+    trusted = ssl.create_default_context(cafile=str(ca))
+    with httpx.Client(verify=trusted, trust_env=False, timeout=10) as client:
         anonymous = client.get(url)
         wrong = client.get(url, headers={"Authorization": "Bearer not-the-token"})
         right = client.get(url, headers={"Authorization": f"Bearer {user['token']}"})
