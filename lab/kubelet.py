@@ -71,7 +71,8 @@ class ContainerState:
     started: bool = False  # startup probe passed (or none)
     ready: bool = False
     pid: int | None = None
-    started_at: float | None = None
+    started_at: float | None = None  # time.time() of the last start
+    finished_at: float | None = None  # time.time() of the last exit
     last_probe: str = ""
     run_as: int | None = None
 
@@ -512,7 +513,8 @@ class PodWorker:
             )
         state.state, state.reason = "running", ""
         state.pid = running.pid if running.engine_name else running.proc.pid
-        state.started_at, state.exit_code = time.monotonic(), None
+        # Wall-clock: the status written to the API server stamps it (startedAt).
+        state.started_at, state.exit_code = time.time(), None
         state.started = container.startup_probe is None
         state.ready = False
         self._event(
@@ -536,7 +538,7 @@ class PodWorker:
         if running.engine_name is not None and self.cluster.images is not None:
             oom = await asyncio.to_thread(self.cluster.images.finish, running.engine_name)
         state.state, state.pid, state.ready, state.started = "terminated", None, False, False
-        state.exit_code = code
+        state.exit_code, state.finished_at = code, time.time()
         if code == 0:
             state.reason = "Completed"
         elif oom:

@@ -259,6 +259,20 @@ def test_describe_service_and_pod(lab: LabProcess, kubectl: AppKubectl) -> None:
     assert re.search(r"^Status: +Running$", described, re.M), described
     assert re.search(r"^  Ready +True *$", described, re.M), described
     assert re.search(r"^Controlled By: +ReplicaSet/backend-", described, re.M), described
+    # The kubelet's times are the wall clock's: the pod was created, then its migration ran
+    # and finished, then the container started, all before now.
+    assert "Jan 0001" not in described and "Jan 1970" not in described, described
+    obj = kubectl.json("get", "pod", pod["name"])
+    [migrate] = obj["status"]["initContainerStatuses"]
+    [backend] = obj["status"]["containerStatuses"]
+    stamps = [
+        obj["metadata"]["creationTimestamp"],
+        migrate["state"]["terminated"]["startedAt"],
+        migrate["state"]["terminated"]["finishedAt"],
+        backend["state"]["running"]["startedAt"],
+        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    ]
+    assert stamps == sorted(stamps), stamps
 
 
 def test_get_endpoints_warns_it_is_deprecated(lab: LabProcess, kubectl: AppKubectl) -> None:
