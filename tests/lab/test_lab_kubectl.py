@@ -464,6 +464,10 @@ def test_delete_pod_and_wait_under_load(lab: LabProcess, kubectl: AppKubectl) ->
     )
     assert victim not in after and len(after) == 3 and len(after - before) == 1, (before, after)
     assert during["requests"] > 0 and during["failed"] == 0, during
+    # The kubelet told why the container stopped, as `kubectl describe pod` would show it.
+    events = kubectl.json("get", "events", "--field-selector", f"involvedObject.name={victim}")
+    reasons = [e["reason"] for e in events["items"]]
+    assert "Killing" in reasons and "Scheduled" in reasons, reasons
 
 
 EVICTION = {"apiVersion": "policy/v1", "kind": "Eviction"}
