@@ -31,6 +31,7 @@ from lab.api.http import ApiServer
 from lab.api.podexec import Kubelet
 from lab.api.podlogs import PodLogs
 from lab.api.storage import Store
+from lab.api.websocket import LenientWebSocketProtocol
 
 HOST = "127.0.0.1"  # never anything but loopback
 CONTROLLERS = (
@@ -118,6 +119,7 @@ async def serve(
         lifespan="off",
         access_log=False,
         timeout_graceful_shutdown=1,
+        ws=LenientWebSocketProtocol,  # port-forward's subprotocol: lab/api/websocket.py
     )
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve(sockets=[sock]))
