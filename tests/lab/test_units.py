@@ -46,7 +46,6 @@ from lab.naming import (
     host_iface,
     sep_chain,
     service_ip,
-    slice_name,
     svc_chain,
     template_hash,
 )
@@ -737,12 +736,3 @@ def test_iptables_accepts_the_policy_rules(lab_host: None, manifests) -> None:  
         [binaries()[1], "--test", "--noflush"], input=text, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr + text
-
-
-def test_slice_names_are_stable_generated_names() -> None:
-    assert slice_name("clusterip-demo", "backend") == slice_name("clusterip-demo", "backend")
-    assert slice_name("clusterip-demo", "backend") != slice_name("clusterip-demo", "frontend")
-    assert slice_name("other", "backend") != slice_name("clusterip-demo", "backend")
-    # generateName's base is cut to 58 characters, so the name fits in 63.
-    long = slice_name("ns", "s" * 70)
-    assert len(long) == 63 and long.startswith("s" * 58)
