@@ -6,7 +6,7 @@ scheduler). This node reads it over HTTPS through informers (lab/node/informer.p
 as a node's components do, and each component acts on what it reads:
 - the kubelet (lab/node/pods.py, lab/kubelet.py) runs the pods bound to this node and
   writes their status back;
-- kube-proxy (lab/proxier.py) writes the rules for the Services' ClusterIPs and the
+- kube-proxy (lab/kubeproxy/) writes the rules for the Services' ClusterIPs and the
   EndpointSlices' ready endpoints (lab/sources/kubeproxy.py), in iptables or nftables mode;
 - the CNI's policy half enforces the NetworkPolicies (lab/sources/cni.py);
 - the cluster DNS: its records (lab/sources/dns.py) are written where the kube-dns
@@ -29,8 +29,10 @@ from typing import Any
 from lab import dns
 from lab.checkout import AppSource
 from lab.images import ImageRuntime
-from lab.iptables import Iptables, ServicePortRules
+from lab.iptables import Iptables
 from lab.kubelet import Pod, PodWorker
+from lab.kubeproxy.model import ServicePortRules
+from lab.kubeproxy.proxier import Proxier, make_mode
 from lab.netpol import compile_policies
 from lab.network import HostNetwork
 from lab.node import status as node_status
@@ -38,7 +40,6 @@ from lab.node.client import Client
 from lab.node.dnsfiles import DnsFiles
 from lab.node.informer import Informer
 from lab.node.pods import PodManager
-from lab.proxier import Proxier, make_mode
 from lab.sources import cni, configdata, envvars, kubeproxy
 from lab.sources import dns as dns_source
 

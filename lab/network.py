@@ -293,7 +293,7 @@ def leftovers(workdir_root: Path = Path("/tmp")) -> dict[str, list[str]]:
     """Everything of the lab's that exists now. Empty lists mean nothing is left."""
     from lab.faults import fault_leftovers
     from lab.iptables import Iptables
-    from lab.proxier import nft_leftovers
+    from lab.kubeproxy.nftables import nft_leftovers
 
     tables: list[str] = []
     ipt = Iptables()
@@ -342,7 +342,7 @@ def cleanup(etc_netns_created: bool = False, workdirs: Iterable[Path] = ()) -> l
     """
     from lab.faults import heal_all
     from lab.iptables import Iptables
-    from lab.proxier import remove_nft_table
+    from lab.kubeproxy.nftables import remove_nft_table
 
     removed: list[str] = []
     # Network faults first: their delayers hold packets of pods about to go.

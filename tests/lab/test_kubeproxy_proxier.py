@@ -1,4 +1,4 @@
-"""One Proxier, two modes (lab/proxier.py), and sessionAffinity in iptables mode: no root needed.
+"""One Proxier, two modes (lab/kubeproxy/proxier.py), and sessionAffinity in iptables mode.
 
 The commands a sync runs are collected instead of run: what is checked is
 the text and the order the Proxier hands them over in, and what it
@@ -9,25 +9,19 @@ from __future__ import annotations
 
 import pytest
 
-from lab import nftables
-from lab.iptables import (
-    CNI_HOOKS,
-    HOOKS,
-    Endpoint,
-    ServicePortRules,
-    render_filter,
-    render_nat,
-)
-from lab.naming import sep_chain
-from lab.proxier import (
+from lab.kubeproxy import nftables
+from lab.kubeproxy.iptables import CNI_HOOKS, HOOKS, IptablesMode, render_filter, render_nat
+from lab.kubeproxy.model import (
     Apply,
-    IptablesMode,
-    NftablesMode,
-    Proxier,
+    Endpoint,
     ProxyError,
     ProxyMode,
     ProxyState,
+    ServicePortRules,
+    sep_chain,
 )
+from lab.kubeproxy.nftables import NftablesMode
+from lab.kubeproxy.proxier import Proxier
 
 
 def _ep(ip: str) -> Endpoint:
