@@ -88,8 +88,7 @@ def kube_proxy_part(mode: str, applies: Sequence[Apply]) -> tuple[list[Apply], l
 
     iptables mode: one `iptables-restore --noflush` with the nat and filter
     tables together, as kube-proxy's syncProxyRules writes them (the lab runs
-    two). nftables mode: the `nft -f` transaction; the lab's second command
-    writes the CNI plugin's iptables chains, which are no part of kube-proxy.
+    two). nftables mode: the `nft -f` transaction, the mode's only command.
     """
     if mode == "iptables":
         return [Apply(applies[0].argv, "".join(a.text for a in applies))], []

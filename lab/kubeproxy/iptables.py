@@ -41,9 +41,6 @@ POSTROUTING = f"{CHAIN_PREFIX}POSTROUTING"
 FORWARD = f"{CHAIN_PREFIX}FORWARD"
 INPUT = f"{CHAIN_PREFIX}INPUT"
 OUTPUT = f"{CHAIN_PREFIX}OUTPUT"
-# Where NetworkPolicy enforcement plugs in: CIP-FORWARD jumps here for
-# pod-to-pod traffic before accepting it. Empty until policies are enforced.
-NETPOL = f"{CHAIN_PREFIX}NETPOL"
 
 # (table, built-in chain, rule spec after `-A CHAIN`): the only rules the lab
 # adds outside its own chains. Each is narrowed to lab traffic, so the host's
@@ -193,15 +190,15 @@ def render_nat(ports: Sequence[ServicePortRules], stale: Iterable[str] = ()) -> 
     return restore_text("nat", chains, rules, stale)
 
 
-def render_filter(
-    ports: Sequence[ServicePortRules],
-    stale: Iterable[str] = (),
-    netpol_rules: Sequence[Sequence[str]] = (),
-    netpol_chains: Sequence[str] = (),
-) -> str:
-    """The filter table's CIP chains: no-endpoint REJECTs and the lab's safety rules."""
+def render_filter(ports: Sequence[ServicePortRules], stale: Iterable[str] = ()) -> str:
+    """The filter table's CIP chains: no-endpoint REJECTs and the lab's safety rules.
+
+    CIP-FORWARD only drops and rejects: what it lets through returns to
+    FORWARD, where the CNI's chain (lab/cni/rules.py) comes next and accepts
+    pod-to-pod traffic that the NetworkPolicies allow.
+    """
     lab = IFACE_WILDCARD
-    chains = [SERVICES, FORWARD, INPUT, OUTPUT, NETPOL, *netpol_chains]
+    chains = [SERVICES, FORWARD, INPUT, OUTPUT]
     reject = ["-j", "REJECT", "--reject-with", "icmp-port-unreachable"]
     rules: list[list[str]] = []
     for spr in sorted(ports, key=lambda p: (p.port_name, p.protocol)):
@@ -232,9 +229,6 @@ def render_filter(
             *reject,
         ],
         ["-A", FORWARD, "-o", NODE_IFACE, "-j", "DROP"],
-        ["-A", FORWARD, "-j", NETPOL],
-        # Pod-to-pod traffic is accepted even where the host's FORWARD policy is DROP.
-        ["-A", FORWARD, "-j", "ACCEPT"],
         ["-A", INPUT, "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"],
         ["-A", INPUT, *_comment("pods may not open connections to the host"), *reject],
         ["-A", OUTPUT, "-m", "conntrack", "--ctstate", "NEW", "-j", SERVICES],
@@ -247,37 +241,7 @@ def render_filter(
             *reject,
         ],
     ]
-    rules += [list(rule) for rule in netpol_rules]
     return restore_text("filter", chains, rules, stale)
-
-
-def render_cni_filter(
-    stale: Iterable[str] = (),
-    netpol_rules: Sequence[Sequence[str]] = (),
-    netpol_chains: Sequence[str] = (),
-) -> str:
-    """nftables mode: what stays in iptables, the CNI plugin's part.
-
-    kube-proxy's rules and the lab's fences are in the nft table then; here
-    pod-to-pod traffic goes through the NetworkPolicies and is accepted even
-    where the host's FORWARD policy is DROP. An ACCEPT here does not skip the
-    nft table's chains: a packet must pass every base chain on its hook.
-    """
-    lab = IFACE_WILDCARD
-    rules: list[list[str]] = [
-        ["-A", FORWARD, "!", "-i", lab, "-j", "RETURN"],
-        ["-A", FORWARD, "!", "-o", lab, "-j", "RETURN"],
-        # The node interface only leads to the sink; the nft table drops it.
-        ["-A", FORWARD, "-o", NODE_IFACE, "-j", "RETURN"],
-        ["-A", FORWARD, "-j", NETPOL],
-        ["-A", FORWARD, "-j", "ACCEPT"],
-    ]
-    rules += [list(rule) for rule in netpol_rules]
-    return restore_text("filter", [FORWARD, NETPOL, *netpol_chains], rules, stale)
-
-
-# The only hook nftables mode adds to iptables: FORWARD into CIP-FORWARD.
-CNI_HOOKS = tuple(hook for hook in HOOKS if hook[:2] == ("filter", "FORWARD"))
 
 
 class IptablesMode:
@@ -291,12 +255,7 @@ class IptablesMode:
 
     def render(self, state: ProxyState, now: float) -> tuple[Apply, ...]:
         nat = render_nat(state.ports, self.chains["nat"])
-        filt = render_filter(
-            state.ports,
-            self.chains["filter"],
-            netpol_rules=state.netpol_rules,
-            netpol_chains=state.netpol_chains,
-        )
+        filt = render_filter(state.ports, self.chains["filter"])
         argv = (self.restore_bin, "--noflush")
         return (Apply(argv, nat), Apply(argv, filt))
 

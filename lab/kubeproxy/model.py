@@ -76,11 +76,9 @@ class ServicePortRules:
 
 @dataclass(frozen=True)
 class ProxyState:
-    """What the rules are made of: Service ports and their endpoints, NetworkPolicy chains."""
+    """What the rules are made of: the Service ports and their endpoints."""
 
     ports: tuple[ServicePortRules, ...] = ()
-    netpol_chains: tuple[str, ...] = ()
-    netpol_rules: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass(frozen=True)

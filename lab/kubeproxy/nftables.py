@@ -38,8 +38,6 @@ import subprocess
 from collections.abc import Iterable, Sequence
 
 from lab.iptables import Hook
-from lab.iptables import declared_chains as declared_iptables_chains
-from lab.kubeproxy.iptables import CNI_HOOKS, render_cni_filter
 from lab.kubeproxy.model import Apply, ProxyState, ServicePortRules, run_apply
 from lab.naming import IFACE_PREFIX, MASQ_MARK, NODE_IFACE, POD_CIDR, SERVICE_CIDR
 
@@ -324,31 +322,19 @@ def is_service_chain(name: str) -> bool:
 
 class NftablesMode:
     name = "nftables"
-    # Only the NetworkPolicies stay in iptables: FORWARD → CIP-FORWARD.
-    hooks: tuple[Hook, ...] = CNI_HOOKS
+    # Nothing in iptables: the table's base chains hook into netfilter themselves.
+    hooks: tuple[Hook, ...] = ()
 
-    def __init__(
-        self,
-        nft_bin: str = "nft",
-        restore_bin: str = "iptables-restore",
-        iptables_bin: str = "iptables",
-    ) -> None:
+    def __init__(self, nft_bin: str = "nft") -> None:
         self.nft_bin = nft_bin
-        self.restore_bin = restore_bin
-        self.iptables_bin = iptables_bin
         self.chains: set[str] = set()  # Service and endpoint chains in the kernel
         self.stale_since: dict[str, float] = {}
         self.sets: set[str] = set()  # affinity sets in the kernel
-        self.filter_chains: set[str] = set()
 
     def render(self, state: ProxyState, now: float) -> tuple[Apply, ...]:
         due = [c for c, since in self.stale_since.items() if now - since >= STALE_CHAIN_DELAY]
         script = render(state.ports, delete_chains=due, existing_sets=self.sets)
-        filt = render_cni_filter(self.filter_chains, state.netpol_rules, state.netpol_chains)
-        return (
-            Apply((self.nft_bin, "-f", "-"), script),
-            Apply((self.restore_bin, "--noflush"), filt),
-        )
+        return (Apply((self.nft_bin, "-f", "-"), script),)
 
     def applied(self, applies: Sequence[Apply], now: float) -> None:
         script = applies[0].text
@@ -359,16 +345,12 @@ class NftablesMode:
         self.stale_since = {c: self.stale_since.get(c, now) for c in stale}
         self.chains = wanted | stale
         self.sets = set(declared_sets(script))
-        self.filter_chains = declared_iptables_chains(applies[1].text)
 
     def cleanup_script(self) -> tuple[Apply, ...]:
         return (Apply((self.nft_bin, "-f", "-"), cleanup_script()),)
 
     def rules_commands(self) -> tuple[tuple[str, ...], ...]:
-        return (
-            (self.nft_bin, "list", "table", FAMILY, TABLE),
-            (self.iptables_bin, "-t", "filter", "-S"),
-        )
+        return ((self.nft_bin, "list", "table", FAMILY, TABLE),)
 
 
 def _listed_nft_table() -> tuple[str, str] | None:

@@ -39,14 +39,14 @@ MODES = ("iptables", "nftables")
 
 def make_mode(name: str) -> ProxyMode:
     """The mode with this host's binaries (the nf_tables flavour of iptables, never legacy)."""
-    iptables_bin, restore_bin, _ = binaries()
     if name == "iptables":
+        iptables_bin, restore_bin, _ = binaries()
         return IptablesMode(restore_bin, iptables_bin)
     if name == "nftables":
         nft = shutil.which("nft")
         if nft is None:
             raise ProxyError("nft is not installed (apt-get install nftables)")
-        return NftablesMode(nft, restore_bin, iptables_bin)
+        return NftablesMode(nft)
     raise ProxyError(f"proxy mode {name!r}? ({', '.join(MODES)})")
 
 
@@ -67,8 +67,6 @@ class Proxier:
         self.run_apply = run
         self.clock = clock
         self.wanted: tuple[ServicePortRules, ...] = ()
-        # NetworkPolicy enforcement: CIP-NP-* chains and the rules of them and CIP-NETPOL.
-        self.netpol: tuple[tuple[str, ...], tuple[tuple[str, ...], ...]] = ((), ())
         self.wanted_key: tuple[object, ...] = ()
         self.applied_key: tuple[object, ...] | None = None
         self.last_sync = 0.0
@@ -77,16 +75,11 @@ class Proxier:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def update(
-        self,
-        rules: Sequence[ServicePortRules],
-        netpol: tuple[Sequence[str], Sequence[Sequence[str]]] = ((), ()),
-    ) -> None:
+    def update(self, rules: Sequence[ServicePortRules]) -> None:
         self.wanted = tuple(sorted(rules, key=lambda r: (r.port_name, r.protocol)))
-        self.netpol = (tuple(netpol[0]), tuple(tuple(r) for r in netpol[1]))
         # Only what the rules are made of counts: an endpoint whose conditions
         # change without changing whether it is used needs no sync.
-        key = (*(_key(r) for r in self.wanted), self.netpol)
+        key = tuple(_key(r) for r in self.wanted)
         if key != self.wanted_key:
             self.wanted_key = key
             if key != self.applied_key:
@@ -96,7 +89,7 @@ class Proxier:
     def sync_now(self) -> None:
         """Write the rules for what is wanted now (blocking): used at start-up."""
         key = self.wanted_key
-        state = ProxyState(self.wanted, *self.netpol)
+        state = ProxyState(self.wanted)
         now = self.clock()
         applies = self.mode.render(state, now)
         for apply in applies:
