@@ -35,7 +35,7 @@ def _config_map(name: str, value: str) -> dict[str, object]:
 
 async def _until(check) -> None:  # type: ignore[no-untyped-def]
     async with asyncio.timeout(5):  # the cache catches up within moments, or never
-        while not check():
+        while not check():  # noqa: ASYNC110 (the cache is the informer's to fill)
             await asyncio.sleep(0.02)
 
 
