@@ -9,7 +9,6 @@ work directories /tmp/cip-lab-….
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import ipaddress
 import random
@@ -55,21 +54,6 @@ def host_iface(pod_name: str) -> str:
     # Interface names are at most 15 bytes; a hash keeps them unique and short.
     digest = hashlib.sha256(pod_name.encode()).hexdigest()[:10]
     return f"{IFACE_PREFIX}{digest}"
-
-
-def _hash16(text: str) -> str:
-    digest = hashlib.sha256(text.encode()).digest()
-    return base64.b32encode(digest).decode()[:16]
-
-
-def svc_chain(service_port_name: str, protocol: str) -> str:
-    """CIP-SVC-…, as kube-proxy names KUBE-SVC-… (hash of "ns/svc:port" + protocol)."""
-    return f"{CHAIN_PREFIX}SVC-{_hash16(service_port_name + protocol.lower())}"
-
-
-def sep_chain(service_port_name: str, protocol: str, endpoint: str) -> str:
-    """CIP-SEP-…, one per endpoint of a service port, like KUBE-SEP-…."""
-    return f"{CHAIN_PREFIX}SEP-{_hash16(service_port_name + protocol.lower() + endpoint)}"
 
 
 def template_hash(text: str) -> str:
