@@ -9,8 +9,11 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+import pytest
+
 from lab.api import admission, bootstrap, leases
 from lab.api.controllers import endpointslice, nodelifecycle, replicaset, scheduler
+from lab.api.errors import ApiError
 from lab.api.resources import lookup
 from lab.api.storage import Obj, Store
 from tests.lab import apicluster as api
@@ -107,6 +110,20 @@ def test_renew_creates_the_nodes_lease_then_moves_its_renew_time() -> None:
     assert second["metadata"]["uid"] == first["metadata"]["uid"]
     assert leases.renewed_at(second) == _seconds(2.5)
     assert second["spec"]["renewTime"] == "2026-01-01T12:00:02.500000Z"
+
+
+def test_a_lease_is_checked_against_its_schema_strictly() -> None:
+    lease = {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": "x", "namespace": leases.NAMESPACE},
+        "spec": {"holderIdentity": "x", "renewSeconds": 2},
+    }
+    with pytest.raises(ApiError) as refused:
+        admission.check_fields(leases.LEASES, lease, "Strict")
+    assert 'unknown field "spec.renewSeconds"' in refused.value.message
+    del lease["spec"]["renewSeconds"]
+    assert admission.check_fields(leases.LEASES, lease, "Strict") == (lease, [])
 
 
 def test_admission_adds_the_default_noexecute_tolerations_once() -> None:
