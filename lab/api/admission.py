@@ -17,7 +17,7 @@ import kubernetes_validate
 
 from lab.api.errors import ApiError
 from lab.api.resources import REFUSED, STORED, Resource, lookup
-from lab.api.storage import Store
+from lab.api.storage import Store, now
 from lab.naming import SERVICE_CIDR, service_ip
 
 Obj = dict[str, Any]
@@ -243,6 +243,12 @@ def default(store: Store, resource: Resource, obj: Obj, old: Obj | None = None) 
         labels["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
         obj.setdefault("spec", {"finalizers": ["kubernetes"]})
         obj.setdefault("status", {"phase": "Active"})
+    elif kind == "Node":
+        # As the node strategy does: a NoExecute taint's clock starts when it is written
+        # (`kubectl taint`), which is what tolerationSeconds count from.
+        for taint in (obj.get("spec") or {}).get("taints") or []:
+            if taint.get("effect") == "NoExecute" and not taint.get("timeAdded"):
+                taint["timeAdded"] = now()
     elif kind == "PersistentVolumeClaim":
         obj.setdefault("status", {"phase": "Pending"})
     elif kind == "Secret":

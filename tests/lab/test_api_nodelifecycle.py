@@ -261,3 +261,22 @@ def test_a_cordon_survives_the_taints_coming_and_going() -> None:
     spec = _node(store, "lab-node-1")["spec"]
     assert spec["unschedulable"] is True
     assert spec["taints"] == [{"key": "dedicated", "value": "x", "effect": "NoSchedule"}]
+
+
+def test_a_noexecute_taint_written_by_hand_gets_its_time_and_evicts_intolerant_pods() -> None:
+    store = _three()
+    _web(store)
+    node = _node(store, "lab-node-1")
+    node["spec"]["taints"] = [
+        {"key": "maintenance", "effect": "NoExecute"},
+        {"key": "kept", "effect": "NoExecute", "timeAdded": "2026-01-01T00:00:00Z"},
+    ]
+    written = store.update(NODES, admission.default(store, NODES, node, node))
+    added = [t.get("timeAdded") for t in written["spec"]["taints"]]
+    assert added[0] and added[0].endswith("Z") and added[1] == "2026-01-01T00:00:00Z"
+    before = {p["metadata"]["name"] for p in store.list(PODS)[0]}
+    nodelifecycle.check(store, datetime.datetime.now(datetime.UTC))
+    after = {p["metadata"]["name"]: p["spec"]["nodeName"] for p in store.list(PODS)[0]}
+    gone = before - set(after)
+    assert len(gone) == 1  # the pod on node 1 tolerates no `maintenance` taint
+    assert "lab-node-1" not in after.values()
