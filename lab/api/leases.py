@@ -39,33 +39,43 @@ def renewed_at(lease: Obj) -> datetime.datetime | None:
     return parse_time(renew) if renew else None
 
 
-def renew(store: Store, node: str, at: datetime.datetime | None = None) -> Obj:
-    """Create or renew node's Lease, as its kubelet's heartbeat; `at` defaults to now."""
-    stamp = micro_time(at or datetime.datetime.now(datetime.UTC))
-    current = store.find(LEASES, NAMESPACE, node)
-    if current is not None:
-        current["spec"]["renewTime"] = stamp
-        return store.update(LEASES, current)
-    owner = store.get(NODES, "", node)
-    lease = {
+def path(node: str) -> str:
+    """Where a node's Lease is, for a client of the API server (the node side's kubelet)."""
+    return f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/{node}"
+
+
+def new_lease(node: str, node_uid: str, at: datetime.datetime) -> Obj:
+    """The Lease a kubelet creates on its first heartbeat, owned by its Node."""
+    return {
         "apiVersion": "coordination.k8s.io/v1",
         "kind": "Lease",
         "metadata": {
             "name": node,
             "namespace": NAMESPACE,
             "ownerReferences": [
-                {
-                    "apiVersion": "v1",
-                    "kind": "Node",
-                    "name": node,
-                    "uid": owner["metadata"]["uid"],
-                }
+                {"apiVersion": "v1", "kind": "Node", "name": node, "uid": node_uid}
             ],
         },
         "spec": {
             "holderIdentity": node,
             "leaseDurationSeconds": DURATION,
-            "renewTime": stamp,
+            "renewTime": micro_time(at),
         },
     }
-    return store.create(LEASES, lease)
+
+
+def renewed(lease: Obj, at: datetime.datetime) -> Obj:
+    """The Lease with its renewTime moved to `at` (PUT it back: a stale one is a 409)."""
+    return {**lease, "spec": {**(lease.get("spec") or {}), "renewTime": micro_time(at)}}
+
+
+def renew(store: Store, node: str, at: datetime.datetime | None = None) -> Obj:
+    """Create or renew node's Lease in the store, as its kubelet's heartbeat; `at`
+    defaults to now. (Over HTTP: GET path(node), PUT renewed(…), or POST new_lease(…)
+    to the collection on a 404.)"""
+    at = at or datetime.datetime.now(datetime.UTC)
+    current = store.find(LEASES, NAMESPACE, node)
+    if current is not None:
+        return store.update(LEASES, renewed(current, at))
+    owner = store.get(NODES, "", node)
+    return store.create(LEASES, new_lease(node, owner["metadata"]["uid"], at))
