@@ -19,7 +19,7 @@ assert LEASES and NODES
 NAMESPACE = "kube-node-lease"
 # The kubelet's lease duration, as it writes it (it renews every quarter of it, 10 s).
 DURATION = 40
-# How often the lab's nodes renew: the lab's node-monitor grace is 8 s, not 40 s
+# How often the lab's nodes renew: the lab's node-monitor grace is 8 s, not 50 s
 # (lab/api/controllers/nodelifecycle.py), so a 10 s renewal would look like a dead node.
 RENEW_EVERY = 2.0
 

@@ -26,7 +26,7 @@ PODS = lookup("", "v1", "pods")
 NODES = lookup("", "v1", "nodes")
 assert PODS and NODES
 WATCHED = [NODES, leases.LEASES]
-# kube-controller-manager's --node-monitor-grace-period is 40 s (50 s from 1.32); the lab
+# kube-controller-manager's --node-monitor-grace-period is 50 s (40 s before 1.32); the lab
 # waits 8 s, so a lesson sees a node fail within seconds; the lab's nodes renew every
 # leases.RENEW_EVERY (2 s) to stay well inside it.
 GRACE = datetime.timedelta(seconds=8)
