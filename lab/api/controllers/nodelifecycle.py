@@ -100,8 +100,8 @@ def _mark_pods_not_ready(store: Store, node: str, at: datetime.datetime) -> None
     for pod in store.list(PODS, None, lambda p: p["spec"].get("nodeName") == node)[0]:
         conditions = (pod.get("status") or {}).get("conditions") or []
         ready = [c for c in conditions if c.get("type") == "Ready"]
-        if ready and ready[0].get("status") == "False":
-            continue
+        if not ready or ready[0].get("status") == "False":
+            continue  # as kube's: only a Ready condition the kubelet wrote is turned
         others = [c for c in conditions if c.get("type") != "Ready"]
         marked = {"type": "Ready", "status": "False", "lastTransitionTime": _stamp(at)}
         pod.setdefault("status", {})["conditions"] = [*others, marked]
