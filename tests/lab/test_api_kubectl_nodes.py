@@ -276,9 +276,31 @@ def test_drain_evicts_through_the_budgets(
     assert _status(kubectl, "lab-node-3") == "Ready"
 
 
-def test_a_silent_node_goes_not_ready_tainted_then_ready_again(
+def _backend_ready_on(kubectl: Kubectl, node: str) -> list[str]:
+    return [
+        c["status"]
+        for p in _pods(kubectl, BACKEND)
+        if p["spec"].get("nodeName") == node
+        for c in p["status"].get("conditions") or []
+        if c["type"] == "Ready"
+    ]
+
+
+def _replaced_elsewhere(kubectl: Kubectl, node: str, replicas: int) -> bool:
+    live = [
+        p
+        for p in _pods(kubectl, BACKEND)
+        if not p["metadata"].get("deletionTimestamp") and p["status"].get("phase") == "Running"
+    ]
+    return len(live) == replicas and all(p["spec"]["nodeName"] != node for p in live)
+
+
+def test_a_silent_node_goes_not_ready_its_pods_are_replaced_then_it_comes_back(
     kubectl: Kubectl, applied: None, kubelets: FakeKubelets
 ) -> None:
+    kubectl.run("scale", "deployment/backend", "-n", NS, "--replicas=6")
+    _wait_for(lambda: len(_pods(kubectl, BACKEND)) == 6 and _all_running(kubectl), 30)
+    assert _backend_ready_on(kubectl, "lab-node-3")  # the spread put some there
     kubelets.silent.add("lab-node-3")
     try:
         _wait_for(lambda: _status(kubectl, "lab-node-3") == "NotReady", 30)
@@ -293,8 +315,16 @@ def test_a_silent_node_goes_not_ready_tainted_then_ready_again(
             "Kubelet stopped posting node status.",
         )
         assert _status(kubectl, "lab-node-2") == "Ready"
+        assert set(_backend_ready_on(kubectl, "lab-node-3")) == {"False"}
+        # After the default tolerationSeconds the pods are evicted (Terminating: their
+        # kubelet is silent) and the ReplicaSet runs their replacements elsewhere.
+        _wait_for(lambda: _replaced_elsewhere(kubectl, "lab-node-3", 6), 60)
     finally:
         kubelets.silent.discard("lab-node-3")
     _wait_for(lambda: _status(kubectl, "lab-node-3") == "Ready", 30)
     node = json.loads(kubectl.run("get", "node", "lab-node-3", "-o", "json").stdout)
     assert "taints" not in node["spec"]
+    # Its kubelet back, it finishes the evicted pods.
+    _wait_for(lambda: not _backend_ready_on(kubectl, "lab-node-3"), 30)
+    kubectl.run("scale", "deployment/backend", "-n", NS, "--replicas=3")
+    _wait_for(lambda: len(_pods(kubectl, BACKEND)) == 3, 30)
