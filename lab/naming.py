@@ -97,3 +97,17 @@ def service_ip(namespace: str, name: str, taken: set[str]) -> str:
         if candidate not in taken:
             return candidate
     raise RuntimeError("the service range is full")
+
+
+# Node i (1-based) of a lab with several: the node IPAM controller's slice i of POD_CIDR,
+# so node 1 keeps NODE_POD_CIDR and NODE_GATEWAY, and its name NODE_NAME.
+def node_name(index: int) -> str:
+    return f"lab-node-{index}"
+
+
+def node_pod_cidr(index: int) -> ipaddress.IPv4Network:
+    return ipaddress.IPv4Network(f"10.244.{index}.0/24")
+
+
+def node_gateway(index: int) -> ipaddress.IPv4Address:
+    return node_pod_cidr(index).network_address + 1
