@@ -12,13 +12,24 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from lab.api import admission, discovery, eviction, openapi, podexec, podlogs, printers, verbs
+from lab.api import (
+    admission,
+    discovery,
+    eviction,
+    openapi,
+    podexec,
+    podlogs,
+    portforward,
+    printers,
+    verbs,
+)
 from lab.api.errors import ApiError
 from lab.api.podlogs import PodLogs
 from lab.api.resources import POD_STREAMS
 from lab.api.routes import Target, parse
+from lab.api.spdy import frames
 from lab.api.storage import Store
 
 log = logging.getLogger("lab.api")
@@ -79,30 +90,52 @@ class ApiServer:
         await response(scope, receive, send)
 
     async def _websocket(self, ws: WebSocket) -> None:
-        """exec over the channel protocol; anything else (port-forward) is refused here,
-        and kubectl falls back to its SPDY request, which gets the reason as a Status."""
-        protocol = podexec.chosen_protocol(ws.headers.get("sec-websocket-protocol", ""))
-        path = ws.url.path.rstrip("/")
+        """exec over the channel protocol, port-forward over tunnelled SPDY; anything else
+        is refused, and kubectl falls back to its SPDY request, which gets a Status."""
+        offered = ws.headers.get("sec-websocket-protocol", "")
         try:
-            if not self._authenticated(ws) or protocol is None or self.kubelet is None:
+            if not self._authenticated(ws) or self.kubelet is None:
                 raise ApiError(403, "refused")
-            _, _, target = parse(path)
-            if target is None or target.subresource != "exec":
+            _, _, target = parse(ws.url.path.rstrip("/"))
+            if target is None or target.subresource not in ("exec", "portforward"):
                 raise ApiError(403, "refused")
             pod = self.store.get(target.resource, target.namespace or "", target.name)
-            params = ws.query_params
-            container = podlogs.container_of(pod, params.get("container"))
-            stdin = params.get("stdin") in ("true", "1")
-            entered = self.kubelet.exec_argv(target.name, container, stdin)
-            if entered is None:
-                raise ApiError(400, f"container {container} is not running")
+            if target.subresource == "exec":
+                await self._exec(ws, target, pod, podexec.chosen_protocol(offered))
+            else:
+                await self._portforward(ws, pod, offered)
         except ApiError as error:
-            log.info("WebSocket %s refused: %s", path, error)
+            log.info("WebSocket %s refused: %s", ws.url.path, error)
             await ws.close(code=1008)
-            return
+
+    async def _exec(
+        self, ws: WebSocket, target: Target, pod: dict[str, Any], protocol: str | None
+    ) -> None:
+        assert self.kubelet is not None
+        params = ws.query_params
+        container = podlogs.container_of(pod, params.get("container"))
+        stdin = params.get("stdin") in ("true", "1")
+        entered = self.kubelet.exec_argv(target.name, container, stdin)
+        if protocol is None or entered is None:
+            raise ApiError(400, f"container {container} is not running")
         await ws.accept(subprotocol=protocol)
         argv, env = entered
         await podexec.run(ws, argv, env, params.getlist("command"), stdin)
+
+    async def _portforward(self, ws: WebSocket, pod: dict[str, Any], offered: str) -> None:
+        address = (pod.get("status") or {}).get("podIP")
+        if portforward.PROTOCOL not in [p.strip() for p in offered.split(",")] or not address:
+            raise ApiError(400, "no port-forward for this pod")
+        await ws.accept(subprotocol=portforward.PROTOCOL)
+        meta = pod["metadata"]
+        session = portforward.PortForwardSession(ws.send_bytes, meta["name"], meta["uid"], address)
+        try:
+            while True:
+                await session.feed(await ws.receive_bytes())
+        except (WebSocketDisconnect, RuntimeError, frames.ProtocolError):
+            pass
+        finally:
+            session.close()
 
     def _authenticated(self, request: Request | WebSocket) -> bool:
         header = request.headers.get("authorization", "")

@@ -30,6 +30,9 @@ spec:
 """
 
 
+THREADS: list[InThread] = []  # the module's server, for writes only a kubelet makes
+
+
 class HereKubelet:
     """Runs an exec'd command in this machine's own namespaces, as the pod's user would."""
 
@@ -63,6 +66,7 @@ def server(
         missing("kubectl is not installed at /usr/bin/kubectl")
     thread = InThread(tmp_path_factory.mktemp("apiserver"), pods_dir=pods_dir, kubelet=kubelet)
     running = thread.start()
+    THREADS.append(thread)
     yield running
     thread.stop()
 
@@ -124,3 +128,76 @@ def test_logs_show_the_current_start_tail_and_previous(kubectl: Kubectl, pods_di
     assert kubectl.run("logs", "shell", "-c", "main", "--previous").stdout == "first run\n"
     refused = kubectl.run("logs", "shell", "-c", "nope", check=False)
     assert refused.returncode != 0 and "container nope is not valid" in refused.stderr
+
+
+@pytest.fixture(scope="module")
+def pod_server() -> Iterator[int]:
+    """A TCP server on 127.0.0.1 standing in for the pod's port: it answers with what it
+    read, upper-cased, then closes."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                data = conn.recv(65536)
+                conn.sendall(b"pod says " + data.upper())
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield listener.getsockname()[1]
+    listener.close()
+
+
+def _give_address(server_thread: InThread, ip: str) -> None:
+    from lab.api.resources import lookup
+
+    pods = lookup("", "v1", "pods")
+    assert pods is not None
+
+    def update() -> None:
+        pod = server_thread.running.store.get(pods, "default", "shell")  # type: ignore[union-attr]
+        pod["status"] = {**pod.get("status", {}), "podIP": ip, "phase": "Running"}
+        server_thread.running.store.update(pods, pod, "status")  # type: ignore[union-attr]
+
+    server_thread.call(update)
+
+
+def test_port_forward_carries_a_connection_to_the_pods_port(
+    kubectl: Kubectl, server: Running, pod_server: int
+) -> None:
+    import socket
+    import time
+
+    from tests.support.ports import free_port
+
+    thread = THREADS[0]
+    _give_address(thread, "127.0.0.1")
+    local = free_port()
+    forward = kubectl.popen("port-forward", "pod/shell", f"{local}:{pod_server}")
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                conn = socket.create_connection(("127.0.0.1", local), timeout=5)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "kubectl port-forward never listened"
+                time.sleep(0.1)
+        with conn:
+            conn.sendall(b"hello")
+            answer = b""
+            while chunk := conn.recv(4096):
+                answer += chunk
+        assert answer == b"pod says HELLO"
+    finally:
+        forward.terminate()
+        out = forward.communicate(timeout=10)[0]
+    assert f"Forwarding from 127.0.0.1:{local} -> {pod_server}" in out, out
