@@ -259,6 +259,9 @@ def test_describe_service_and_pod(lab: LabProcess, kubectl: AppKubectl) -> None:
     assert re.search(r"^Status: +Running$", described, re.M), described
     assert re.search(r"^  Ready +True *$", described, re.M), described
     assert re.search(r"^Controlled By: +ReplicaSet/backend-", described, re.M), described
+    # The scheduler's event and the kubelet's, as a cluster's describe lists them.
+    assert re.search(r"^  Normal +Scheduled +\S+ +default-scheduler +", described, re.M), described
+    assert re.search(r"^  Normal +Started +\S+ +kubelet\b.* backend", described, re.M), described
     # The kubelet's times are the wall clock's: the pod was created, then its migration ran
     # and finished, then the container started, all before now.
     assert "Jan 0001" not in described and "Jan 1970" not in described, described
