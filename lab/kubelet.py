@@ -439,7 +439,10 @@ class PodWorker:
         ]
         header = f"starting {container.name}: {' '.join(launch.argv)}"
         proc = await _spawn(argv, log, header, env=launch.env, cwd=launch.cwd)
-        return Running(proc, launch, [*enter, *privilege], launch.env, init_sql_path)
+        # `ip netns exec` and unshare exec in place: proc.pid is the container's process.
+        # Entering its UTS namespace, `kubectl exec … hostname` sees the pod's name too.
+        uts = ["nsenter", f"--target={proc.pid}", "--uts", "--"]
+        return Running(proc, launch, [*uts, *enter, *privilege], launch.env, init_sql_path)
 
     async def _start_image(
         self,

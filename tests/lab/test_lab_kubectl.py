@@ -363,6 +363,9 @@ def test_exec_with_stdin_gives_the_commands_exit_code(kubectl: AppKubectl) -> No
     assert done.returncode == 7, done.stderr
     assert re.fullmatch(r"got hello from frontend-\S+\n", done.stdout), done.stdout
     assert "command terminated with exit code 7" in done.stderr
+    # mysql-0 runs Debian's mariadbd as a process in its pod (no image): the same name.
+    uts = kubectl("exec", "mysql-0", "--", "cat", "/proc/sys/kernel/hostname").stdout
+    assert uts == "mysql-0\n", uts
 
 
 # --- what is refused ------------------------------------------------------------------
