@@ -197,6 +197,9 @@ def test_get_workloads_budgets_policies_nodes_namespaces_events(
     statefulsets = _rows(kubectl("get", "statefulsets").stdout)
     assert statefulsets["mysql"][1] == "1/1"
 
+    # The disruption controller follows the pods' status writes: wait for it, not a race.
+    _allowed(kubectl, "backend", 1)
+    _allowed(kubectl, "frontend", 1)
     budgets = kubectl("get", "poddisruptionbudgets").stdout
     assert budgets.splitlines()[0].split() == [
         "NAME",
