@@ -35,6 +35,7 @@ from lab.control import ControlError, request
 REPO = blocks.REPO
 KUBECTL = "kubectl -n clusterip-demo"
 PORT = 8080
+LOCK_WAIT = 600
 BASE = f"http://127.0.0.1:{PORT}"
 CHROMIUM_FLAGS = [
     "--headless",
@@ -152,13 +153,17 @@ def pause(seconds: float) -> Callable[[], None]:
 def lab_up(mode: str) -> Iterator[None]:
     log = (REPO / "var" / f"lesson-capture-{mode}.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lab", "up", "--quiet", "--proxy-mode", mode, "--port", str(PORT)],
+        [
+            *(sys.executable, "-m", "lab", "up", "--quiet", "--proxy-mode", mode),
+            *("--port", str(PORT), "--wait", str(LOCK_WAIT)),
+        ],
         cwd=REPO,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_until(lambda: _alive(proc) and settled(), f"the lab ({mode}) coming up", 240)
+        # Another lab on this machine (a test run) holds the lab lock: wait for it first.
+        wait_until(lambda: _ours(proc) and settled(), f"the lab ({mode}) up", 240 + LOCK_WAIT)
         time.sleep(2)  # the readiness of the last pod shows in `get pods` as it settles
         yield
     finally:
@@ -184,6 +189,11 @@ def use_the_labs_kubeconfig(run: Run) -> None:
     path.touch(mode=0o600)
     path.write_text(text, encoding="utf-8")
     run.env["KUBECONFIG"] = str(path)
+
+
+def _ours(proc: subprocess.Popen[bytes]) -> bool:
+    """The lab answering is the one this run started (not another that held the lock)."""
+    return _alive(proc) and status()["pid"] == proc.pid
 
 
 def _alive(proc: subprocess.Popen[bytes]) -> bool:
