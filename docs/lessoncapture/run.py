@@ -218,7 +218,7 @@ def iptables_mode(run: Run) -> None:
     run.capture(
         "delete-pod",
         f"{KUBECTL} delete pod {victim} --wait=false",
-        lambda: wait_until(lambda: sum(p["ready"] for p in pods("backend")) == 3, "a new pod"),
+        lambda: wait_until(lambda: _replaced(victim), "a new pod ready in the Service"),
         f"{KUBECTL} get pods -o wide",
         f"{KUBECTL} get endpointslices",
     )
@@ -261,6 +261,13 @@ def service_alone(run: Run) -> None:
         f"kubectl delete -f {ALONE}",
         "kubectl apply -k k8s/",
     )
+
+
+def _replaced(victim: str) -> bool:
+    """Three backend pods ready besides the deleted one, and the rules synced."""
+    others = [p for p in status()["pods"] if p["name"] != victim]
+    backends = [p for p in others if p["labels"].get("app.kubernetes.io/name") == "backend"]
+    return sum(p["ready"] for p in backends) == 3 and bool(status()["ready"])
 
 
 def rule_chains(run: Run) -> None:
@@ -329,6 +336,8 @@ def backend_chain(run: Run) -> str:
 
 
 DNS_LOG = "kubectl -n kube-system logs deployment/kube-dns"
+# What an apply changed: the lines of the objects that are not `unchanged`.
+CHANGED = "grep -v unchanged"
 
 
 def exercises(run: Run, fe: str) -> None:
@@ -336,7 +345,7 @@ def exercises(run: Run, fe: str) -> None:
     # 1. A selector typo against a NetworkPolicy.
     run.capture(
         "break-selector",
-        "kubectl apply -k docs/exercises/selector-typo",
+        f"kubectl apply -k docs/exercises/selector-typo | {CHANGED}",
         pause(2),
         f"{KUBECTL} get endpointslices",
         f"sudo ip netns exec {fe} curl -sS -m 5 http://backend:8000/healthz",
@@ -348,7 +357,7 @@ def exercises(run: Run, fe: str) -> None:
     )
     run.capture(
         "mend-selector",
-        "kubectl apply -k k8s/",
+        f"kubectl apply -k k8s/ | {CHANGED}",
         pause(2),
         f"sudo ip netns exec {fe} curl -sS -m 5 http://backend:8000/healthz",
     )
@@ -356,7 +365,7 @@ def exercises(run: Run, fe: str) -> None:
     svc = backend_chain(run)
     run.capture(
         "break-readiness",
-        "kubectl apply -k docs/exercises/readiness-typo",
+        f"kubectl apply -k docs/exercises/readiness-typo | {CHANGED}",
         pause(20),
         f"{KUBECTL} get pods -o wide",
         f"{KUBECTL} get endpointslices",
@@ -364,19 +373,19 @@ def exercises(run: Run, fe: str) -> None:
     )
     run.capture(
         "mend-readiness",
-        "kubectl apply -k k8s/",
+        f"kubectl apply -k k8s/ | {CHANGED}",
         lambda: wait_until(settled, "the rollout back"),
         f"{KUBECTL} get pods -o wide",
     )
     # 3. Session affinity on, then off.
     run.capture(
         "affinity-on",
-        "kubectl apply -k docs/exercises/session-affinity",
+        f"kubectl apply -k docs/exercises/session-affinity | {CHANGED}",
         pause(2),
         f"sudo iptables -t nat -S {svc} | grep -m 2 recent",
         SPREAD,
     )
-    run.capture("affinity-off", "kubectl apply -k k8s/", pause(2), SPREAD)
+    run.capture("affinity-off", f"kubectl apply -k k8s/ | {CHANGED}", pause(2), SPREAD)
     # 4. The headless Service.
     run.capture(
         "headless",
