@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 
 from lab.api import kubeconfig
+from lab.api.podexec import Kubelet
 from lab.api.server import InThread, Running
 from lab.naming import STATE_DIR
 
@@ -31,10 +32,10 @@ class ControlPlane:
         self.server: InThread | None = None
         self.running: Running | None = None
 
-    def start(self, pods_dir: Path | None = None) -> Running:
+    def start(self, pods_dir: Path | None = None, kubelet: Kubelet | None = None) -> Running:
         self.workdir.mkdir(mode=0o700, exist_ok=True)
         os.chmod(self.workdir, 0o700)  # the token and the CA's key are in it
-        self.server = InThread(self.workdir, pods_dir=pods_dir)
+        self.server = InThread(self.workdir, pods_dir=pods_dir, kubelet=kubelet)
         self.running = self.server.start()
         creds = self.running.credentials
         kubeconfig.add_context(self.config_path, self.running.url, creds.ca_pem, creds.token)

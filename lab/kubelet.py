@@ -742,6 +742,16 @@ class PodWorker:
         self.cluster.pod_gone(pod)
         self.cluster.notify()
 
+    def exec_argv(self, container: str, stdin: bool) -> tuple[list[str], dict[str, str]] | None:
+        """What enters a running container to run a command there (`kubectl exec`)."""
+        running = self.running.get(container)
+        if running is None or running.proc.returncode is not None:
+            return None
+        prefix = list(running.exec_prefix)
+        if running.engine_name is not None and stdin:
+            prefix.insert(prefix.index("exec") + 1, "-i")  # the engine passes stdin only so
+        return prefix, dict(running.env)
+
     def kill_all(self) -> None:
         for running in list(self.running.values()):
             if running.proc.returncode is None:

@@ -43,6 +43,7 @@ from lab.nftables import TABLE as NFT_TABLE
 from lab.nftables import service_chain
 from lab.node import deploy
 from lab.node.client import ApiError, ApiUnavailable, Client
+from lab.node.streams import KubeletExec
 from lab.state import LabBusy, Lock, read_state, write_state
 
 
@@ -280,7 +281,9 @@ async def _serve(lab: Lab, args: argparse.Namespace, apply_argv: list[str], conf
     return 0
 
 
-def _start_control_plane(control_plane: ControlPlane, workdir: Path) -> Client:
+def _start_control_plane(
+    control_plane: ControlPlane, workdir: Path, kubelet: KubeletExec
+) -> Client:
     # Into the state before the file is written: a crash in between leaves nothing behind.
     write_state(
         {
@@ -289,7 +292,7 @@ def _start_control_plane(control_plane: ControlPlane, workdir: Path) -> Client:
             "api_dir": str(control_plane.workdir),
         }
     )
-    running = control_plane.start(pods_dir=workdir / "pods")
+    running = control_plane.start(pods_dir=workdir / "pods", kubelet=kubelet)
     print(
         f"lab: Kubernetes API on {running.url}; context {CONTEXT} in "
         f"{control_plane.config_path} (kubectl --context {CONTEXT} get nodes)",
@@ -331,7 +334,8 @@ def run(args: argparse.Namespace, manifests: Manifests, cleanup_previous: Any) -
                 "ready": False,
             }
         )
-        client = _start_control_plane(control_plane, workdir)
+        kubelet = KubeletExec()
+        client = _start_control_plane(control_plane, workdir, kubelet)
         running = control_plane.running
         assert running is not None
         config = deploy.write_kubeconfig(
@@ -344,6 +348,7 @@ def run(args: argparse.Namespace, manifests: Manifests, cleanup_previous: Any) -
         filename = Path(args.filename) if args.filename else None
         apply_argv = deploy.apply_command(config, kustomize, filename)
         lab = Lab(_options(args), workdir, manifests.namespace, client)
+        kubelet.workers = lambda: lab.workers
         lab.images = _image_runtime(args.runtime)
         if lab.images is None:
             lab.app_source = _app_source(workdir)

@@ -12,12 +12,24 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from lab.api import admission, discovery, eviction, openapi, printers, verbs
+from lab.api import (
+    admission,
+    discovery,
+    eviction,
+    openapi,
+    podexec,
+    podlogs,
+    portforward,
+    printers,
+    verbs,
+)
 from lab.api.errors import ApiError
 from lab.api.podlogs import PodLogs
 from lab.api.resources import POD_STREAMS
 from lab.api.routes import Target, parse
+from lab.api.spdy import frames
 from lab.api.storage import Store
 
 log = logging.getLogger("lab.api")
@@ -44,17 +56,24 @@ def _wants_table(request: Request) -> bool:
 class ApiServer:
     """An ASGI app over a Store; every request needs the bearer token."""
 
-    def __init__(self, store: Store, token: str, address: str, logs: PodLogs | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        token: str,
+        address: str,
+        logs: PodLogs | None = None,
+        kubelet: podexec.Kubelet | None = None,
+    ) -> None:
         self.store = store
         self.token = token
         self.address = address
-        self.logs = logs  # the node's container logs; None: no kubelet runs (root-free)
+        # The node's container logs and exec; None: no kubelet runs (root-free server).
+        self.logs = logs
+        self.kubelet = kubelet
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
-            # exec and port-forward try a WebSocket first: refused (403), kubectl falls
-            # back to its SPDY request, which gets the reason as a Status.
-            await send({"type": "websocket.close", "code": 1008})
+            await self._websocket(WebSocket(scope, receive, send))
             return
         if scope["type"] != "http":
             return
@@ -70,7 +89,55 @@ class ApiServer:
         log.debug("%s %s -> %s", request.method, request.url.path, response.status_code)
         await response(scope, receive, send)
 
-    def _authenticated(self, request: Request) -> bool:
+    async def _websocket(self, ws: WebSocket) -> None:
+        """exec over the channel protocol, port-forward over tunnelled SPDY; anything else
+        is refused, and kubectl falls back to its SPDY request, which gets a Status."""
+        offered = ws.headers.get("sec-websocket-protocol", "")
+        try:
+            if not self._authenticated(ws) or self.kubelet is None:
+                raise ApiError(403, "refused")
+            _, _, target = parse(ws.url.path.rstrip("/"))
+            if target is None or target.subresource not in ("exec", "portforward"):
+                raise ApiError(403, "refused")
+            pod = self.store.get(target.resource, target.namespace or "", target.name)
+            if target.subresource == "exec":
+                await self._exec(ws, target, pod, podexec.chosen_protocol(offered))
+            else:
+                await self._portforward(ws, pod, offered)
+        except ApiError as error:
+            log.info("WebSocket %s refused: %s", ws.url.path, error)
+            await ws.close(code=1008)
+
+    async def _exec(
+        self, ws: WebSocket, target: Target, pod: dict[str, Any], protocol: str | None
+    ) -> None:
+        assert self.kubelet is not None
+        params = ws.query_params
+        container = podlogs.container_of(pod, params.get("container"))
+        stdin = params.get("stdin") in ("true", "1")
+        entered = self.kubelet.exec_argv(target.name, container, stdin)
+        if protocol is None or entered is None:
+            raise ApiError(400, f"container {container} is not running")
+        await ws.accept(subprotocol=protocol)
+        argv, env = entered
+        await podexec.run(ws, argv, env, params.getlist("command"), stdin)
+
+    async def _portforward(self, ws: WebSocket, pod: dict[str, Any], offered: str) -> None:
+        address = (pod.get("status") or {}).get("podIP")
+        if portforward.PROTOCOL not in [p.strip() for p in offered.split(",")] or not address:
+            raise ApiError(400, "no port-forward for this pod")
+        await ws.accept(subprotocol=portforward.PROTOCOL)
+        meta = pod["metadata"]
+        session = portforward.PortForwardSession(ws.send_bytes, meta["name"], meta["uid"], address)
+        try:
+            while True:
+                await session.feed(await ws.receive_bytes())
+        except (WebSocketDisconnect, RuntimeError, frames.ProtocolError):
+            pass
+        finally:
+            session.close()
+
+    def _authenticated(self, request: Request | WebSocket) -> bool:
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         return scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), self.token)

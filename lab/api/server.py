@@ -28,8 +28,10 @@ from lab.api.controllers import (
     statefulset,
 )
 from lab.api.http import ApiServer
+from lab.api.podexec import Kubelet
 from lab.api.podlogs import PodLogs
 from lab.api.storage import Store
+from lab.api.websocket import LenientWebSocketProtocol
 
 HOST = "127.0.0.1"  # never anything but loopback
 CONTROLLERS = (
@@ -92,6 +94,7 @@ async def serve(
     port: int = 0,
     started: asyncio.Future[Running] | None = None,
     pods_dir: Path | None = None,
+    kubelet: Kubelet | None = None,
 ) -> None:
     """Serve until cancelled; `started` gets the Running server once it accepts connections."""
     sock = _bound_socket(port)
@@ -107,7 +110,7 @@ async def serve(
     publisher = rootca.reconciler(credentials.ca_pem)
     running.tasks.append(asyncio.create_task(loop.run(store, "rootca", rootca.WATCHED, publisher)))
     logs = PodLogs(pods_dir) if pods_dir is not None else None
-    app = ApiServer(store, credentials.token, f"{HOST}:{port}", logs)
+    app = ApiServer(store, credentials.token, f"{HOST}:{port}", logs, kubelet)
     config = uvicorn.Config(
         app,
         ssl_certfile=str(credentials.cert_file),
@@ -116,6 +119,7 @@ async def serve(
         lifespan="off",
         access_log=False,
         timeout_graceful_shutdown=1,
+        ws=LenientWebSocketProtocol,  # port-forward's subprotocol: lab/api/websocket.py
     )
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve(sockets=[sock]))
@@ -140,10 +144,18 @@ async def serve(
 class InThread:
     """An API server on its own event loop in a thread: for tests and tools in one process."""
 
-    def __init__(self, workdir: Path, port: int = 0, pods_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int = 0,
+        pods_dir: Path | None = None,
+        kubelet: Kubelet | None = None,
+    ) -> None:
         self.workdir = workdir
         self.port = port
-        self.pods_dir = pods_dir  # the kubelet's container logs, when a node runs beside
+        # The kubelet's container logs and exec, when a node runs beside.
+        self.pods_dir = pods_dir
+        self.kubelet = kubelet
         self.loop = asyncio.new_event_loop()
         self.running: Running | None = None
         self._task: asyncio.Task[None] | None = None
@@ -156,7 +168,9 @@ class InThread:
 
         async def begin() -> Running:
             started: asyncio.Future[Running] = self.loop.create_future()
-            self._task = asyncio.create_task(serve(self.workdir, self.port, started, self.pods_dir))
+            self._task = asyncio.create_task(
+                serve(self.workdir, self.port, started, self.pods_dir, self.kubelet)
+            )
             return await started
 
         self.running = asyncio.run_coroutine_threadsafe(begin(), self.loop).result(timeout)

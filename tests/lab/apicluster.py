@@ -3,17 +3,25 @@
 The Services, Pods and EndpointSlices come from lab/api itself (admission, the
 bootstrap objects, the controllers run until they settle), so the tests read the
 shapes the API server really stores; the kubelet's part (a pod's address, its
-Ready condition, graceful deletion) is done by hand.
+Ready condition, graceful deletion) is done by hand, or for the app's own k8s/ by
+tests/lab/fakes.py's FakeKubelet.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
-from lab.api import admission, bootstrap
-from lab.api.controllers import deployment, endpointslice, replicaset, statefulset
-from lab.api.resources import lookup
+import yaml
+
+from lab.api import admission, bootstrap, verbs
+from lab.api.controllers import deployment, endpointslice, replicaset, scheduler, statefulset
+from lab.api.resources import by_kind, lookup
+from lab.api.routes import Target
 from lab.api.storage import Obj, Store
+from lab.node.dnsfiles import DnsFiles
+from tests.lab.fakes import FakeKubelet
 
 PODS = lookup("", "v1", "pods")
 SERVICES = lookup("", "v1", "services")
@@ -29,10 +37,11 @@ def cluster() -> Store:
     return store
 
 
-def settle(store: Store) -> None:
+def settle(store: Store, *more: Any) -> None:
+    """Run the controllers (and any of `more`, e.g. the scheduler) until nothing changes."""
     for _ in range(10):
         before = store.revision
-        for controller in (deployment, replicaset, statefulset, endpointslice):
+        for controller in (deployment, replicaset, statefulset, endpointslice, *more):
             controller.reconcile(store)
         if store.revision == before:
             return
@@ -121,3 +130,40 @@ def services_and_slices(store: Store) -> tuple[list[Obj], list[Obj]]:
 
 def service_object(store: Store, namespace: str, name: str) -> Obj:
     return store.get(SERVICES, namespace, name)
+
+
+def apply(store: Store, docs: list[Obj]) -> None:
+    """Create each document as the API server's POST does: `kubectl apply` of new objects
+    (strict field validation, as kubectl asks for by default)."""
+    for doc in docs:
+        resource = by_kind(doc["apiVersion"], doc["kind"])
+        assert resource, f"{doc['apiVersion']} {doc['kind']}"
+        namespace = doc["metadata"].get("namespace") if resource.namespaced else None
+        target = Target(resource, namespace)
+        verbs.create(store, target, json.dumps(doc).encode(), {"fieldValidation": "Strict"})
+
+
+def running_app(rendered: str, dns_dir: Path) -> tuple[Store, FakeKubelet]:
+    """The rendered k8s/ applied to a new cluster with its DNS add-on, every pod bound to
+    the node and started, running and ready: the API objects after `sudo make lab`."""
+    store = cluster()
+    apply(store, [d for d in yaml.safe_load_all(rendered) if d])
+    apply(store, DnsFiles(dns_dir).addon())  # type: ignore[arg-type]
+    kubelet = FakeKubelet(store)
+    settle(store, scheduler)
+    while kubelet.run_pods():
+        settle(store, scheduler)
+    return store, kubelet
+
+
+def pod_ip(store: Store, name: str, namespace: str) -> str:
+    return str(store.get(PODS, namespace, name)["status"]["podIP"])
+
+
+def pods_of(store: Store, namespace: str, **labels: str) -> list[Obj]:
+    """The pods of a namespace with these labels, by name."""
+    return [
+        p
+        for p in store.list(PODS, namespace)[0]
+        if labels.items() <= (p["metadata"].get("labels") or {}).items()
+    ]

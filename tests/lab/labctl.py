@@ -174,10 +174,14 @@ class LabProcess:
         """The real kubectl on the lab's context, in the app's namespace unless told."""
         from tests.lab.test_api_kubectl import KUBECTL
 
-        namespace = [] if any(a.startswith(("-n", "--namespace", "-A")) for a in args) else [
-            "-n",
-            NAMESPACE,
-        ]
+        namespace = (
+            []
+            if any(a.startswith(("-n", "--namespace", "-A")) for a in args)
+            else [
+                "-n",
+                NAMESPACE,
+            ]
+        )
         done = subprocess.run(
             [KUBECTL, *namespace, *args],
             env={

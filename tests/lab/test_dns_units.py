@@ -1,5 +1,5 @@
 """The cluster DNS without root: records, dnsmasq's files and command line, resolv.conf,
-the DNS controller following endpoints, its nanny, UDP Services in both proxy modes,
+its files following the EndpointSlices, its nanny, UDP Services in both proxy modes,
 and the NetworkPolicy that lets pods reach it.
 """
 
@@ -15,15 +15,20 @@ from pathlib import Path
 import pytest
 
 from lab import dns, nftables
-from lab.apiserver import ApiServer
-from lab.cluster import Lab, Options, dns_objects
-from lab.controllers import deployment, endpointslice, networkpolicy, statefulset
-from lab.controllers.dns import DnsController, view
+from lab.api.controllers import endpointslice, scheduler
+from lab.api.graceful import delete_pod
+from lab.api.storage import Store
 from lab.iptables import Endpoint, ServicePortRules, render_filter, render_nat
-from lab.manifests import REPO, ManifestError, load, parse_documents
+from lab.manifests import REPO, ManifestError, parse_documents
 from lab.naming import host_iface
-from lab.netpol import NETPOL
+from lab.netpol import NETPOL, compile_policies
+from lab.node.dnsfiles import DnsFiles
+from lab.sources.cni import policy_inputs
+from lab.sources.dns import dns_services
+from lab.sources.envvars import service_env
+from lab.sources.kubeproxy import service_port_rules
 from tests.conftest import missing
+from tests.lab import apicluster as api
 from tests.lab.fakes import FakeKubelet
 
 NS = "clusterip-demo"
@@ -39,17 +44,19 @@ def rendered() -> str:
     ).stdout
 
 
-def _running_cluster(tmp_path: Path) -> tuple[ApiServer, FakeKubelet]:
+def _running_cluster(rendered: str, tmp_path: Path) -> tuple[Store, FakeKubelet]:
     """The real manifests plus kube-dns, every pod created and ready, as after `lab up`."""
-    api = ApiServer(load(), dns_objects(tmp_path / "dns"), print_events=False, seed=7)
-    api.allocate_service_ips()
-    kubelet = FakeKubelet(api)
-    for _ in range(5):  # StatefulSets come one pod per pass
-        for key, wl in api.workloads.items():
-            module = deployment if wl.kind == "Deployment" else statefulset
-            module.reconcile(api, key, kubelet)
-        kubelet.ready(*api.pods.values())
-    return api, kubelet
+    return api.running_app(rendered, tmp_path / "dns")
+
+
+def _dns_view(store: Store) -> list[dns.DnsService]:
+    return dns_services(*api.services_and_slices(store))
+
+
+def _gracefully_deleted(store: Store, name: str, namespace: str = NS) -> None:
+    """`kubectl delete pod`: marked for the kubelet, and the EndpointSlices follow."""
+    delete_pod(store, namespace, name)
+    api.settle(store)
 
 
 def test_resolv_conf_as_the_kubelet_writes_it() -> None:
@@ -61,10 +68,10 @@ def test_resolv_conf_as_the_kubelet_writes_it() -> None:
 
 
 def test_records_of_the_real_manifests(rendered: str, tmp_path: Path) -> None:
-    api, _ = _running_cluster(tmp_path)
-    recs = dns.records(view(api))
-    ip = {svc.name: api.cluster_ip(svc) for svc in api.services()}
-    mysql0 = api.pods["mysql-0"].ip
+    store, _ = _running_cluster(rendered, tmp_path)
+    recs = dns.records(_dns_view(store))
+    ip = {s["metadata"]["name"]: s["spec"]["clusterIP"] for s in api.listed(store, "services")}
+    mysql0 = api.pod_ip(store, "mysql-0", NS)
     assert recs.names() == {
         f"backend.{SVC}": [ip["backend"]],
         f"frontend.{SVC}": [ip["frontend"]],
@@ -74,17 +81,22 @@ def test_records_of_the_real_manifests(rendered: str, tmp_path: Path) -> None:
         f"mysql-headless.{SVC}": [mysql0],
         f"mysql-0.mysql-headless.{SVC}": [mysql0],
         "kube-dns.kube-system.svc.cluster.local": ["10.96.0.10"],
+        # The API server's own Service, as on every cluster.
+        "kubernetes.default.svc.cluster.local": ["10.96.0.1"],
     }
     assert ip["kube-dns"] == "10.96.0.10"
     kube_dns = "kube-dns.kube-system.svc.cluster.local"
+    kubernetes = "kubernetes.default.svc.cluster.local"
     assert [(s.name, s.target, s.port) for s in recs.srv] == [
         (f"_dns-tcp._tcp.{kube_dns}", kube_dns, 53),
         (f"_dns._udp.{kube_dns}", kube_dns, 53),
         (f"_http._tcp.backend.{SVC}", f"backend.{SVC}", 8000),
         (f"_http._tcp.frontend.{SVC}", f"frontend.{SVC}", 80),
+        (f"_https._tcp.{kubernetes}", kubernetes, 443),
         # The scrape ports are named too, so each has its SRV record.
         (f"_metrics._tcp.backend.{SVC}", f"backend.{SVC}", 9000),
         (f"_metrics._tcp.frontend.{SVC}", f"frontend.{SVC}", 9080),
+        (f"_metrics._tcp.{kube_dns}", kube_dns, 9153),
         (f"_mysql._tcp.mysql-headless.{SVC}", f"mysql-0.mysql-headless.{SVC}", 3306),
         (f"_mysql._tcp.mysql.{SVC}", f"mysql.{SVC}", 3306),
         (f"_redis._tcp.redis.{SVC}", f"redis.{SVC}", 6379),
@@ -121,51 +133,62 @@ def test_headless_services_answer_ready_endpoints_only() -> None:
     assert dns.records([dns.DnsService("db", "ns", None, (port,), ())]) == dns.Records((), ())
 
 
-def test_not_ready_pods_leave_a_headless_service_but_not_a_cluster_ip(tmp_path: Path) -> None:
-    api, _ = _running_cluster(tmp_path)
-    api.pods["mysql-0"].deleting = True
-    names = dns.records(view(api)).names()
+def test_not_ready_pods_leave_a_headless_service_but_not_a_cluster_ip(
+    rendered: str, tmp_path: Path
+) -> None:
+    store, kubelet = _running_cluster(rendered, tmp_path)
+    assert f"mysql-0.mysql-headless.{SVC}" in dns.records(_dns_view(store)).names()
+    kubelet.set_ready("mysql-0", False)  # its readiness probe fails
+    endpointslice.reconcile(store)
+    names = dns.records(_dns_view(store)).names()
     assert f"mysql-0.mysql-headless.{SVC}" not in names
     assert f"mysql-headless.{SVC}" not in names
     assert f"mysql.{SVC}" in names
 
 
-def test_the_dns_controller_follows_endpoints(tmp_path: Path) -> None:
-    api, kubelet = _running_cluster(tmp_path)
-    controller = DnsController(api, tmp_path / "dns")
-    controller.prepare()
-    hosts = controller.hosts_dir / dns.HOSTS_FILE
-    srv = controller.srv_file
+def test_the_dns_files_follow_endpoints(rendered: str, tmp_path: Path) -> None:
+    store, _ = _running_cluster(rendered, tmp_path)
+    files = DnsFiles(tmp_path / "dns")
+    files.prepare()
+    hosts = files.hosts_dir / dns.HOSTS_FILE
+    srv = files.srv_file
+    assert f"mysql-0.mysql-headless.{SVC}" not in hosts.read_text()  # empty before the first pass
+    assert files.sync(_dns_view(store)) is True  # the SRV records came: dnsmasq restarts
     assert f"mysql-0.mysql-headless.{SVC}" in hosts.read_text()
     assert oct(hosts.stat().st_mode & 0o777) == "0o644"
-    assert sorted(os.listdir(controller.hosts_dir)) == [dns.HOSTS_FILE]  # no temporary file
-    srv_inode = srv.stat().st_ino
-    assert controller.sync() is False  # nothing changed, nothing written
+    assert sorted(os.listdir(files.hosts_dir)) == [dns.HOSTS_FILE]  # no temporary file
+    srv_inode, hosts_inode = srv.stat().st_ino, hosts.stat().st_ino
+    assert files.sync(_dns_view(store)) is False  # nothing changed, nothing written
+    assert (srv.stat().st_ino, hosts.stat().st_ino) == (srv_inode, hosts_inode)
     # mysql-0 goes: its names go, and the headless SRV record with them (dnsmasq restarts).
-    api.pods["mysql-0"].deleting = True
-    assert controller.sync() is True
+    _gracefully_deleted(store, "mysql-0")
+    assert files.sync(_dns_view(store)) is True
     assert "mysql-0" not in hosts.read_text()
     assert "mysql-0" not in srv.read_text() and srv.stat().st_ino != srv_inode
     # A backend pod going away changes nothing the DNS says: the ClusterIP stays.
-    srv_inode = srv.stat().st_ino
-    kubelet.delete_pod(next(iter(api.pods_of("Deployment/backend"))))
-    assert controller.sync() is False and srv.stat().st_ino == srv_inode
+    srv_inode, hosts_inode = srv.stat().st_ino, hosts.stat().st_ino
+    backend = api.pods_of(store, NS, **{"app.kubernetes.io/name": "backend"})[0]
+    _gracefully_deleted(store, backend["metadata"]["name"])
+    assert files.sync(_dns_view(store)) is False
+    assert (srv.stat().st_ino, hosts.stat().st_ino) == (srv_inode, hosts_inode)
 
 
-def test_dnsmasq_accepts_the_generated_configuration(tmp_path: Path) -> None:
+def test_dnsmasq_accepts_the_generated_configuration(rendered: str, tmp_path: Path) -> None:
     binary = shutil.which("dnsmasq")
     if binary is None:
         missing("dnsmasq is not installed (apt-get install dnsmasq-base)")
-    api, _ = _running_cluster(tmp_path)
-    controller = DnsController(api, tmp_path / "dns")
-    controller.prepare()
-    args = dns.dnsmasq_args(controller.hosts_dir, controller.srv_file, listen="10.244.1.2")
+    store, _ = _running_cluster(rendered, tmp_path)
+    files = DnsFiles(tmp_path / "dns")
+    files.prepare()
+    files.sync(_dns_view(store))
+    assert "srv-host=_mysql._tcp.mysql-headless" in files.srv_file.read_text()
+    args = dns.dnsmasq_args(files.hosts_dir, files.srv_file, listen="10.244.1.2")
     # --test checks the syntax of the command line and the conf file, and starts nothing.
     done = subprocess.run([binary, "--test", *args], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert "syntax check OK" in done.stderr
-    bad = controller.srv_file.read_text() + "srv-hots=oops\n"
-    controller.srv_file.write_text(bad)
+    bad = files.srv_file.read_text() + "srv-hots=oops\n"
+    files.srv_file.write_text(bad)
     done = subprocess.run([binary, "--test", *args], capture_output=True, text=True, check=False)
     assert done.returncode != 0
 
@@ -220,34 +243,59 @@ def test_the_nanny_restarts_its_program_when_the_file_changes(tmp_path: Path) ->
 
 
 def test_kube_dns_is_a_service_and_a_deployment_in_kube_system(tmp_path: Path) -> None:
-    objects = dns_objects(tmp_path)
-    (svc,) = objects.services
-    assert (svc.namespace, svc.name, svc.cluster_ip) == ("kube-system", "kube-dns", "10.96.0.10")
-    assert [(p.name, p.protocol, p.port) for p in svc.ports] == [
+    store = api.cluster()
+    svc = api.service_object(store, "kube-system", "kube-dns")
+    assert svc["spec"]["clusterIP"] == "10.96.0.10"
+    assert [(p["name"], p["protocol"], p["port"]) for p in svc["spec"]["ports"]] == [
         ("dns", "UDP", 53),
         ("dns-tcp", "TCP", 53),
+        ("metrics", "TCP", 9153),
     ]
-    wl = objects.workloads["Deployment/kube-dns"]
-    assert wl.namespace == "kube-system" and wl.template.labels == {"k8s-app": "kube-dns"}
-    (container,) = wl.template.containers
-    assert container.args[:2] == ("--watch", str(tmp_path / "srv" / "srv.conf"))
-    assert "--" in container.args
+    (addon,) = DnsFiles(tmp_path).addon()
+    meta, spec = addon["metadata"], addon["spec"]
+    assert (addon["kind"], meta["namespace"], meta["name"]) == (
+        "Deployment",
+        "kube-system",
+        "kube-dns",
+    )
+    assert spec["template"]["metadata"]["labels"] == {"k8s-app": "kube-dns"}  # type: ignore[index]
+    (container,) = spec["template"]["spec"]["containers"]  # type: ignore[index]
+    assert container["args"][:2] == ["--watch", str(tmp_path / "srv" / "srv.conf")]
+    assert "--" in container["args"]
+    # The API server admits it, and its pod is what the Service's slice lists.
+    api.apply(store, [addon])
+    api.settle(store)
+    (dns_pod,) = api.pods_of(store, "kube-system", **{"k8s-app": "kube-dns"})
+    api.start(store, dns_pod["metadata"]["name"], "10.244.1.9", namespace="kube-system")
+    api.settle(store)
+    (slice_,) = [
+        s
+        for s in api.listed(store, "endpointslices", "discovery.k8s.io")
+        if s["metadata"]["labels"].get("kubernetes.io/service-name") == "kube-dns"
+    ]
+    (endpoint,) = slice_["endpoints"]
+    assert endpoint["targetRef"]["name"] == dns_pod["metadata"]["name"]
 
 
-def test_the_lab_adds_kube_dns_and_lists_it_by_namespace(rendered: str, tmp_path: Path) -> None:
-    lab = Lab(load(), Options(print_events=False), tmp_path)
-    lab.allocate_service_ips()
-    services = {(s["namespace"], s["name"]): s for s in lab.status()["services"]}
-    assert services[("kube-system", "kube-dns")]["cluster_ip"] == "10.96.0.10"
-    assert services[(NS, "mysql-headless")]["cluster_ip"] == "None"
-    # The app's own view is unchanged: its Services by name.
-    assert "kube-dns" not in lab.cluster_ips and "backend" in lab.cluster_ips
-    protocols = {(r.port_name, r.protocol) for r in lab.endpointslices.sync()}
+def test_kube_dns_beside_the_app_listed_by_namespace(rendered: str, tmp_path: Path) -> None:
+    store, _ = _running_cluster(rendered, tmp_path)
+    services = {
+        (s["metadata"]["namespace"], s["metadata"]["name"]): s["spec"]["clusterIP"]
+        for s in api.listed(store, "services")
+    }
+    assert services[("kube-system", "kube-dns")] == "10.96.0.10"
+    assert services[(NS, "mysql-headless")] == "None"
+    # The app's own view is unchanged: its namespace's Services by name.
+    env = service_env(api.listed(store, "services"), NS)
+    assert "BACKEND_SERVICE_HOST" in env
+    assert not any(name.startswith("KUBE_DNS_") for name in env)
+    protocols = {
+        (r.port_name, r.protocol) for r in service_port_rules(*api.services_and_slices(store))
+    }
     assert {
         ("kube-system/kube-dns:dns", "UDP"),
         ("kube-system/kube-dns:dns-tcp", "TCP"),
     } <= protocols
-    assert Lab(load(), Options(print_events=False, cluster_dns=False), tmp_path).dns is None
 
 
 # --- UDP ------------------------------------------------------------------------------------------
@@ -300,10 +348,19 @@ def test_udp_ports_are_read_and_sctp_refused() -> None:
 def test_allow_dns_egress_lets_frontend_and_backend_reach_the_dns_pod(
     rendered: str, tmp_path: Path
 ) -> None:
-    api, _ = _running_cluster(tmp_path)
-    dns_pod = api.pods_of("Deployment/kube-dns")[0]
-    assert dns_pod.namespace == "kube-system"
-    _, rules = networkpolicy.compute(api)
+    store, kubelet = _running_cluster(rendered, tmp_path)
+    (dns_pod,) = api.pods_of(store, "kube-system", **{"k8s-app": "kube-dns"})
+    dns_ip = dns_pod["status"]["podIP"]
+
+    def compiled() -> list[list[str]]:
+        inputs = policy_inputs(
+            api.listed(store, "networkpolicies", "networking.k8s.io"),
+            api.listed(store, "pods"),
+            api.listed(store, "namespaces"),
+        )
+        return compile_policies(*inputs)[1]
+
+    rules = compiled()
 
     def egress(pod_name: str) -> list[str]:
         iface = host_iface(pod_name)
@@ -311,28 +368,43 @@ def test_allow_dns_egress_lets_frontend_and_backend_reach_the_dns_pod(
         return [" ".join(r[2:]) for r in rules if r[1] == jump[-1]]
 
     to_dns = [
-        f"-d {dns_pod.ip}/32 -p udp -m udp --dport 53",
-        f"-d {dns_pod.ip}/32 -p tcp -m tcp --dport 53",
+        f"-d {dns_ip}/32 -p udp -m udp --dport 53",
+        f"-d {dns_ip}/32 -p tcp -m tcp --dport 53",
     ]
     for app in ("frontend", "backend"):
-        pod = next(p for p in api.pods.values() if p.labels.get("app.kubernetes.io/name") == app)
-        got = [r.split(" -m comment")[0] for r in egress(pod.name)]
+        pod = api.pods_of(store, NS, **{"app.kubernetes.io/name": app})[0]
+        got = [r.split(" -m comment")[0] for r in egress(pod["metadata"]["name"])]
         assert all(rule in got for rule in to_dns), got
     # MySQL may send nothing, not even a DNS query.
-    assert not any(dns_pod.ip in r for r in egress("mysql-0"))
-    # The DNS pod's namespace is what the namespaceSelector matches: another one is not let in.
-    api.manifests.namespace_labels["kube-system"] = {"kubernetes.io/metadata.name": "other"}
-    _, rules = networkpolicy.compute(api)
-    assert not any(dns_pod.ip in " ".join(r) for r in rules)
+    assert not any(dns_ip in r for r in egress("mysql-0"))
+    # The DNS pod's namespace is what the namespaceSelector matches: a pod with its
+    # labels and port in another namespace is not let in.
+    impostor = {
+        "metadata": {"name": "impostor", "labels": dns_pod["metadata"]["labels"]},
+        "spec": {"containers": dns_pod["spec"]["containers"]},
+    }
+    api.create(store, "pods", impostor)
+    api.settle(store, scheduler)
+    assert kubelet.run_pods() == ["impostor"]
+    impostor_ip = api.pod_ip(store, "impostor", "default")
+    rules = compiled()
+    assert any(dns_ip in " ".join(r) for r in rules)
+    assert not any(impostor_ip in " ".join(r) for r in rules)
 
 
-def test_endpoints_of_kube_dns_are_its_pod_on_both_protocols(tmp_path: Path) -> None:
-    api, _ = _running_cluster(tmp_path)
-    ip = api.pods_of("Deployment/kube-dns")[0].ip
-    dns_rules = [r for r in endpointslice.compute(api) if r.port_name.startswith("kube-system/")]
-    assert {(r.protocol, tuple(f"{e.ip}:{e.port}" for e in r.usable())) for r in dns_rules} == {
-        ("UDP", (f"{ip}:53",)),
-        ("TCP", (f"{ip}:53",)),
+def test_endpoints_of_kube_dns_are_its_pod_on_both_protocols(rendered: str, tmp_path: Path) -> None:
+    store, _ = _running_cluster(rendered, tmp_path)
+    (dns_pod,) = api.pods_of(store, "kube-system", **{"k8s-app": "kube-dns"})
+    ip = dns_pod["status"]["podIP"]
+    rules = service_port_rules(*api.services_and_slices(store))
+    dns_rules = [r for r in rules if r.port_name.startswith("kube-system/")]
+    assert {
+        (r.port_name, r.protocol, tuple(f"{e.ip}:{e.port}" for e in r.usable())) for r in dns_rules
+    } == {
+        ("kube-system/kube-dns:dns", "UDP", (f"{ip}:53",)),
+        ("kube-system/kube-dns:dns-tcp", "TCP", (f"{ip}:53",)),
+        # The metrics port of the Service a cluster's DNS add-on has: the same pod.
+        ("kube-system/kube-dns:metrics", "TCP", (f"{ip}:9153",)),
     }
 
 

@@ -15,14 +15,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from lab import nftables
-from lab.apiserver import ApiServer
-from lab.controllers import endpointslice
+from lab.api.controllers import endpointslice
 from lab.iptables import Endpoint, ServicePortRules
-from lab.manifests import load, parse_documents
+from lab.manifests import render
 from lab.proxier import NftablesMode, ProxyState
+from lab.sources.kubeproxy import service_port_rules
 from tests.conftest import missing
+from tests.lab import apicluster as api
 
 
 def _ep(ip: str, port: int = 80, ready: bool = True) -> Endpoint:
@@ -223,10 +225,12 @@ def test_not_ready_endpoints_are_left_out_as_in_iptables_mode() -> None:
 
 
 def _lab_rules() -> list[ServicePortRules]:
-    """The Service ports the lab's EndpointSlice controller hands kube-proxy, before any pod."""
-    api = ApiServer(load(), print_events=False)  # only the state: no network, no processes
-    api.allocate_service_ips()
-    return endpointslice.compute(api)
+    """What kube-proxy reads once the real manifests are applied, before any pod runs:
+    the app's Services, plus `default/kubernetes` and kube-dns that every cluster has."""
+    store = api.cluster()
+    api.apply(store, [d for d in yaml.safe_load_all(render()) if d])
+    endpointslice.reconcile(store)
+    return service_port_rules(*api.services_and_slices(store))
 
 
 @pytest.fixture(scope="module")
@@ -239,43 +243,59 @@ def real_rules() -> list[ServicePortRules]:
 def test_the_real_manifests_in_nftables_mode(real_rules: list[ServicePortRules]) -> None:
     names = {r.port_name for r in real_rules}
     assert {"clusterip-demo/backend:http", "clusterip-demo/frontend:http"} <= names
+    assert ("kube-system/kube-dns:dns", "UDP") in {(r.port_name, r.protocol) for r in real_rules}
     with_pods = [
         ServicePortRules(r.port_name, r.cluster_ip, r.port, r.protocol, (_ep("10.244.1.2", 8000),))
         for r in real_rules
     ]
     script = nftables.render(with_pods)
     for rule in real_rules:
-        key = f"{rule.cluster_ip} . tcp . {rule.port} : goto {nftables.service_chain(rule)}"
+        proto = rule.protocol.lower()
+        key = f"{rule.cluster_ip} . {proto} . {rule.port} : goto {nftables.service_chain(rule)}"
         assert key in script
     # Before any pod is ready every Service rejects: the no-endpoints map holds them all.
+    # Only the API server's own `kubernetes` has an endpoint: the API server itself.
+    without = [r for r in real_rules if r.port_name != "default/kubernetes:https"]
+    assert len(without) == len(real_rules) - 1
     empty = nftables.render(real_rules)
-    assert empty.count("goto reject-chain }") == len(real_rules)
+    assert empty.count("goto reject-chain }") == len(without)
+    assert "service-" in "".join(_service_lines(empty, "default/kubernetes"))
 
 
 def test_a_headless_service_gets_no_rules() -> None:
-    docs = [
-        {
-            "kind": "Service",
-            "metadata": {"name": name, "namespace": "ns"},
-            "spec": {
-                "clusterIP": ip,
-                "selector": {"app": "db"},
-                "ports": [{"name": "db", "port": 3306}],
-                "sessionAffinity": "ClientIP",
-                **({"publishNotReadyAddresses": True} if ip == "None" else {}),
+    store = api.cluster()
+    api.create(store, "namespaces", {"metadata": {"name": "ns"}})
+    for name, ip in (("db", "10.96.0.50"), ("db-headless", "None")):
+        api.create(
+            store,
+            "services",
+            {
+                "metadata": {"name": name, "namespace": "ns"},
+                "spec": {
+                    "clusterIP": ip,
+                    "selector": {"app": "db"},
+                    "ports": [{"name": "db", "port": 3306}],
+                    "sessionAffinity": "ClientIP",
+                    **({"publishNotReadyAddresses": True} if ip == "None" else {}),
+                },
             },
-        }
-        for name, ip in (("db", "10.96.0.50"), ("db-headless", "None"))
+        )
+    api.pod(store, "db-0", "db", "10.244.1.5", namespace="ns")
+    api.settle(store)
+    assert api.service_object(store, "ns", "db-headless")["spec"]["clusterIP"] == "None"
+    # The headless Service has its EndpointSlice (the DNS answers from it), but no rule.
+    slices = api.listed(store, "endpointslices", "discovery.k8s.io")
+    assert "db-headless" in {
+        s["metadata"]["labels"].get("kubernetes.io/service-name") for s in slices
+    }
+    rules = [
+        r
+        for r in service_port_rules(*api.services_and_slices(store))
+        if r.port_name.startswith("ns/")
     ]
-    manifests = parse_documents(docs)
-    assert manifests.services["db-headless"].headless
-    assert manifests.services["db-headless"].affinity_timeout is None
-    assert manifests.services["db"].affinity_timeout == 10800
-    api = ApiServer(manifests, print_events=False)
-    api.allocate_service_ips()
-    rules = endpointslice.compute(api)
     assert [r.port_name for r in rules] == ["ns/db:db"]
     assert rules[0].affinity_timeout == 10800
+    assert [e.ip for e in rules[0].endpoints] == ["10.244.1.5"]
     assert "db-headless" not in nftables.render(rules)
 
 

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from lab import runtime, tables
 from lab.envvars import EnvError, PodFacts, container_env, expand, service_link_env
@@ -39,6 +40,7 @@ from lab.manifests import (
     Volume,
     load,
     parse_documents,
+    render,
 )
 from lab.naming import (
     NODE_POD_CIDR,
@@ -317,20 +319,30 @@ def test_env_paths_under_a_mount_point_at_the_volume() -> None:
     assert env["OTHER_FILE"] == "/run/secrets/other" and env["HOST"] == "0.0.0.0"
 
 
-def test_a_headless_service_gets_no_virtual_ip_and_no_rules(manifests, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    from lab.cluster import Lab, Options
-    from lab.iptables import IptablesError
+def test_a_headless_service_gets_no_virtual_ip_and_no_rules(manifests) -> None:  # type: ignore[no-untyped-def]
+    from lab.api.controllers import endpointslice
+    from lab.sources.envvars import service_env
+    from lab.sources.kubeproxy import service_port_rules
+    from tests.lab import apicluster
 
-    try:
-        lab = Lab(manifests, Options(print_events=False), tmp_path)
-    except IptablesError as exc:
-        missing(str(exc))
-    lab.allocate_service_ips()
-    assert "mysql-headless" not in lab.cluster_ips and "mysql" in lab.cluster_ips
-    assert not any("MYSQL_HEADLESS" in name for name in lab.service_env())
-    chains = {rule.port_name for rule in lab.endpointslices.sync()}
+    # The rendered k8s/ (`manifests` has checked kubectl is there) as the API server stores it.
+    store = apicluster.cluster()
+    apicluster.apply(store, [d for d in yaml.safe_load_all(render()) if d])
+    endpointslice.reconcile(store)
+    services = apicluster.listed(store, "services")
+    ips = {s["metadata"]["name"]: s["spec"]["clusterIP"] for s in services}
+    assert ips["mysql-headless"] == "None"
+    assert ipaddress.ip_address(ips["mysql"]) in SERVICE_CIDR
+    env = service_env(services, manifests.namespace)
+    assert "MYSQL_SERVICE_HOST" in env
+    assert not any("MYSQL_HEADLESS" in name for name in env)
+    rules = service_port_rules(*apicluster.services_and_slices(store))
+    chains = {rule.port_name for rule in rules}
     assert "clusterip-demo/mysql:mysql" in chains
     assert not any("mysql-headless" in chain for chain in chains)
+    # Neither iptables table names it; mysql, with no endpoint yet, has its REJECT.
+    written = render_nat(rules) + render_filter(rules)
+    assert "mysql-headless" not in written and "clusterip-demo/mysql:mysql" in written
 
 
 def test_selectors() -> None:
