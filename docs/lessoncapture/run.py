@@ -227,6 +227,8 @@ def iptables_mode(run: Run) -> None:
         f"sudo ip netns exec {fe} getent hosts backend backend.clusterip-demo.svc.cluster.local"
         " mysql redis",
         f"sudo ip netns exec {fe} curl -sS http://backend:8000/api/info",
+        f"{KUBECTL} exec deploy/frontend -- python -c"
+        " \"import socket; print(socket.gethostbyname('backend'))\"",
     )
     wait_until(settled, "the deleted pod gone")
     rule_chains(run)

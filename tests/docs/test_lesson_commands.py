@@ -2,9 +2,9 @@
 
 The lab serves the Kubernetes API to the real kubectl, so a `kubectl` command
 is fine where the lab serves its verb (KUBECTL_SERVED, each tried against the
-lab); one that uses a verb the lab refuses or cannot serve (exec,
-port-forward, attach, debug, cp, top, explain, `create <kind>`…) must sit in a
-block whose paragraph says "cluster only". A `lab` command must parse with the
+lab); one that uses a verb the lab refuses or cannot serve (debug, attach,
+top, explain, auth, run, `create <kind>`…) must sit in a block whose
+paragraph says "cluster only". A `lab` command must parse with the
 lab's own CLI; anything else must be one of the host tools the lab is
 explored with.
 """
@@ -29,14 +29,14 @@ LAB = re.compile(r"^(?:\.venv/bin/)?python3? -m lab\s+(\S+)\s*(\S*)")
 # Run on the lab's host, as the lesson does: these exist wherever the lab runs.
 HOST_TOOLS = {"iptables", "nft", "ip", "curl", "make", "kill", "cat"}
 # kubectl's verbs the lab's API server serves, each run against the lab. Not here:
-# exec, cp, attach and port-forward (the lab refuses pods/exec, pods/attach and
-# pods/portforward), debug (kubectl 1.33 panics on the lab's answer), top (no metrics
-# API), explain (the lab's OpenAPI lacks most kinds), auth (no access reviews), run
-# and `create <kind>` (kubectl sends those as protobuf; the lab reads JSON only).
+# attach (the lab refuses pods/attach), debug (kubectl 1.33 panics on the lab's
+# answer: no ephemeral containers), top (no metrics API), explain (the lab's OpenAPI
+# documents carry no schemas), auth (no access reviews), run and `create <kind>`
+# (kubectl sends those as protobuf; the lab reads JSON only).
 KUBECTL_SERVED = {
     "get", "describe", "apply", "create", "delete", "scale", "rollout", "wait", "logs",
-    "drain", "cordon", "uncordon", "label", "annotate", "patch", "edit", "version",
-    "config", "api-resources", "cluster-info",
+    "exec", "cp", "port-forward", "drain", "cordon", "uncordon", "label", "annotate",
+    "patch", "edit", "version", "config", "api-resources", "cluster-info",
 }  # fmt: skip
 # kubectl's global flags that take a value as the next word.
 KUBECTL_VALUED_FLAGS = {"-n", "--namespace", "--context", "--kubeconfig", "-s", "--server"}
@@ -148,10 +148,10 @@ def test_every_lesson_command_runs_in_the_lab_or_is_marked_cluster_only() -> Non
     ("doc", "why"),
     [
         (
-            "Try it:\n\n```sh\nkubectl -n clusterip-demo port-forward svc/frontend 8080:80\n```\n",
-            "`kubectl port-forward`: the lab does not serve it: mark its block cluster only",
+            "Try it:\n\n```sh\nkubectl -n clusterip-demo attach deploy/frontend\n```\n",
+            "`kubectl attach`: the lab does not serve it: mark its block cluster only",
         ),
-        ("```\n$ kubectl --context x exec -it deploy/frontend -- sh\nout\n```\n", "exec"),
+        ("```\n$ kubectl --context x top pods\nout\n```\n", "`kubectl top`"),
         ("```sh\nkubectl create namespace demo\n```\n", "create -f/-k only"),
         (
             '```sh\nPOD=$(kubectl get pod -o name | head -n 1) && kubectl debug "$POD"\n```\n',
@@ -171,17 +171,19 @@ def test_the_check_catches(doc: str, why: str) -> None:
 
 def test_served_kubectl_and_marked_blocks_and_outputs_pass() -> None:
     doc = (
-        "**Cluster only**: on a cluster.\n\n```sh\nkubectl -n x exec deploy/frontend -- ls\n```\n\n"
+        "**Cluster only**: on a cluster.\n\n```sh\nkubectl debug pod/x --image=busybox\n```\n\n"
         "```\nNAME   TYPE\nbackend   ClusterIP\n```\n\n"
         "In the lab:\n\n```\n$ kubectl -n clusterip-demo get endpointslices\nNAME ...\n"
-        "$ kubectl create -f docs/exercises/backend-service.yaml\nnamespace/step0 created\n```\n\n"
+        "$ kubectl create -f docs/exercises/backend-service.yaml\nnamespace/step0 created\n"
+        "$ kubectl -n clusterip-demo exec deploy/frontend -- cat /etc/resolv.conf\nsearch\n```\n\n"
         "```\n$ sudo .venv/bin/python -m lab rules\n```\n"
     )
     commands = lesson_commands(doc)
     assert [c.line for c in commands] == [
-        "kubectl -n x exec deploy/frontend -- ls",
+        "kubectl debug pod/x --image=busybox",
         "kubectl -n clusterip-demo get endpointslices",
         "kubectl create -f docs/exercises/backend-service.yaml",
+        "kubectl -n clusterip-demo exec deploy/frontend -- cat /etc/resolv.conf",
         "sudo .venv/bin/python -m lab rules",
     ]
     assert not [c for c in commands if problem(c, _verbs())]
