@@ -82,24 +82,6 @@ def template_hash(text: str) -> str:
     return "".join(chars)
 
 
-def slice_name(namespace: str, service: str) -> str:
-    """An EndpointSlice's name: `<service>-` and five characters, as `backend-7xk2p`.
-
-    The EndpointSlice controller asks the API server for `generateName:
-    <service>-`, which appends five random characters from this alphabet; the
-    lab derives them from the name instead, so one Service's slice keeps the
-    same name on every run and in the docs' examples.
-    """
-    number = int(hashlib.sha256(f"endpointslice/{namespace}/{service}".encode()).hexdigest(), 16)
-    chars = []
-    for _ in range(5):
-        number, rest = divmod(number, len(_SUFFIX_ALPHABET))
-        chars.append(_SUFFIX_ALPHABET[rest])
-    # The API server cuts a generateName base to 58 characters (63 minus the
-    # five it adds), as k8s.io/apiserver's names.SimpleNameGenerator does.
-    return f"{service}-"[:58] + "".join(chars)
-
-
 def random_suffix(rng: random.Random, length: int = 5) -> str:
     return "".join(rng.choice(_SUFFIX_ALPHABET) for _ in range(length))
 

@@ -975,7 +975,11 @@ def test_mysql_partitioned(app: Any, measured: list[str]) -> None:
     assert reads and all(o.status == 200 and o.cache == "hit" for o in reads), summary(reads)
     assert writes and all(o.status in (503, 504) for o in writes), summary(writes)
     assert _slowest(outcomes, "write") <= WRITE_BOUND, summary(writes)
-    assert _slowest(outcomes, "read") <= REDIS_FAULT_BOUND, summary(reads)
+    # During the partition every read is Redis's; once healed, the first write empties the
+    # cache and a read goes to MySQL, over a pooled connection the partition may have left
+    # dead: that read is bounded like a write (a CI run saw one take 5.0 s).
+    assert _slowest(outage, "read") <= REDIS_FAULT_BOUND, summary(reads)
+    assert _slowest(outcomes, "read") <= WRITE_BOUND, summary(outcomes)
     # Writes in flight when the link came back may still fail; none after the first 201.
     assert summary(load.between(t_write, t_end))["failed"] == 0
     assert _tiers(app.status()) == tiers, "no pod was restarted or replaced"

@@ -9,17 +9,15 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
-import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from lab import runtime, tables
+from lab import runtime
 from lab.envvars import EnvError, PodFacts, container_env, expand, service_link_env
 from lab.iptables import (
     Endpoint,
@@ -48,7 +46,6 @@ from lab.naming import (
     host_iface,
     sep_chain,
     service_ip,
-    slice_name,
     svc_chain,
     template_hash,
 )
@@ -739,56 +736,3 @@ def test_iptables_accepts_the_policy_rules(lab_host: None, manifests) -> None:  
         [binaries()[1], "--test", "--noflush"], input=text, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr + text
-
-
-def _slice_status(endpoints: dict[str, list[tuple[str, bool]]]) -> dict[str, object]:
-    return {
-        "namespace": "clusterip-demo",
-        "started_at": time.time() - 15,
-        "endpoints": [
-            {
-                "service": service,
-                "endpoints": [
-                    {"ip": ip, "port": 8000, "ready": ok, "serving": ok, "terminating": not ok}
-                    for ip, ok in eps
-                ],
-            }
-            for service, eps in endpoints.items()
-        ],
-    }
-
-
-def test_endpointslices_print_as_kubectl_does() -> None:
-    # After a pod delete: four addresses, one terminating. kubectl lists every
-    # address whatever its conditions, three of them, then "+ N more...".
-    status = _slice_status(
-        {
-            "backend": [
-                ("10.244.1.2", True),
-                ("10.244.1.3", True),
-                ("10.244.1.4", False),
-                ("10.244.1.9", True),
-            ],
-            "redis": [],
-        }
-    )
-    lines = tables.endpointslices(status).splitlines()
-    assert lines[0].split() == ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"]
-    backend = lines[1].split()
-    assert re.fullmatch(r"backend-[bcdfghjklmnpqrstvwxz2456789]{5}", backend[0])
-    assert backend[1:3] == ["IPv4", "8000"]
-    assert " ".join(backend[3:7]) == "10.244.1.2,10.244.1.3,10.244.1.4 + 1 more..."
-    assert backend[7] == "15s"
-    # A Service no pod matches: the placeholder slice, nothing in it.
-    assert lines[2].split()[1:4] == ["IPv4", "<unset>", "<unset>"]
-    # Columns are kubectl's: three spaces after the widest cell.
-    assert lines[1].index("IPv4") == len(backend[0]) + 3
-
-
-def test_slice_names_are_stable_generated_names() -> None:
-    assert slice_name("clusterip-demo", "backend") == slice_name("clusterip-demo", "backend")
-    assert slice_name("clusterip-demo", "backend") != slice_name("clusterip-demo", "frontend")
-    assert slice_name("other", "backend") != slice_name("clusterip-demo", "backend")
-    # generateName's base is cut to 58 characters, so the name fits in 63.
-    long = slice_name("ns", "s" * 70)
-    assert len(long) == 63 and long.startswith("s" * 58)
