@@ -4,8 +4,8 @@
     sync    --mode M --services N …    the node: kube-proxy's full syncs, timed; JSON on stdout
     connect --service IP:P --pod IP:P  the client pod: fresh TCP connects, timed; JSON on stdout
 
-The rules come from the lab's own renderers and proxy modes (lab/iptables.py,
-lab/nftables.py, lab/proxier.py): the bench measures what the lab writes.
+The rules come from the lab's own renderers and proxy modes (lab/kubeproxy/
+iptables.py, nftables.py, proxier.py): the bench measures what the lab writes.
 """
 
 from __future__ import annotations
@@ -21,11 +21,18 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 
-from lab import nftables
-from lab.iptables import SERVICES as SERVICES_CHAIN
-from lab.iptables import Endpoint, Iptables, ServicePortRules
-from lab.naming import sep_chain
-from lab.proxier import Apply, ProxyMode, ProxyState, make_mode
+from lab.iptables import Iptables
+from lab.kubeproxy import nftables
+from lab.kubeproxy.iptables import SERVICES as SERVICES_CHAIN
+from lab.kubeproxy.model import (
+    Apply,
+    Endpoint,
+    ProxyMode,
+    ProxyState,
+    ServicePortRules,
+    sep_chain,
+)
+from lab.kubeproxy.proxier import make_mode
 
 NAMESPACE = "rulebench"
 # The measured Service sorts after every filler ("measured" > "filler-…"): the lab
@@ -81,8 +88,7 @@ def kube_proxy_part(mode: str, applies: Sequence[Apply]) -> tuple[list[Apply], l
 
     iptables mode: one `iptables-restore --noflush` with the nat and filter
     tables together, as kube-proxy's syncProxyRules writes them (the lab runs
-    two). nftables mode: the `nft -f` transaction; the lab's second command
-    writes the CNI plugin's iptables chains, which are no part of kube-proxy.
+    two). nftables mode: the `nft -f` transaction, the mode's only command.
     """
     if mode == "iptables":
         return [Apply(applies[0].argv, "".join(a.text for a in applies))], []

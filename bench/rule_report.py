@@ -116,7 +116,7 @@ def render(rounds: Sequence[Round], chart_name: str, connects: int, versions: st
         f"`make bench-rules` (`bench/rule_scaling.py`); {versions}. For each mode and each "
         "number N of other Services, three private network namespaces (client pod, node, "
         "server pod; `bench/rule_netns.py`) get the rules the lab renders "
-        "(`lab/iptables.py`, `lab/nftables.py`) for N Services of "
+        "(`lab/kubeproxy/iptables.py`, `lab/kubeproxy/nftables.py`) for N Services of "
         f"{ENDPOINTS_PER_SERVICE} endpoints each plus the measured Service, whose one endpoint "
         "is a listener in the server pod. The node holds the rules, as a cluster node does: "
         "a connection from the client pod to the ClusterIP is translated in the node's "

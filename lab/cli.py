@@ -24,10 +24,10 @@ from lab.api import cli as api_cli
 from lab.control import ControlError, request
 from lab.controlplane import remove as remove_control_plane
 from lab.iptables import IptablesError
+from lab.kubeproxy.proxier import MODES, ProxyError, make_mode
 from lab.manifests import DEFAULT_KUSTOMIZE_DIR
 from lab.naming import WORKDIR_PREFIX
 from lab.network import cleanup, leftovers
-from lab.proxier import MODES, ProxyError, make_mode
 from lab.state import LabBusy, Lock, read_state, stop_running_lab
 
 

@@ -6,9 +6,10 @@ scheduler). This node reads it over HTTPS through informers (lab/node/informer.p
 as a node's components do, and each component acts on what it reads:
 - the kubelet (lab/node/pods.py, lab/kubelet.py) runs the pods bound to this node and
   writes their status back;
-- kube-proxy (lab/proxier.py) writes the rules for the Services' ClusterIPs and the
+- kube-proxy (lab/kubeproxy/) writes the rules for the Services' ClusterIPs and the
   EndpointSlices' ready endpoints (lab/sources/kubeproxy.py), in iptables or nftables mode;
-- the CNI's policy half enforces the NetworkPolicies (lab/sources/cni.py);
+- the CNI's policy half (lab/cni/) enforces the NetworkPolicies of the policies, pods and
+  namespaces (lab/sources/cni.py), whichever mode kube-proxy runs in;
 - the cluster DNS: its records (lab/sources/dns.py) are written where the kube-dns
   pod's dnsmasq reads them; its Deployment is created in kube-system as an add-on.
 """
@@ -28,17 +29,19 @@ from typing import Any
 
 from lab import dns
 from lab.checkout import AppSource
+from lab.cni.applier import PolicyApplier
+from lab.cni.policy import compile_policies
 from lab.images import ImageRuntime
-from lab.iptables import Iptables, ServicePortRules
+from lab.iptables import Iptables
 from lab.kubelet import Pod, PodWorker
-from lab.netpol import compile_policies
+from lab.kubeproxy.model import ServicePortRules
+from lab.kubeproxy.proxier import Proxier, make_mode
 from lab.network import HostNetwork
 from lab.node import status as node_status
 from lab.node.client import Client
 from lab.node.dnsfiles import DnsFiles
 from lab.node.informer import Informer
 from lab.node.pods import PodManager
-from lab.proxier import Proxier, make_mode
 from lab.sources import cni, configdata, envvars, kubeproxy
 from lab.sources import dns as dns_source
 
@@ -100,6 +103,9 @@ class Lab:
             self._on_sync,
             lambda message: self.event("kube-proxy", "SyncFailed", message),
         )
+        self.cni = PolicyApplier(
+            self.ipt.restore, lambda message: self.event("cni", "SyncFailed", message)
+        )
         self.dns = DnsFiles(workdir / "dns")
         self.informers = {
             name: Informer(client, path, self.notify) for name, path in WATCHED.items()
@@ -125,7 +131,12 @@ class Lab:
         self.dns.prepare()  # the records exist before the DNS pod reads them
         for warning in self.network.add_unreachable_routes():
             self.event("node", "Warning", warning)
-        self.proxier.sync_now()  # safety chains and REJECTs, before any interface exists
+        # Safety chains and REJECTs, and the policy chains, before any interface exists.
+        self.proxier.sync_now()
+        self.cni.sync_now()
+        # Each hook goes first in its built-in chain: the CNI's first, so that kube-proxy's
+        # fences come before the CNI's ACCEPT in FORWARD.
+        self.ipt.install_hooks(self.cni.hooks)
         self.ipt.install_hooks(self.proxier.mode.hooks)
         self.network.create_node_iface()
 
@@ -187,13 +198,14 @@ class Lab:
             self.routed.add(ip)
         if self.dns.sync(dns_source.dns_services(services, slices)):
             self.event(f"deployment/{dns.DNS_SERVICE}", "Records", "SRV changed: dnsmasq restarts")
+        self.proxier.update(self.rules)
         netpol: tuple[list[str], list[list[str]]] = ([], [])
         if self.options.network_policies:
             policies, refs, labels = cni.policy_inputs(
                 self.items("policies"), self._pods_with_addresses(), self.items("namespaces")
             )
             netpol = compile_policies(policies, refs, labels)
-        self.proxier.update(self.rules, netpol)
+        self.cni.update(*netpol)
 
     def _pods_with_addresses(self) -> list[dict[str, Any]]:
         """The Pods, each of this node's with the address its CNI gave it: the policy for a
@@ -235,13 +247,14 @@ class Lab:
         self._dirty = asyncio.Event()
         self.spawn(self._reconcile_loop(), "node")
         self.spawn(self.proxier.run(), "kube-proxy")
+        self.spawn(self.cni.run(), "cni")
         for name, informer in self.informers.items():
             self.spawn(informer.run(), f"informer {name}")
         await asyncio.gather(*(i.synced.wait() for i in self.informers.values()))
         self.notify()
 
     def all_ready(self) -> bool:
-        synced = self.proxier.wanted_key == self.proxier.applied_key
+        synced = self.proxier.wanted_key == self.proxier.applied_key and self.cni.synced
         return self.deployed and synced and node_status.workloads_ready(self)
 
     async def wait_ready(self, within: float) -> bool:

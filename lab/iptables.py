@@ -1,23 +1,10 @@
-"""kube-proxy's iptables mode, for the lab's Services: the rules and how they are applied.
+"""Running iptables on the node: the nf_tables binaries, `iptables-restore` text, hooks, cleanup.
 
-The rules mirror what kube-proxy writes (`iptables -t nat -S` on a cluster
-node), with CIP- in place of KUBE- so the lab never touches a real
-kube-proxy's chains:
-
-    PREROUTING/OUTPUT → CIP-SERVICES → CIP-SVC-<hash> (one per Service port)
-        → `-m statistic --mode random --probability 1/n` → CIP-SEP-<hash>
-        (one per endpoint) → DNAT to podIP:targetPort
-
-plus CIP-MARK-MASQ / CIP-POSTROUTING for hairpin traffic (a pod's connection
-to its own Service that the rules balance back to that same pod) and the
-filter table's REJECT for a Service with no endpoints.
-
-Each sync renders every CIP chain of a table and loads it with one
-`iptables-restore --noflush`, which replaces the declared chains atomically,
-as kube-proxy does. The filter table also carries the lab's safety rules
-(CIP-FORWARD, CIP-INPUT, CIP-OUTPUT): lab traffic never leaves the lab's
-interfaces, pods cannot open connections to the host, and a Service IP that
-was not translated is rejected at once.
+Shared by whoever writes iptables rules on the node: kube-proxy in iptables
+mode (lab/kubeproxy/iptables.py), the CNI's NetworkPolicy rules (lab/cni/),
+the network faults (lab/faults.py) and the lab's cleanup (lab/network.py).
+Every chain the lab creates is named CIP-…; a rule it adds to a built-in
+chain (a hook) carries COMMENT and jumps into one of them.
 """
 
 from __future__ import annotations
@@ -26,309 +13,24 @@ import shlex
 import shutil
 import subprocess
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 
-from lab.naming import (
-    CHAIN_PREFIX,
-    IFACE_WILDCARD,
-    MASQ_MARK,
-    NODE_IFACE,
-    POD_CIDR,
-    SERVICE_CIDR,
-    sep_chain,
-    svc_chain,
-)
+from lab.naming import CHAIN_PREFIX
 
 COMMENT = "clusterip-demo lab"
 
-SERVICES = f"{CHAIN_PREFIX}SERVICES"
-MARK_MASQ = f"{CHAIN_PREFIX}MARK-MASQ"
-POSTROUTING = f"{CHAIN_PREFIX}POSTROUTING"
-FORWARD = f"{CHAIN_PREFIX}FORWARD"
-INPUT = f"{CHAIN_PREFIX}INPUT"
-OUTPUT = f"{CHAIN_PREFIX}OUTPUT"
-# Where NetworkPolicy enforcement plugs in: CIP-FORWARD jumps here for
-# pod-to-pod traffic before accepting it. Empty until policies are enforced.
-NETPOL = f"{CHAIN_PREFIX}NETPOL"
-
-# (table, built-in chain, rule spec after `-A CHAIN`): the only rules the lab
-# adds outside its own chains. Each is narrowed to lab traffic, so the host's
-# other traffic never even enters a CIP chain.
-HOOKS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("nat", "PREROUTING", ("-i", IFACE_WILDCARD, "-j", SERVICES)),
-    ("nat", "OUTPUT", ("-d", str(SERVICE_CIDR), "-j", SERVICES)),
-    ("nat", "POSTROUTING", ("-o", IFACE_WILDCARD, "-j", POSTROUTING)),
-    ("filter", "FORWARD", ("-j", FORWARD)),
-    ("filter", "INPUT", ("-i", IFACE_WILDCARD, "-j", INPUT)),
-    ("filter", "OUTPUT", ("-j", OUTPUT)),
-)
+# (table, built-in chain, rule spec after `-A CHAIN`): a rule the lab adds
+# outside its own chains, narrowed to lab traffic where it can be.
+Hook = tuple[str, str, tuple[str, ...]]
 
 
 class IptablesError(RuntimeError):
     pass
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    """One EndpointSlice endpoint: a pod's address and port, and its conditions."""
-
-    ip: str
-    port: int
-    pod: str
-    ready: bool
-    serving: bool
-    terminating: bool
-
-
-@dataclass(frozen=True)
-class ServicePortRules:
-    """Everything the proxier needs for one Service port."""
-
-    port_name: str  # "ns/svc:port"
-    cluster_ip: str
-    port: int
-    protocol: str
-    endpoints: tuple[Endpoint, ...] = field(default=())
-    # sessionAffinity: ClientIP's timeoutSeconds; None for no affinity.
-    affinity_timeout: int | None = None
-
-    @property
-    def svc_chain(self) -> str:
-        return svc_chain(self.port_name, self.protocol)
-
-    def usable(self) -> list[Endpoint]:
-        """Ready endpoints; if none, the serving ones that are terminating (as kube-proxy)."""
-        ready = [e for e in self.endpoints if e.ready]
-        if ready:
-            return ready
-        return [e for e in self.endpoints if e.serving and e.terminating]
-
-
-def probability(i: int, n: int) -> str:
-    # kube-proxy's "%0.10f": endpoint i of n is picked with 1/(n-i) of what is left.
-    return f"{1.0 / (n - i):0.10f}"
-
-
-def _comment(text: str) -> list[str]:
-    return ["-m", "comment", "--comment", f'"{text}"']
-
-
-def _to_cluster_ip(spr: ServicePortRules, comment: str) -> list[str]:
-    """Match one Service port's ClusterIP, as kube-proxy's rules spell it."""
-    proto = spr.protocol.lower()
-    return [
-        "-d",
-        f"{spr.cluster_ip}/32",
-        "-p",
-        proto,
-        *_comment(comment),
-        "-m",
-        proto,
-        "--dport",
-        str(spr.port),
-    ]
-
-
-def render_nat(ports: Sequence[ServicePortRules], stale: Iterable[str] = ()) -> str:
-    """The nat table's CIP chains, as `iptables-restore --noflush` input."""
-    chains = [SERVICES, MARK_MASQ, POSTROUTING]
-    rules: list[list[str]] = [
-        ["-A", MARK_MASQ, "-j", "MARK", "--or-mark", MASQ_MARK],
-        [
-            "-A",
-            POSTROUTING,
-            "-m",
-            "mark",
-            "!",
-            "--mark",
-            f"{MASQ_MARK}/{MASQ_MARK}",
-            "-j",
-            "RETURN",
-        ],
-        # Clear the bit so a packet that is re-evaluated is not masqueraded twice.
-        ["-A", POSTROUTING, "-j", "MARK", "--xor-mark", MASQ_MARK],
-        [
-            "-A",
-            POSTROUTING,
-            *_comment("service traffic requiring SNAT"),
-            "-j",
-            "MASQUERADE",
-            "--random-fully",
-        ],
-    ]
-    for spr in sorted(ports, key=lambda p: (p.port_name, p.protocol)):
-        endpoints = spr.usable()
-        if not endpoints:
-            continue  # the filter table rejects it
-        proto = spr.protocol.lower()
-        svc = spr.svc_chain
-        chains.append(svc)
-        rules.append(
-            ["-A", SERVICES, *_to_cluster_ip(spr, f"{spr.port_name} cluster IP"), "-j", svc]
-        )
-        # Traffic from outside the pod network (the node itself) is
-        # masqueraded so the pod's reply comes back through this node.
-        rules.append(
-            [
-                "-A",
-                svc,
-                "!",
-                "-s",
-                str(POD_CIDR),
-                *_to_cluster_ip(spr, f"{spr.port_name} cluster IP"),
-                "-j",
-                MARK_MASQ,
-            ]
-        )
-        n = len(endpoints)
-        sticky = spr.affinity_timeout is not None
-        if sticky:
-            # sessionAffinity: ClientIP. A client seen within the timeout goes
-            # back to the endpoint it was sent to (the `recent` list named
-            # after the endpoint's chain, filled by `--set` below).
-            for ep in endpoints:
-                target = f"{ep.ip}:{ep.port}"
-                sep = sep_chain(spr.port_name, spr.protocol, target)
-                rules.append(
-                    [
-                        "-A",
-                        svc,
-                        *_comment(f"{spr.port_name} -> {target}"),
-                        "-m",
-                        "recent",
-                        "--name",
-                        sep,
-                        "--rcheck",
-                        "--seconds",
-                        str(spr.affinity_timeout),
-                        "--reap",
-                        "-j",
-                        sep,
-                    ]
-                )
-        for i, ep in enumerate(endpoints):
-            target = f"{ep.ip}:{ep.port}"
-            sep = sep_chain(spr.port_name, spr.protocol, target)
-            chains.append(sep)
-            pick = ["-A", svc, *_comment(f"{spr.port_name} -> {target}")]
-            if i < n - 1:
-                pick += ["-m", "statistic", "--mode", "random", "--probability", probability(i, n)]
-            rules.append([*pick, "-j", sep])
-            # Hairpin: when a pod's connection to its Service is balanced back
-            # to that same pod, the reply must come from the Service, so the
-            # node masquerades it.
-            rules.append(
-                ["-A", sep, "-s", f"{ep.ip}/32", *_comment(spr.port_name), "-j", MARK_MASQ]
-            )
-            rules.append(
-                [
-                    "-A",
-                    sep,
-                    "-p",
-                    proto,
-                    *_comment(spr.port_name),
-                    *(["-m", "recent", "--name", sep, "--set"] if sticky else []),
-                    "-m",
-                    proto,
-                    "-j",
-                    "DNAT",
-                    "--to-destination",
-                    target,
-                ]
-            )
-    return _restore_text("nat", chains, rules, stale)
-
-
-def render_filter(
-    ports: Sequence[ServicePortRules],
-    stale: Iterable[str] = (),
-    netpol_rules: Sequence[Sequence[str]] = (),
-    netpol_chains: Sequence[str] = (),
+def restore_text(
+    table: str, chains: Sequence[str], rules: Sequence[Sequence[str]], stale: Iterable[str] = ()
 ) -> str:
-    """The filter table's CIP chains: no-endpoint REJECTs and the lab's safety rules."""
-    lab = IFACE_WILDCARD
-    chains = [SERVICES, FORWARD, INPUT, OUTPUT, NETPOL, *netpol_chains]
-    reject = ["-j", "REJECT", "--reject-with", "icmp-port-unreachable"]
-    rules: list[list[str]] = []
-    for spr in sorted(ports, key=lambda p: (p.port_name, p.protocol)):
-        if spr.usable():
-            continue
-        rules.append(
-            ["-A", SERVICES, *_to_cluster_ip(spr, f"{spr.port_name} has no endpoints"), *reject]
-        )
-    never_leaves = _comment("lab traffic never leaves the lab's interfaces")
-    rules += [
-        ["-A", FORWARD, "-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP"],
-        ["-A", FORWARD, "-i", lab, "!", "-o", lab, *never_leaves, "-j", "DROP"],
-        ["-A", FORWARD, "!", "-i", lab, "-o", lab, *never_leaves, "-j", "DROP"],
-    ]
-    for cidr in (POD_CIDR, SERVICE_CIDR):
-        rules.append(["-A", FORWARD, "-s", str(cidr), "!", "-o", lab, *never_leaves, "-j", "DROP"])
-        rules.append(["-A", FORWARD, "-d", str(cidr), "!", "-o", lab, *never_leaves, "-j", "DROP"])
-    rules += [
-        # Not lab traffic: leave it to the host's own rules.
-        ["-A", FORWARD, "!", "-i", lab, "-j", "RETURN"],
-        ["-A", FORWARD, "-m", "conntrack", "--ctstate", "NEW", "-j", SERVICES],
-        [
-            "-A",
-            FORWARD,
-            "-d",
-            str(SERVICE_CIDR),
-            *_comment("a service IP and port no Service has"),
-            *reject,
-        ],
-        ["-A", FORWARD, "-o", NODE_IFACE, "-j", "DROP"],
-        ["-A", FORWARD, "-j", NETPOL],
-        # Pod-to-pod traffic is accepted even where the host's FORWARD policy is DROP.
-        ["-A", FORWARD, "-j", "ACCEPT"],
-        ["-A", INPUT, "-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"],
-        ["-A", INPUT, *_comment("pods may not open connections to the host"), *reject],
-        ["-A", OUTPUT, "-m", "conntrack", "--ctstate", "NEW", "-j", SERVICES],
-        [
-            "-A",
-            OUTPUT,
-            "-d",
-            str(SERVICE_CIDR),
-            *_comment("a service IP and port no Service has"),
-            *reject,
-        ],
-    ]
-    rules += [list(rule) for rule in netpol_rules]
-    return _restore_text("filter", chains, rules, stale)
-
-
-def render_cni_filter(
-    stale: Iterable[str] = (),
-    netpol_rules: Sequence[Sequence[str]] = (),
-    netpol_chains: Sequence[str] = (),
-) -> str:
-    """nftables mode: what stays in iptables, the CNI plugin's part.
-
-    kube-proxy's rules and the lab's fences are in the nft table then; here
-    pod-to-pod traffic goes through the NetworkPolicies and is accepted even
-    where the host's FORWARD policy is DROP. An ACCEPT here does not skip the
-    nft table's chains: a packet must pass every base chain on its hook.
-    """
-    lab = IFACE_WILDCARD
-    rules: list[list[str]] = [
-        ["-A", FORWARD, "!", "-i", lab, "-j", "RETURN"],
-        ["-A", FORWARD, "!", "-o", lab, "-j", "RETURN"],
-        # The node interface only leads to the sink; the nft table drops it.
-        ["-A", FORWARD, "-o", NODE_IFACE, "-j", "RETURN"],
-        ["-A", FORWARD, "-j", NETPOL],
-        ["-A", FORWARD, "-j", "ACCEPT"],
-    ]
-    rules += [list(rule) for rule in netpol_rules]
-    return _restore_text("filter", [FORWARD, NETPOL, *netpol_chains], rules, stale)
-
-
-# The only hook nftables mode adds to iptables: FORWARD into CIP-FORWARD.
-CNI_HOOKS = tuple(hook for hook in HOOKS if hook[:2] == ("filter", "FORWARD"))
-
-
-def _restore_text(
-    table: str, chains: Sequence[str], rules: Sequence[Sequence[str]], stale: Iterable[str]
-) -> str:
+    """`iptables-restore --noflush` input that replaces the declared chains atomically."""
     lines = [f"*{table}"]
     current = list(dict.fromkeys(chains))
     gone = sorted(set(stale) - set(current))
@@ -341,7 +43,11 @@ def _restore_text(
     return "\n".join(lines) + "\n"
 
 
-# --- running iptables --------------------------------------------------------
+def declared_chains(text: str) -> set[str]:
+    """The chains that `iptables-restore` input leaves in the kernel."""
+    return {line[1:].split()[0] for line in text.splitlines() if line.startswith(":")} - {
+        line.split()[1] for line in text.splitlines() if line.startswith("-X ")
+    }
 
 
 def binaries() -> tuple[str, str, str]:
@@ -395,7 +101,7 @@ class Iptables:
             line.split()[1] for line in self.rules(table) if line.startswith(f"-N {CHAIN_PREFIX}")
         }
 
-    def install_hooks(self, hooks: Sequence[tuple[str, str, tuple[str, ...]]] = HOOKS) -> None:
+    def install_hooks(self, hooks: Sequence[Hook]) -> None:
         """Jump from the built-in chains into the lab's, first in line, once."""
         for table, chain, spec in hooks:
             full = (*spec[:-2], "-m", "comment", "--comment", COMMENT, *spec[-2:])

@@ -9,7 +9,6 @@ work directories /tmp/cip-lab-….
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import ipaddress
 import random
@@ -57,21 +56,6 @@ def host_iface(pod_name: str) -> str:
     return f"{IFACE_PREFIX}{digest}"
 
 
-def _hash16(text: str) -> str:
-    digest = hashlib.sha256(text.encode()).digest()
-    return base64.b32encode(digest).decode()[:16]
-
-
-def svc_chain(service_port_name: str, protocol: str) -> str:
-    """CIP-SVC-…, as kube-proxy names KUBE-SVC-… (hash of "ns/svc:port" + protocol)."""
-    return f"{CHAIN_PREFIX}SVC-{_hash16(service_port_name + protocol.lower())}"
-
-
-def sep_chain(service_port_name: str, protocol: str, endpoint: str) -> str:
-    """CIP-SEP-…, one per endpoint of a service port, like KUBE-SEP-…."""
-    return f"{CHAIN_PREFIX}SEP-{_hash16(service_port_name + protocol.lower() + endpoint)}"
-
-
 def template_hash(text: str) -> str:
     """A pod-template-hash: short, from the safe alphabet, stable for one template."""
     number = int(hashlib.sha256(text.encode()).hexdigest()[:16], 16)
@@ -113,3 +97,17 @@ def service_ip(namespace: str, name: str, taken: set[str]) -> str:
         if candidate not in taken:
             return candidate
     raise RuntimeError("the service range is full")
+
+
+# Node i (1-based) of a lab with several: the node IPAM controller's slice i of POD_CIDR,
+# so node 1 keeps NODE_POD_CIDR and NODE_GATEWAY, and its name NODE_NAME.
+def node_name(index: int) -> str:
+    return f"lab-node-{index}"
+
+
+def node_pod_cidr(index: int) -> ipaddress.IPv4Network:
+    return ipaddress.IPv4Network(f"10.244.{index}.0/24")
+
+
+def node_gateway(index: int) -> ipaddress.IPv4Address:
+    return node_pod_cidr(index).network_address + 1

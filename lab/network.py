@@ -291,15 +291,17 @@ def kill_netns_processes(ns: str, timeout: float = 5.0) -> None:
 
 def leftovers(workdir_root: Path = Path("/tmp")) -> dict[str, list[str]]:
     """Everything of the lab's that exists now. Empty lists mean nothing is left."""
+    from lab.cni import applier as cni
+    from lab.cni.rules import is_cni_line
     from lab.faults import fault_leftovers
     from lab.iptables import Iptables
-    from lab.proxier import nft_leftovers
+    from lab.kubeproxy.nftables import nft_leftovers
 
     tables: list[str] = []
     ipt = Iptables()
     for table in ("nat", "filter", "mangle", "raw"):
         for line in ipt.rules(table):
-            if "CIP-" in line:
+            if "CIP-" in line and not (table == "filter" and is_cni_line(line)):
                 tables.append(f"{table}: {line}")
     etc = sorted(str(p) for p in ETC_NETNS.glob(f"{NETNS_PREFIX}*")) if ETC_NETNS.exists() else []
     return {
@@ -307,6 +309,7 @@ def leftovers(workdir_root: Path = Path("/tmp")) -> dict[str, list[str]]:
         "links": lab_links(),
         "routes": lab_routes(),
         "iptables": tables,
+        "cni": cni.leftovers(ipt),
         "nftables": nft_leftovers(),
         "faults": fault_leftovers(),
         "etc_netns": etc,
@@ -340,9 +343,10 @@ def cleanup(etc_netns_created: bool = False, workdirs: Iterable[Path] = ()) -> l
     inside them, which only the lab starts), cip interfaces, routes with the
     lab's protocol number, CIP- chains and the jumps to them, /etc/netns/cip-*.
     """
+    from lab.cni import applier as cni
     from lab.faults import heal_all
     from lab.iptables import Iptables
-    from lab.proxier import remove_nft_table
+    from lab.kubeproxy.nftables import remove_nft_table
 
     removed: list[str] = []
     # Network faults first: their delayers hold packets of pods about to go.
@@ -366,7 +370,10 @@ def cleanup(etc_netns_created: bool = False, workdirs: Iterable[Path] = ()) -> l
         for line in run_ip("route", "show", "exact", str(cidr), check=False).splitlines():
             if line.startswith("unreachable") and f"proto {LAB_ROUTE_PROTO}" in line:
                 run_ip("route", "del", "unreachable", str(cidr), check=False)
-    removed += Iptables().remove_lab_rules()
+    ipt = Iptables()
+    # Each component's own first, then every CIP- chain left (a crashed lab's, a fault's).
+    removed += cni.remove(ipt)
+    removed += ipt.remove_lab_rules()
     removed += remove_nft_table()
     if ETC_NETNS.exists():
         for path in ETC_NETNS.glob(f"{NETNS_PREFIX}*"):

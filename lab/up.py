@@ -34,13 +34,13 @@ from lab.control import ControlServer
 from lab.controlplane import ControlPlane
 from lab.engine import detect, project_images
 from lab.images import ImageRuntime
-from lab.iptables import ServicePortRules
+from lab.kubeproxy.model import ServicePortRules, svc_chain
+from lab.kubeproxy.nftables import FAMILY as NFT_FAMILY
+from lab.kubeproxy.nftables import TABLE as NFT_TABLE
+from lab.kubeproxy.nftables import service_chain
 from lab.manifests import REPO, ManifestError, Manifests, load
-from lab.naming import NODE_NAME, WORKDIR_PREFIX, svc_chain
+from lab.naming import NODE_NAME, WORKDIR_PREFIX
 from lab.network import IP_FORWARD, NetworkError, cleanup
-from lab.nftables import FAMILY as NFT_FAMILY
-from lab.nftables import TABLE as NFT_TABLE
-from lab.nftables import service_chain
 from lab.node import deploy
 from lab.node.client import ApiError, ApiUnavailable, Client
 from lab.node.streams import KubeletExec

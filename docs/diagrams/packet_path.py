@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from lab import nftables
-from lab.iptables import ServicePortRules
-from lab.naming import sep_chain
+from lab.kubeproxy import nftables
+from lab.kubeproxy.model import ServicePortRules, sep_chain
 
 OUTPUT = Path(__file__).resolve().parents[1] / "img" / "packet-path.svg"
 

@@ -17,12 +17,17 @@ import kubernetes_validate
 
 from lab.api.errors import ApiError
 from lab.api.resources import REFUSED, STORED, Resource, lookup
-from lab.api.storage import Store
+from lab.api.storage import Store, now
 from lab.naming import SERVICE_CIDR, service_ip
 
 Obj = dict[str, Any]
 SCHEMA_VERSION = "1.33"
 ENDPOINTS_WARNING = "v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice"
+# The DefaultTolerationSeconds admission plugin's tolerationSeconds (300 s on a cluster),
+# shortened for the lab as the node-monitor grace is (lab/api/controllers/nodelifecycle.py):
+# a pod on a silent node is evicted and replaced within a lesson's minute, not five.
+DEFAULT_TOLERATION_SECONDS = 20
+NODE_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
 # How many unknown fields are reported (and pruned) from one object at most.
 _MAX_UNKNOWN = 20
 
@@ -179,6 +184,27 @@ def _pod_spec_defaults(spec: Obj) -> None:
             port.setdefault("protocol", "TCP")
 
 
+def _default_tolerations(spec: Obj) -> None:
+    """As DefaultTolerationSeconds does: a pod that does not tolerate a NotReady or an
+    unreachable node's NoExecute taint tolerates it for a while, then is evicted."""
+    tolerations = spec.setdefault("tolerations", [])
+    for key in NODE_TAINTS:
+        covered = any(
+            t.get("effect") in ("NoExecute", None, "")
+            and (t.get("key") == key or (not t.get("key") and t.get("operator") == "Exists"))
+            for t in tolerations
+        )
+        if not covered:
+            tolerations.append(
+                {
+                    "key": key,
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": DEFAULT_TOLERATION_SECONDS,
+                }
+            )
+
+
 def _workload_defaults(obj: Obj) -> None:
     spec = obj.setdefault("spec", {})
     spec.setdefault("replicas", 1)
@@ -210,12 +236,19 @@ def default(store: Store, resource: Resource, obj: Obj, old: Obj | None = None) 
         _workload_defaults(obj)
     elif kind == "Pod":
         _pod_spec_defaults(obj.setdefault("spec", {}))
+        _default_tolerations(obj["spec"])
         obj.setdefault("status", {"phase": "Pending", "qosClass": "Burstable"})
     elif kind == "Namespace":
         labels = obj["metadata"].setdefault("labels", {})
         labels["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
         obj.setdefault("spec", {"finalizers": ["kubernetes"]})
         obj.setdefault("status", {"phase": "Active"})
+    elif kind == "Node":
+        # As the node strategy does: a NoExecute taint's clock starts when it is written
+        # (`kubectl taint`), which is what tolerationSeconds count from.
+        for taint in (obj.get("spec") or {}).get("taints") or []:
+            if taint.get("effect") == "NoExecute" and not taint.get("timeAdded"):
+                taint["timeAdded"] = now()
     elif kind == "PersistentVolumeClaim":
         obj.setdefault("status", {"phase": "Pending"})
     elif kind == "Secret":

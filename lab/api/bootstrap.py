@@ -1,5 +1,5 @@
 """What a new cluster has before anyone applies anything: namespaces, `kubernetes`, the
-DNS Service, the lab's one node."""
+DNS Service, the lab's nodes (one unless asked for more)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,16 @@ from typing import Any
 from lab.api.admission import default
 from lab.api.discovery import VERSION
 from lab.api.resources import lookup
-from lab.api.storage import Store
-from lab.naming import NODE_GATEWAY, NODE_NAME, NODE_POD_CIDR
+from lab.api.storage import Store, now
+from lab.naming import node_gateway, node_name, node_pod_cidr
 
 NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
 KUBERNETES_IP = "10.96.0.1"
+# Two zones, nodes alternating (zone a: 1 and 3, zone b: 2): with three nodes the zones
+# are unequal, so a zone spread constraint and PreferSameZone show something a hostname
+# spread does not, and losing one node never empties a zone of two.
+ZONES = ("lab-zone-a", "lab-zone-b")
+ZONE_LABEL = "topology.kubernetes.io/zone"
 DNS_IP = "10.96.0.10"
 
 
@@ -35,20 +40,27 @@ def _host_file(path: str) -> str:
         return ""
 
 
-def node() -> dict[str, Any]:
+def zone_of(index: int) -> str:
+    return ZONES[(index - 1) % len(ZONES)]
+
+
+def node(index: int = 1) -> dict[str, Any]:
+    """Node `lab-node-<index>` as its kubelet registers it, with the podCIDR the node IPAM
+    controller hands it; node 1 carries the control plane's role label, as kubeadm's does."""
+    name, cidr = node_name(index), str(node_pod_cidr(index))
+    labels = {
+        "kubernetes.io/hostname": name,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": VERSION["platform"].split("/")[1],
+        ZONE_LABEL: zone_of(index),
+    }
+    if index == 1:
+        labels["node-role.kubernetes.io/control-plane"] = ""
     return {
         "apiVersion": "v1",
         "kind": "Node",
-        "metadata": {
-            "name": NODE_NAME,
-            "labels": {
-                "kubernetes.io/hostname": NODE_NAME,
-                "kubernetes.io/os": "linux",
-                "kubernetes.io/arch": VERSION["platform"].split("/")[1],
-                "node-role.kubernetes.io/control-plane": "",
-            },
-        },
-        "spec": {"podCIDR": str(NODE_POD_CIDR), "podCIDRs": [str(NODE_POD_CIDR)]},
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"podCIDR": cidr, "podCIDRs": [cidr]},
         "status": {
             "conditions": [
                 {
@@ -56,11 +68,13 @@ def node() -> dict[str, Any]:
                     "status": "True",
                     "reason": "KubeletReady",
                     "message": "the lab's node is ready",
+                    "lastHeartbeatTime": now(),
+                    "lastTransitionTime": now(),
                 },
             ],
             "addresses": [
-                {"type": "InternalIP", "address": str(NODE_GATEWAY)},
-                {"type": "Hostname", "address": NODE_NAME},
+                {"type": "InternalIP", "address": str(node_gateway(index))},
+                {"type": "Hostname", "address": name},
             ],
             "nodeInfo": {
                 # What the kubelet reads from the host: the node is this machine.
@@ -127,11 +141,11 @@ def _kubernetes_endpoints(port: int) -> list[tuple[str, str, dict[str, Any]]]:
     return [("discovery.k8s.io", "endpointslices", slice_), ("", "endpoints", endpoints)]
 
 
-def populate(store: Store, api_port: int) -> None:
+def populate(store: Store, api_port: int, nodes: int = 1) -> None:
     namespaces = lookup("", "v1", "namespaces")
     services = lookup("", "v1", "services")
-    nodes = lookup("", "v1", "nodes")
-    assert namespaces and services and nodes
+    node_resource = lookup("", "v1", "nodes")
+    assert namespaces and services and node_resource
     for name in NAMESPACES:
         store.create(namespaces, default(store, namespaces, {"metadata": {"name": name}}))
     kubernetes = _service(
@@ -164,4 +178,5 @@ def populate(store: Store, api_port: int) -> None:
         resource = lookup(group, "v1", plural)
         assert resource
         store.create(resource, obj)
-    store.create(nodes, node())
+    for index in range(1, nodes + 1):
+        store.create(node_resource, node(index))

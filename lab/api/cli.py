@@ -35,7 +35,7 @@ def cmd_apiserver(args: argparse.Namespace) -> int:
         flush=True,
     )
     try:
-        asyncio.run(serve(workdir, args.port))
+        asyncio.run(serve(workdir, args.port, nodes=args.nodes))
     except KeyboardInterrupt:
         pass
     finally:
@@ -74,6 +74,14 @@ def add_parsers(sub: Any) -> None:
         "apiserver", help="serve the lab's Kubernetes API alone (no root needed)"
     )
     apiserver.add_argument("--port", type=int, default=6443)
+    apiserver.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        choices=range(1, 10),
+        metavar="N",
+        help="how many Node objects (lab-node-1..N, two zones) the scheduler places pods on",
+    )
     apiserver.set_defaults(func=cmd_apiserver)
     config = sub.add_parser(
         "kubeconfig", help="print a kubeconfig for the running API server (as kind get kubeconfig)"

@@ -477,6 +477,10 @@ COLUMNS: dict[str, tuple[list[Column], Callable[[Obj], Row]]] = {
             age(_meta(o).get("creationTimestamp")),
         ],
     ),
+    "Lease": (
+        [_NAME, ("Holder", "string", 0), _AGE],
+        _simple(lambda o: (o.get("spec") or {}).get("holderIdentity") or "<unset>"),
+    ),
     "ServiceAccount": (
         [_NAME, ("Secrets", "string", 0), _AGE],
         _simple(lambda o: str(len(o.get("secrets") or []))),

@@ -101,7 +101,7 @@ RESOURCES: tuple[Resource, ...] = (
         _ALL,
         ("status",),
         REFUSED,
-        "the lab has one node and runs Deployments and StatefulSets only",
+        "the lab runs Deployments and StatefulSets only",
     ),
     Resource(
         "batch",
@@ -140,6 +140,9 @@ RESOURCES: tuple[Resource, ...] = (
         "the lab has no metrics server, so nothing scales on it; set replicas with kubectl scale",
     ),
     Resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
+    # Each kubelet's heartbeat (kube-node-lease/<node>): the node-lifecycle controller
+    # reads its renewTime.
+    Resource("coordination.k8s.io", "v1", "Lease", "leases"),
     Resource("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, ("netpol",)),
     Resource(
         "networking.k8s.io",

@@ -21,6 +21,7 @@ from lab.api.controllers import (
     endpointslice,
     loop,
     namespace,
+    nodelifecycle,
     replicaset,
     rootca,
     scheduler,
@@ -43,6 +44,7 @@ CONTROLLERS = (
     ("serviceaccount", serviceaccount),
     ("namespace", namespace),
     ("disruption", disruption),
+    ("nodelifecycle", nodelifecycle),
 )
 STATE_FILE = "apiserver.json"
 
@@ -95,13 +97,14 @@ async def serve(
     started: asyncio.Future[Running] | None = None,
     pods_dir: Path | None = None,
     kubelet: Kubelet | None = None,
+    nodes: int = 1,
 ) -> None:
     """Serve until cancelled; `started` gets the Running server once it accepts connections."""
     sock = _bound_socket(port)
     port = sock.getsockname()[1]
     credentials = tls.make(workdir)
     store = Store()
-    bootstrap.populate(store, port)
+    bootstrap.populate(store, port, nodes)
     running = Running(port, credentials, store, workdir)
     for name, module in CONTROLLERS:
         resync = getattr(module, "RESYNC", None)
@@ -150,8 +153,10 @@ class InThread:
         port: int = 0,
         pods_dir: Path | None = None,
         kubelet: Kubelet | None = None,
+        nodes: int = 1,
     ) -> None:
         self.workdir = workdir
+        self.nodes = nodes
         self.port = port
         # The kubelet's container logs and exec, when a node runs beside.
         self.pods_dir = pods_dir
@@ -169,7 +174,7 @@ class InThread:
         async def begin() -> Running:
             started: asyncio.Future[Running] = self.loop.create_future()
             self._task = asyncio.create_task(
-                serve(self.workdir, self.port, started, self.pods_dir, self.kubelet)
+                serve(self.workdir, self.port, started, self.pods_dir, self.kubelet, self.nodes)
             )
             return await started
 

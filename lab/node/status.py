@@ -130,5 +130,6 @@ def status(lab: Lab) -> Obj:
             "syncs": lab.proxier.syncs,
             "synced": lab.proxier.wanted_key == lab.proxier.applied_key,
         },
+        "cni": {"syncs": lab.cni.syncs, "synced": lab.cni.synced},
         "events": [e.as_dict() for e in list(lab.events)[-200:]],
     }

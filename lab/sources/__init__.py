@@ -8,7 +8,7 @@ exactly as lab/api keeps them) to each component's own model; no I/O:
 - the cluster DNS (dns.py): every Service, and the ready endpoints of the headless
   ones with their hostnames → DnsService;
 - the CNI's NetworkPolicy half (cni.py): NetworkPolicies, Pods with an address and
-  Namespaces' labels → what lab/netpol.py compiles;
+  Namespaces' labels → what lab/cni/policy.py compiles;
 - the kubelet: Services → the service-link variables of a pod's namespace
   (envvars.py); ConfigMaps and Secrets → decoded data per namespace (configdata.py).
 """

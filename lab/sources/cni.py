@@ -1,4 +1,4 @@
-"""The CNI's NetworkPolicy half: what lab/netpol.py compiles, from the API objects.
+"""The CNI's NetworkPolicy half: what lab/cni/policy.py compiles, from the API objects.
 
 The policies, every pod on the pod network (an address, and not finished: a
 Succeeded or Failed pod's address may already be someone else's) with its named
@@ -8,8 +8,8 @@ them, set by the API server) for the namespaceSelectors.
 
 from __future__ import annotations
 
+from lab.cni.policy import PodRef, Policy, parse_policy
 from lab.naming import host_iface
-from lab.netpol import PodRef, Policy, parse_policy
 from lab.sources import Obj
 
 FINISHED = ("Succeeded", "Failed")

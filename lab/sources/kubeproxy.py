@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from lab.iptables import Endpoint, ServicePortRules
+from lab.kubeproxy.model import Endpoint, ServicePortRules
 from lab.sources import Obj
 from lab.sources import slices as sl
 

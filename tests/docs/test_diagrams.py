@@ -9,8 +9,8 @@ import pytest
 
 from docs.diagrams import packet_path, rule_chains
 from docs.lessoncapture import blocks
-from lab import nftables
-from lab.naming import sep_chain
+from lab.kubeproxy import nftables
+from lab.kubeproxy.model import sep_chain
 
 REPO = Path(__file__).resolve().parents[2]
 SVG = REPO / "docs" / "img" / "packet-path.svg"

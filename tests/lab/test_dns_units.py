@@ -14,14 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from lab import dns, nftables
+from lab import dns
 from lab.api.controllers import endpointslice, scheduler
 from lab.api.graceful import delete_pod
 from lab.api.storage import Store
-from lab.iptables import Endpoint, ServicePortRules, render_filter, render_nat
+from lab.cni.policy import NETPOL, compile_policies
+from lab.kubeproxy import nftables
+from lab.kubeproxy.iptables import render_filter, render_nat
+from lab.kubeproxy.model import Endpoint, ServicePortRules
 from lab.manifests import REPO, ManifestError, parse_documents
 from lab.naming import host_iface
-from lab.netpol import NETPOL, compile_policies
 from lab.node.dnsfiles import DnsFiles
 from lab.sources.cni import policy_inputs
 from lab.sources.dns import dns_services

@@ -426,6 +426,15 @@ def test_safety_fences_while_running(before: dict[str, Any], app: Any) -> None:
     else:
         forward = _run("iptables", "-S", "CIP-FORWARD").stdout
         assert "-i cip+ ! -o cip+" in forward and "-s 10.244.0.0/16 ! -o cip+" in forward
+    # The CNI accepts pod-to-pod traffic (after its NetworkPolicies) whatever kube-proxy's
+    # mode; in iptables mode only after kube-proxy's fences in FORWARD have had their say.
+    hooks = [
+        line.split()[-1]
+        for line in _run("iptables", "-S", "FORWARD").stdout.splitlines()
+        if "-j CIP-" in line and "CIP-FAULT-" not in line
+    ]
+    kube_proxy = ["CIP-FORWARD"] if app.proxy_mode == "iptables" else []
+    assert hooks == [*kube_proxy, "CIP-CNI-FORWARD"], hooks
     # A pod cannot open a connection to the host, even on the node's lab address.
     with socket.socket() as listener:
         listener.bind((str(NODE_GATEWAY), 0))
@@ -488,7 +497,7 @@ def _apply(app: Any, deleted: list[str]) -> None:
         app.kubectl("delete", "networkpolicy", *deleted)
     policies = set(POLICIES) - set(deleted)
     app.wait_for(
-        lambda s: set(s["network_policies"]) == policies and s["iptables"]["synced"],
+        lambda s: set(s["network_policies"]) == policies and s["cni"]["synced"],
         10,
         "the policies are in iptables",
     )

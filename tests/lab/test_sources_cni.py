@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from lab.cni.policy import compile_policies
 from lab.naming import host_iface
-from lab.netpol import compile_policies
 from lab.sources.cni import policy_inputs
 from tests.lab import apicluster as api
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lab.iptables import Endpoint
+from lab.kubeproxy.model import Endpoint
 from lab.sources.kubeproxy import service_port_rules
 from tests.lab import apicluster as api
 

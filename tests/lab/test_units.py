@@ -1,7 +1,6 @@
-"""The lab's parts that need no root: manifests, env, kube-proxy's rules, runtime mapping, probes.
+"""The lab's parts that need no root: manifests, env, runtime mapping, probes.
 
-These run everywhere; only the checks that read the real k8s/ need kubectl,
-and the one that feeds the rules to iptables-restore --test needs root.
+These run everywhere; only the checks that read the real k8s/ need kubectl.
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ import asyncio
 import ipaddress
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,15 +17,9 @@ import yaml
 
 from lab import runtime
 from lab.envvars import EnvError, PodFacts, container_env, expand, service_link_env
-from lab.iptables import (
-    Endpoint,
-    ServicePortRules,
-    binaries,
-    probability,
-    render_filter,
-    render_nat,
-)
 from lab.kubelet import Backoff
+from lab.kubeproxy.iptables import render_filter, render_nat
+from lab.kubeproxy.model import sep_chain, svc_chain
 from lab.manifests import (
     REPO,
     Container,
@@ -44,12 +36,9 @@ from lab.naming import (
     NODE_POD_CIDR,
     SERVICE_CIDR,
     host_iface,
-    sep_chain,
     service_ip,
-    svc_chain,
     template_hash,
 )
-from lab.netpol import NETPOL, PodRef, compile_policies, parse_policy
 from lab.network import _hosts_file
 from lab.probes import _programs, exec_fallback, http_get, mysql_handshake, redis_ping
 from lab.volumes import MountError, secret_files, write_secret_volume
@@ -393,79 +382,6 @@ def test_hosts_file_of_a_pod_has_its_own_names_and_no_service() -> None:
 # --- kube-proxy's rules --------------------------------------------------------------------
 
 
-def _ep(ip: str, ready: bool = True, serving: bool = True, terminating: bool = False) -> Endpoint:
-    return Endpoint(ip, 8000, f"pod-{ip}", ready, serving, terminating)
-
-
-def _rules(*endpoints: Endpoint) -> ServicePortRules:
-    return ServicePortRules("ns/backend:http", "10.96.0.20", 8000, "TCP", tuple(endpoints))
-
-
-def test_probabilities_are_kube_proxys() -> None:
-    assert [probability(i, 4) for i in range(3)] == ["0.2500000000", "0.3333333333", "0.5000000000"]
-
-
-def test_nat_rules_for_three_endpoints() -> None:
-    spr = _rules(_ep("10.244.1.2"), _ep("10.244.1.3"), _ep("10.244.1.4"))
-    text = render_nat([spr])
-    svc = spr.svc_chain
-    lines = text.splitlines()
-    assert lines[0] == "*nat" and lines[-1] == "COMMIT"
-    assert f":{svc} - [0:0]" in lines
-    jumps = [line for line in lines if line.startswith(f"-A {svc} ") and "CIP-SEP-" in line]
-    assert len(jumps) == 3
-    assert "--probability 0.3333333333" in jumps[0] and "--probability 0.5000000000" in jumps[1]
-    assert "statistic" not in jumps[2]
-    assert sum("--to-destination 10.244.1." in line for line in lines) == 3
-    assert any("! -s 10.244.0.0/16" in line and "CIP-MARK-MASQ" in line for line in lines)
-    assert any("-s 10.244.1.3/32" in line and "CIP-MARK-MASQ" in line for line in lines)
-
-
-def test_only_ready_endpoints_then_terminating_serving_ones() -> None:
-    mixed = _rules(_ep("10.244.1.2"), _ep("10.244.1.3", ready=False, terminating=True))
-    assert [e.ip for e in mixed.usable()] == ["10.244.1.2"]
-    draining = _rules(_ep("10.244.1.3", ready=False, terminating=True))
-    assert [e.ip for e in draining.usable()] == ["10.244.1.3"]
-    dead = _rules(_ep("10.244.1.3", ready=False, serving=False, terminating=True))
-    assert dead.usable() == []
-    assert dead.svc_chain not in render_nat([dead])
-    assert "ns/backend:http has no endpoints" in render_filter([dead])
-
-
-def test_stale_chains_are_emptied_then_deleted() -> None:
-    text = render_nat([], stale={"CIP-SVC-OLD", "CIP-SERVICES"})
-    assert ":CIP-SVC-OLD - [0:0]" in text and "-X CIP-SVC-OLD" in text
-    assert "-X CIP-SERVICES" not in text
-
-
-def test_filter_rules_keep_lab_traffic_in() -> None:
-    text = render_filter([])
-    for rule in (
-        "-A CIP-FORWARD -i cip+ ! -o cip+",
-        "-A CIP-FORWARD ! -i cip+ -o cip+",
-        "-A CIP-FORWARD -s 10.244.0.0/16 ! -o cip+",
-        "-A CIP-FORWARD -d 10.96.0.0/12 ! -o cip+",
-        "-A CIP-FORWARD -j CIP-NETPOL",
-    ):
-        assert any(line.startswith(rule) for line in text.splitlines()), rule
-    forward = [line for line in text.splitlines() if line.startswith("-A CIP-FORWARD")]
-    assert forward[-1] == "-A CIP-FORWARD -j ACCEPT"
-    assert any("pods may not open connections to the host" in line for line in text.splitlines())
-
-
-@pytest.mark.lab
-def test_iptables_accepts_the_rules(lab_host: None) -> None:
-    """iptables-restore --test parses and checks the rules without applying them."""
-    restore = binaries()[1]
-    spr = _rules(_ep("10.244.1.2"), _ep("10.244.1.3"))
-    empty = ServicePortRules("ns/redis:redis", "10.96.0.30", 6379, "TCP", ())
-    for text in (render_nat([spr, empty]), render_filter([spr, empty])):
-        done = subprocess.run(
-            [restore, "--test", "--noflush"], input=text, capture_output=True, text=True
-        )
-        assert done.returncode == 0, done.stderr + text
-
-
 # --- containers → processes ------------------------------------------------------------------
 
 
@@ -647,92 +563,3 @@ def test_without_root_the_lab_tests_say_why(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     reason = lab_unavailable()
     assert reason is not None and "needs root" in reason
-
-
-# --- NetworkPolicies ---------------------------------------------------------------------
-
-
-def _pod_ref(name: str, ip: str, app_name: str, ports: dict[str, tuple[int, str]]) -> PodRef:
-    return PodRef(
-        name, "clusterip-demo", ip, host_iface(name), {"app.kubernetes.io/name": app_name}, ports
-    )
-
-
-PODS = [
-    _pod_ref("frontend-a", "10.244.1.2", "frontend", {"http": (8080, "TCP")}),
-    _pod_ref("backend-a", "10.244.1.3", "backend", {"http": (8000, "TCP")}),
-    _pod_ref("backend-b", "10.244.1.4", "backend", {"http": (8000, "TCP")}),
-    _pod_ref("redis-a", "10.244.1.5", "redis", {"redis": (6379, "TCP")}),
-    _pod_ref("mysql-0", "10.244.1.6", "mysql", {"mysql": (3306, "TCP")}),
-]
-
-
-def _chain_rules(rules: list[list[str]], jump_iface: str, direction: str) -> list[str]:
-    flag = "-i" if direction == "OUT" else "-o"
-    jump = next(r for r in rules if r[1] == NETPOL and flag in r and jump_iface in r)
-    chain = jump[-1]
-    return [" ".join(r[2:]) for r in rules if r[1] == chain]
-
-
-def test_the_manifests_policies_as_iptables_rules(manifests) -> None:  # type: ignore[no-untyped-def]
-    policies = [parse_policy(d, manifests.namespace) for d in manifests.network_policies]
-    chains, rules = compile_policies(policies, PODS, manifests.namespace_labels)
-    assert len(chains) == 2 * len(PODS)  # default-deny-all isolates every pod both ways
-    frontend_out = _chain_rules(rules, PODS[0].iface, "OUT")
-    assert [r.split(" -m comment")[0] for r in frontend_out[:-1]] == [
-        "-d 10.244.1.3/32 -p tcp -m tcp --dport 8000",
-        "-d 10.244.1.4/32 -p tcp -m tcp --dport 8000",
-    ]
-    assert frontend_out[-1].endswith("-j DROP")
-    mysql_in = _chain_rules(rules, PODS[4].iface, "IN")
-    assert [r.split(" -m comment")[0] for r in mysql_in[:-1]] == [
-        "-s 10.244.1.3/32 -p tcp -m tcp --dport 3306",
-        "-s 10.244.1.4/32 -p tcp -m tcp --dport 3306",
-    ]
-    # Redis may send nothing; the frontend accepts port 8080 from anyone.
-    assert _chain_rules(rules, PODS[3].iface, "OUT") == [
-        '-m comment --comment "no NetworkPolicy allows it" -j DROP'
-    ]
-    assert _chain_rules(rules, PODS[0].iface, "IN")[0].startswith("-p tcp -m tcp --dport 8080")
-    assert rules[0][-3:] == ["ESTABLISHED,RELATED", "-j", "RETURN"]
-
-
-def test_policy_details() -> None:
-    doc = {
-        "metadata": {"name": "p"},
-        "spec": {
-            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "backend"}},
-            "ingress": [{"ports": [{"port": "http"}, {"port": 9000, "endPort": 9010}]}],
-        },
-    }
-    policy = parse_policy(doc, "clusterip-demo")
-    assert policy.ingress is not None and policy.egress is None  # policyTypes defaulted
-    _, rules = compile_policies([policy], PODS, {})
-    backend_in = _chain_rules(rules, PODS[1].iface, "IN")
-    assert backend_in[0].startswith("-p tcp -m tcp --dport 8000")  # named port, on the pod
-    assert backend_in[1].startswith("-p tcp -m tcp --dport 9000:9010")
-    assert not [r for r in rules if "-i" in r and r[1] == NETPOL]  # no egress isolation
-    with pytest.raises(ManifestError, match="except"):
-        parse_policy(
-            {
-                "metadata": {"name": "x"},
-                "spec": {
-                    "podSelector": {},
-                    "ingress": [
-                        {"from": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}]}
-                    ],
-                },
-            },
-            "ns",
-        )
-
-
-@pytest.mark.lab
-def test_iptables_accepts_the_policy_rules(lab_host: None, manifests) -> None:  # type: ignore[no-untyped-def]
-    policies = [parse_policy(d, manifests.namespace) for d in manifests.network_policies]
-    chains, rules = compile_policies(policies, PODS, manifests.namespace_labels)
-    text = render_filter([], netpol_rules=rules, netpol_chains=chains)
-    done = subprocess.run(
-        [binaries()[1], "--test", "--noflush"], input=text, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr + text

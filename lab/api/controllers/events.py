@@ -12,7 +12,14 @@ EVENTS = lookup("", "v1", "events")
 assert EVENTS
 
 
-def record(store: Store, involved: Obj, reason: str, message: str, component: str) -> None:
+def record(
+    store: Store,
+    involved: Obj,
+    reason: str,
+    message: str,
+    component: str,
+    kind: str = "Normal",
+) -> None:
     meta = involved["metadata"]
     stamp = now()
     store.create(
@@ -37,7 +44,7 @@ def record(store: Store, involved: Obj, reason: str, message: str, component: st
             "firstTimestamp": stamp,
             "lastTimestamp": stamp,
             "count": 1,
-            "type": "Normal",
+            "type": kind,
             "reportingComponent": component,
             "reportingInstance": "",
         },

@@ -22,7 +22,7 @@ Besides kube-proxy's chains the table carries the lab's safety fences, in
 chains of its own (`lab-forward`, `lab-input`): lab traffic never leaves the
 lab's interfaces and pods cannot open connections to the host, as CIP-FORWARD
 and CIP-INPUT do in iptables mode. The NetworkPolicies stay in iptables (the
-CNI plugin's part, see lab/netpol.py), as on a node whose kube-proxy runs in
+CNI plugin's part, see lab/cni/), as on a node whose kube-proxy runs in
 nftables mode beside a policy plugin that writes iptables rules.
 
 What the lab leaves out: NodePorts, LoadBalancers, externalIPs and
@@ -33,9 +33,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import shutil
+import subprocess
 from collections.abc import Iterable, Sequence
 
-from lab.iptables import ServicePortRules
+from lab.iptables import Hook
+from lab.kubeproxy.model import Apply, ProxyState, ServicePortRules, run_apply
 from lab.naming import IFACE_PREFIX, MASQ_MARK, NODE_IFACE, POD_CIDR, SERVICE_CIDR
 
 FAMILY = "ip"
@@ -78,6 +81,8 @@ REGULAR_CHAINS = (
     LAB_FORWARD,
     LAB_INPUT,
 )
+# kube-proxy deletes a stale chain only once it has been unreferenced this long.
+STALE_CHAIN_DELAY = 1.0
 VMAP_TYPE = "ipv4_addr . inet_proto . inet_service : verdict"
 
 # The longest name knftables allows (NameLengthMax) minus kube-proxy's longest prefix.
@@ -313,3 +318,72 @@ def declared_sets(script: str) -> list[str]:
 def is_service_chain(name: str) -> bool:
     """kube-proxy's test: only Service and endpoint chains have a "/" in their names."""
     return "/" in name
+
+
+class NftablesMode:
+    name = "nftables"
+    # Nothing in iptables: the table's base chains hook into netfilter themselves.
+    hooks: tuple[Hook, ...] = ()
+
+    def __init__(self, nft_bin: str = "nft") -> None:
+        self.nft_bin = nft_bin
+        self.chains: set[str] = set()  # Service and endpoint chains in the kernel
+        self.stale_since: dict[str, float] = {}
+        self.sets: set[str] = set()  # affinity sets in the kernel
+
+    def render(self, state: ProxyState, now: float) -> tuple[Apply, ...]:
+        due = [c for c, since in self.stale_since.items() if now - since >= STALE_CHAIN_DELAY]
+        script = render(state.ports, delete_chains=due, existing_sets=self.sets)
+        return (Apply((self.nft_bin, "-f", "-"), script),)
+
+    def applied(self, applies: Sequence[Apply], now: float) -> None:
+        script = applies[0].text
+        wanted = {c for c in declared_chains(script) if is_service_chain(c)}
+        prefix = f"delete chain {T} "
+        deleted = {line[len(prefix) :] for line in script.splitlines() if line.startswith(prefix)}
+        stale = (self.chains | set(self.stale_since)) - wanted - deleted
+        self.stale_since = {c: self.stale_since.get(c, now) for c in stale}
+        self.chains = wanted | stale
+        self.sets = set(declared_sets(script))
+
+    def cleanup_script(self) -> tuple[Apply, ...]:
+        return (Apply((self.nft_bin, "-f", "-"), cleanup_script()),)
+
+    def rules_commands(self) -> tuple[tuple[str, ...], ...]:
+        return ((self.nft_bin, "list", "table", FAMILY, TABLE),)
+
+
+def _listed_nft_table() -> tuple[str, str] | None:
+    """(nft's path, `nft list table` of the lab's table), or None: no nft, or no table."""
+    nft = shutil.which("nft")
+    if nft is None:
+        return None
+    listed = subprocess.run(
+        [nft, "list", "table", FAMILY, TABLE],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return (nft, listed.stdout) if listed.returncode == 0 else None
+
+
+def remove_nft_table() -> list[str]:
+    """Delete the lab's nft table if there is one (whatever mode the last lab ran)."""
+    found = _listed_nft_table()
+    if found is None:
+        return []
+    run_apply(NftablesMode(found[0]).cleanup_script()[0])
+    return [f"nft table {T}"]
+
+
+def nft_leftovers() -> list[str]:
+    """The lab's nft table, if it exists: one line per chain, set and map."""
+    found = _listed_nft_table()
+    if found is None:
+        return []
+    return [
+        f"{T}: {line.strip().rstrip('{').strip()}"
+        for line in found[1].splitlines()
+        if line.strip().startswith(("table ", "chain ", "set ", "map "))
+    ] or [f"table {T}"]

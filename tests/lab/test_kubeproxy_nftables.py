@@ -1,4 +1,4 @@
-"""kube-proxy's nftables mode as the lab writes it (lab/nftables.py): no root needed.
+"""kube-proxy's nftables mode as the lab writes it (lab/kubeproxy/nftables.py): no root needed.
 
 The golden lines come from kubernetes/kubernetes pkg/proxy/nftables/proxier_test.go
 (TestOverallNFTablesRules): for the same Services and endpoints the lab must
@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab import nftables
 from lab.api.controllers import endpointslice
-from lab.iptables import Endpoint, ServicePortRules
+from lab.kubeproxy import nftables
+from lab.kubeproxy.model import Endpoint, ProxyState, ServicePortRules
+from lab.kubeproxy.nftables import NftablesMode
 from lab.manifests import render
-from lab.proxier import NftablesMode, ProxyState
 from lab.sources.kubeproxy import service_port_rules
 from tests.conftest import missing
 from tests.lab import apicluster as api

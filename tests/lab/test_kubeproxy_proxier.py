@@ -1,4 +1,4 @@
-"""One Proxier, two modes (lab/proxier.py), and sessionAffinity in iptables mode: no root needed.
+"""One Proxier, two modes (lab/kubeproxy/proxier.py), and sessionAffinity in iptables mode.
 
 The commands a sync runs are collected instead of run: what is checked is
 the text and the order the Proxier hands them over in, and what it
@@ -9,25 +9,19 @@ from __future__ import annotations
 
 import pytest
 
-from lab import nftables
-from lab.iptables import (
-    CNI_HOOKS,
-    HOOKS,
-    Endpoint,
-    ServicePortRules,
-    render_filter,
-    render_nat,
-)
-from lab.naming import sep_chain
-from lab.proxier import (
+from lab.kubeproxy import nftables
+from lab.kubeproxy.iptables import HOOKS, IptablesMode, render_filter, render_nat
+from lab.kubeproxy.model import (
     Apply,
-    IptablesMode,
-    NftablesMode,
-    Proxier,
+    Endpoint,
     ProxyError,
     ProxyMode,
     ProxyState,
+    ServicePortRules,
+    sep_chain,
 )
+from lab.kubeproxy.nftables import NftablesMode
+from lab.kubeproxy.proxier import Proxier
 
 
 def _ep(ip: str) -> Endpoint:
@@ -36,9 +30,6 @@ def _ep(ip: str) -> Endpoint:
 
 def _spr(*eps: Endpoint, affinity: int | None = None) -> ServicePortRules:
     return ServicePortRules("ns/backend:http", "10.96.0.20", 8000, "TCP", tuple(eps), affinity)
-
-
-NETPOL = (("CIP-NP-IN-X",), (("-A", "CIP-NP-IN-X", "-j", "DROP"),))
 
 
 # --- sessionAffinity: ClientIP in iptables mode ----------------------------------------------
@@ -73,10 +64,10 @@ def test_iptables_without_affinity_is_unchanged() -> None:
 
 def test_iptables_mode_renders_what_it_always_did() -> None:
     mode: ProxyMode = IptablesMode("iptables-restore")
-    state = ProxyState((_spr(_ep("10.244.1.2")),), *NETPOL)
+    state = ProxyState((_spr(_ep("10.244.1.2")),))
     nat, filt = mode.render(state, now=0.0)
     assert nat == Apply(("iptables-restore", "--noflush"), render_nat(state.ports))
-    assert filt.text == render_filter(state.ports, netpol_rules=NETPOL[1], netpol_chains=NETPOL[0])
+    assert filt.text == render_filter(state.ports)
     assert mode.hooks == HOOKS
     assert mode.cleanup_script() == ()
 
@@ -89,24 +80,18 @@ def test_iptables_mode_deletes_chains_it_wrote_before() -> None:
     assert f"-X {old.ports[0].svc_chain}" in nat.text.splitlines()
 
 
-def test_nftables_mode_writes_one_nft_transaction_and_keeps_policy_in_iptables() -> None:
-    mode: ProxyMode = NftablesMode("nft", "iptables-restore")
-    state = ProxyState((_spr(_ep("10.244.1.2")),), *NETPOL)
-    script, cni = mode.render(state, now=0.0)
+def test_nftables_mode_writes_one_nft_transaction_and_nothing_in_iptables() -> None:
+    mode: ProxyMode = NftablesMode("nft")
+    state = ProxyState((_spr(_ep("10.244.1.2")),))
+    (script,) = mode.render(state, now=0.0)
     assert script.argv == ("nft", "-f", "-")
     assert script.text == nftables.render(state.ports)
-    assert cni.argv == ("iptables-restore", "--noflush")
-    text = cni.text
-    # kube-proxy's chains and the lab's fences are in nft: only policy is left here.
-    assert "CIP-SERVICES" not in text and "CIP-INPUT" not in text and "DNAT" not in text
-    assert "-A CIP-NP-IN-X -j DROP" in text
-    forward = [line for line in text.splitlines() if line.startswith("-A CIP-FORWARD")]
-    assert forward[-2:] == ["-A CIP-FORWARD -j CIP-NETPOL", "-A CIP-FORWARD -j ACCEPT"]
-    assert forward[0] == "-A CIP-FORWARD ! -i cip+ -j RETURN"
-    assert mode.hooks == CNI_HOOKS and [h[:2] for h in CNI_HOOKS] == [("filter", "FORWARD")]
+    # The table's base chains hook into netfilter themselves; the NetworkPolicies are the
+    # CNI's (lab/cni/), in iptables whatever kube-proxy's mode.
+    assert mode.hooks == ()
     (cleanup,) = mode.cleanup_script()
     assert cleanup.text == (f"add table ip {nftables.TABLE}\ndelete table ip {nftables.TABLE}\n")
-    assert mode.rules_commands()[0] == ("nft", "list", "table", "ip", nftables.TABLE)
+    assert mode.rules_commands() == (("nft", "list", "table", "ip", nftables.TABLE),)
 
 
 # --- the Proxier ----------------------------------------------------------------------------------
@@ -127,10 +112,10 @@ class Recorder:
 def test_a_sync_runs_every_command_in_order(mode_class: type) -> None:
     runner = Recorder()
     proxier = Proxier(mode_class(), 1.0, lambda rules, took: None, run=runner)
-    proxier.update([_spr(_ep("10.244.1.2"), affinity=30)], NETPOL)
+    proxier.update([_spr(_ep("10.244.1.2"), affinity=30)])
     proxier.sync_now()
     assert [a.argv[0] for a in runner.ran] == [
-        a.argv[0] for a in proxier.mode.render(ProxyState(proxier.wanted, *proxier.netpol), 0.0)
+        a.argv[0] for a in proxier.mode.render(ProxyState(proxier.wanted), 0.0)
     ]
     assert proxier.applied_key == proxier.wanted_key and proxier.syncs == 1
 

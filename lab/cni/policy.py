@@ -15,7 +15,7 @@ Pod-to-pod traffic always crosses the node's FORWARD hook after kube-proxy's
 DNAT, so policy is checked against the real pod address and port, whether
 the connection was opened to a ClusterIP or to the pod itself:
 
-    CIP-FORWARD → CIP-NETPOL: replies pass;
+    FORWARD → CIP-CNI-FORWARD (lab/cni/rules.py) → CIP-NETPOL: replies pass;
         -i <source veth>      -j CIP-NP-OUT-<pod>  (egress of an isolated source)
         -o <destination veth> -j CIP-NP-IN-<pod>   (ingress of an isolated destination)
     each chain RETURNs what a rule allows and DROPs the rest, as most plugins do.
@@ -33,6 +33,8 @@ from lab.manifests import ManifestError, Selector
 from lab.naming import CHAIN_PREFIX
 
 NETPOL = f"{CHAIN_PREFIX}NETPOL"
+# Every pod's own chain: CIP-NP-IN-<hash>, CIP-NP-OUT-<hash>.
+POD_CHAIN_PREFIX = f"{CHAIN_PREFIX}NP-"
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,7 @@ def _port_matches(spec: PortSpec, pod: PodRef | None) -> list[str] | None:
 
 def _chain(direction: str, pod: PodRef) -> str:
     digest = hashlib.sha256(f"{pod.namespace}/{pod.name}".encode()).hexdigest()[:16].upper()
-    return f"{CHAIN_PREFIX}NP-{direction}-{digest}"
+    return f"{POD_CHAIN_PREFIX}{direction}-{digest}"
 
 
 def _comment(text: str) -> list[str]:
