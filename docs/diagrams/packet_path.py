@@ -54,10 +54,12 @@ def _captured_route() -> dict[str, tuple[str, str]]:
 
 
 def _captured_backend_pods() -> tuple[tuple[str, str], ...]:
-    """(name, IP) of each backend pod in `lab get pods`, in address order, the
-    order of the endpoint rules."""
-    pods = [row.split() for row in _captured_rows("get-pods")[1:]]
-    backends = [(cols[1], cols[6]) for cols in pods if cols[1].startswith("backend-")]
+    """(name, IP) of each backend pod in `kubectl get pods -o wide`, in address order,
+    the order of the endpoint rules."""
+    header, *rows = _captured_rows("get-pods")
+    name, ip = header.split().index("NAME"), header.split().index("IP")
+    pods = [row.split() for row in rows]
+    backends = [(cols[name], cols[ip]) for cols in pods if cols[name].startswith("backend-")]
     return tuple(sorted(backends, key=lambda pod: ipaddress.ip_address(pod[1])))
 
 

@@ -2,8 +2,10 @@
 
 Brings the lab up once per proxy mode, runs each command the lesson shows
 exactly as the lesson prints it (a leading `sudo` dropped: this runs as
-root), writes docs/captures/NAME.txt (a header naming this script, the proxy
-mode, the commit and the run, then the commands and their output), takes the
+root; `kubectl` is the machine's real kubectl, pointed at the running lab
+by a KUBECONFIG from `python -m lab kubeconfig`), writes
+docs/captures/NAME.txt (a header naming this script, the proxy mode, the
+commit and the run, then the commands and their output), takes the
 screenshots into docs/img/, stops the lab, and pastes the captures into
 docs/lesson.md (`blocks`) and draws the rule chains from them
 (docs/diagrams/rule_chains.py). Nothing here is edited by hand afterwards:
@@ -31,8 +33,9 @@ from docs.lessoncapture import blocks
 from lab.control import ControlError, request
 
 REPO = blocks.REPO
-LAB = "sudo .venv/bin/python -m lab"
+KUBECTL = "kubectl -n clusterip-demo"
 PORT = 8080
+LOCK_WAIT = 600
 BASE = f"http://127.0.0.1:{PORT}"
 CHROMIUM_FLAGS = [
     "--headless",
@@ -52,6 +55,7 @@ class Run:
     def __init__(self, out: Path, img: Path) -> None:
         self.out = out
         self.img = img
+        self.env = dict(os.environ)
         self.stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.commit = _git("rev-parse", "--short=12", "HEAD")
         self.mode = "iptables"
@@ -67,6 +71,7 @@ class Run:
             text=True,
             timeout=timeout,
             check=False,
+            env=self.env,
         )
         # A reply without a final newline (curl's JSON) ends its line where the next
         # prompt would begin: the capture ends it, so every block ends with a newline.
@@ -148,13 +153,17 @@ def pause(seconds: float) -> Callable[[], None]:
 def lab_up(mode: str) -> Iterator[None]:
     log = (REPO / "var" / f"lesson-capture-{mode}.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "lab", "up", "--quiet", "--proxy-mode", mode, "--port", str(PORT)],
+        [
+            *(sys.executable, "-m", "lab", "up", "--quiet", "--proxy-mode", mode),
+            *("--port", str(PORT), "--wait", str(LOCK_WAIT)),
+        ],
         cwd=REPO,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
     try:
-        wait_until(lambda: _alive(proc) and settled(), f"the lab ({mode}) coming up", 240)
+        # Another lab on this machine (a test run) holds the lab lock: wait for it first.
+        wait_until(lambda: _ours(proc) and settled(), f"the lab ({mode}) up", 240 + LOCK_WAIT)
         time.sleep(2)  # the readiness of the last pod shows in `get pods` as it settles
         yield
     finally:
@@ -165,6 +174,26 @@ def lab_up(mode: str) -> Iterator[None]:
             proc.send_signal(signal.SIGINT)  # twice: skip the grace periods
             proc.wait(timeout=60)
         log.close()
+
+
+def use_the_labs_kubeconfig(run: Run) -> None:
+    """Point the captures' kubectl at the running lab, whatever the user's kubeconfig holds."""
+    path = REPO / "var" / "lesson-capture.kubeconfig"
+    text = subprocess.run(
+        [sys.executable, "-m", "lab", "kubeconfig"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    path.touch(mode=0o600)
+    path.write_text(text, encoding="utf-8")
+    run.env["KUBECONFIG"] = str(path)
+
+
+def _ours(proc: subprocess.Popen[bytes]) -> bool:
+    """The lab answering is the one this run started (not another that held the lock)."""
+    return _alive(proc) and status()["pid"] == proc.pid
 
 
 def _alive(proc: subprocess.Popen[bytes]) -> bool:
@@ -178,23 +207,28 @@ def _alive(proc: subprocess.Popen[bytes]) -> bool:
 
 def iptables_mode(run: Run) -> None:
     run.mode = "iptables"
-    run.capture("get-pods", f"{LAB} get pods")
-    run.capture("get-svc", f"{LAB} get svc")
-    run.capture("get-endpointslices", f"{LAB} get endpointslices")
+    service_alone(run)
+    run.capture("get-pods", f"{KUBECTL} get pods -o wide")
+    run.capture("get-svc", "kubectl get services -A -o wide")
+    run.capture("get-endpointslices", f"{KUBECTL} get endpointslices")
+    run.capture("describe-svc", f"{KUBECTL} describe service backend")
     victim = pods("backend")[0]["name"]
     frontend = pods("frontend")[0]
     fe = frontend["netns"]
     run.capture(
         "delete-pod",
-        f"{LAB} delete {victim}",
-        lambda: wait_until(lambda: sum(p["ready"] for p in pods("backend")) == 3, "a new pod"),
-        f"{LAB} get pods",
-        f"{LAB} get endpointslices",
+        f"{KUBECTL} delete pod {victim} --wait=false",
+        lambda: wait_until(lambda: _replaced(victim), "a new pod ready in the Service"),
+        f"{KUBECTL} get pods -o wide",
+        f"{KUBECTL} get endpointslices",
     )
     run.capture(
         "resolve",
         f"sudo ip netns exec {fe} getent hosts backend backend.clusterip-demo.svc.cluster.local"
         " mysql redis",
+        f"sudo ip netns exec {fe} curl -sS http://backend:8000/api/info",
+        f"{KUBECTL} exec deploy/frontend -- python -c"
+        " \"import socket; print(socket.gethostbyname('backend'))\"",
     )
     wait_until(settled, "the deleted pod gone")
     rule_chains(run)
@@ -210,6 +244,32 @@ def iptables_mode(run: Run) -> None:
     run.screenshot("lab-page.png", f"{BASE}/", 1250)
     run.screenshot("lab-spread.png", f"{BASE}/spread?n=60", 900)
     exercises(run, fe)
+
+
+ALONE = "docs/exercises/backend-service.yaml"
+
+
+def service_alone(run: Run) -> None:
+    """Step 0: the backend Service alone in a namespace of its own, then the app re-applied."""
+    run.capture(
+        "create-service",
+        f"kubectl create -f {ALONE}",
+        "kubectl -n step0 get services",
+        "kubectl -n step0 get endpoints",
+    )
+    run.capture(
+        "apply-unchanged",
+        f"kubectl create -f {ALONE}",
+        f"kubectl delete -f {ALONE}",
+        "kubectl apply -k k8s/",
+    )
+
+
+def _replaced(victim: str) -> bool:
+    """Three backend pods ready besides the deleted one, and the rules synced."""
+    others = [p for p in status()["pods"] if p["name"] != victim]
+    backends = [p for p in others if p["labels"].get("app.kubernetes.io/name") == "backend"]
+    return sum(p["ready"] for p in backends) == 3 and bool(status()["ready"])
 
 
 def rule_chains(run: Run) -> None:
@@ -277,14 +337,19 @@ def backend_chain(run: Run) -> str:
     )
 
 
+DNS_LOG = "kubectl -n kube-system logs deployment/kube-dns"
+# What an apply changed: the lines of the objects that are not `unchanged`.
+CHANGED = "grep -v unchanged"
+
+
 def exercises(run: Run, fe: str) -> None:
     be = pods("backend")[0]["netns"]
     # 1. A selector typo against a NetworkPolicy.
     run.capture(
         "break-selector",
-        f"{LAB} apply -k docs/exercises/selector-typo",
+        f"kubectl apply -k docs/exercises/selector-typo | {CHANGED}",
         pause(2),
-        f"{LAB} get endpointslices",
+        f"{KUBECTL} get endpointslices",
         f"sudo ip netns exec {fe} curl -sS -m 5 http://backend:8000/healthz",
         "sudo iptables -S CIP-SERVICES",
     )
@@ -294,7 +359,7 @@ def exercises(run: Run, fe: str) -> None:
     )
     run.capture(
         "mend-selector",
-        f"{LAB} apply -k k8s/",
+        f"kubectl apply -k k8s/ | {CHANGED}",
         pause(2),
         f"sudo ip netns exec {fe} curl -sS -m 5 http://backend:8000/healthz",
     )
@@ -302,31 +367,31 @@ def exercises(run: Run, fe: str) -> None:
     svc = backend_chain(run)
     run.capture(
         "break-readiness",
-        f"{LAB} apply -k docs/exercises/readiness-typo",
+        f"kubectl apply -k docs/exercises/readiness-typo | {CHANGED}",
         pause(20),
-        f"{LAB} get pods",
-        f"{LAB} get endpointslices",
+        f"{KUBECTL} get pods -o wide",
+        f"{KUBECTL} get endpointslices",
         f"sudo iptables -t nat -S {svc} | grep -c CIP-SEP-",
     )
     run.capture(
         "mend-readiness",
-        f"{LAB} apply -k k8s/",
+        f"kubectl apply -k k8s/ | {CHANGED}",
         lambda: wait_until(settled, "the rollout back"),
-        f"{LAB} get pods",
+        f"{KUBECTL} get pods -o wide",
     )
     # 3. Session affinity on, then off.
     run.capture(
         "affinity-on",
-        f"{LAB} apply -k docs/exercises/session-affinity",
+        f"kubectl apply -k docs/exercises/session-affinity | {CHANGED}",
         pause(2),
         f"sudo iptables -t nat -S {svc} | grep -m 2 recent",
         SPREAD,
     )
-    run.capture("affinity-off", f"{LAB} apply -k k8s/", pause(2), SPREAD)
+    run.capture("affinity-off", f"kubectl apply -k k8s/ | {CHANGED}", pause(2), SPREAD)
     # 4. The headless Service.
     run.capture(
         "headless",
-        f"{LAB} get svc | grep -e NAME -e mysql",
+        f"{KUBECTL} get services mysql mysql-headless",
         f"sudo ip netns exec {be} getent hosts mysql mysql-headless",
         "sudo iptables -t nat -S CIP-SERVICES | grep -c mysql-headless",
     )
@@ -335,14 +400,14 @@ def exercises(run: Run, fe: str) -> None:
         "dns-search",
         f"sudo cat /etc/netns/{fe}/resolv.conf",
         f"sudo ip netns exec {fe} getent ahostsv4 backend",
-        f"{LAB} logs kube-dns | grep -F 'query[A] backend.' | tail -n 1",
+        f"{DNS_LOG} | grep -F 'query[A] backend.' | tail -n 1",
     )
     run.capture(
         "dns-ndots",
         f"sudo ip netns exec {fe} getent ahostsv4 api.example.com",
-        f"{LAB} logs kube-dns | grep -F api.example.com",
+        f"{DNS_LOG} | grep -F api.example.com",
         f"sudo ip netns exec {fe} getent ahostsv4 api.example.org.",
-        f"{LAB} logs kube-dns | grep -F api.example.org",
+        f"{DNS_LOG} | grep -F api.example.org",
     )
 
 
@@ -366,6 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     run = Run(blocks.CAPTURES, REPO / "docs" / "img")
     for mode in opts.modes.split(","):
         with lab_up(mode):
+            use_the_labs_kubeconfig(run)
             {"iptables": iptables_mode, "nftables": nftables_mode}[mode](run)
     blocks.main()
     from docs.diagrams import packet_path, rule_chains
