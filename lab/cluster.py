@@ -38,8 +38,9 @@ from lab.kubeproxy.model import ServicePortRules
 from lab.kubeproxy.proxier import Proxier, make_mode
 from lab.network import HostNetwork
 from lab.node import status as node_status
-from lab.node.client import Client
+from lab.node.client import ApiError, ApiUnavailable, Client
 from lab.node.dnsfiles import DnsFiles
+from lab.node.events import kubelet_event
 from lab.node.informer import Informer
 from lab.node.pods import PodManager
 from lab.sources import cni, configdata, envvars, kubeproxy
@@ -157,6 +158,20 @@ class Lab:
         if self.options.print_events:
             stamp = time.strftime("%H:%M:%S", time.localtime(event.at))
             print(f"{stamp}  {obj:<34} {reason:<10} {message}", flush=True)
+
+    def pod_event(self, pod: Pod, reason: str, message: str) -> None:
+        """A pod worker's event: in the lab's output, and on the API server as a kubelet's."""
+        self.event(f"pod/{pod.name}", reason, message)
+        posted = kubelet_event(pod.namespace, pod.name, pod.uid, reason, message)
+        if posted is not None and not self.stopping:
+            self.spawn(self._post_event(posted), f"event {pod.name}")
+
+    async def _post_event(self, event: dict[str, Any]) -> None:
+        # Best effort, as the kubelet's recorder: an event lost never holds a pod up.
+        # (A RuntimeError: the client closed while the lab stops.)
+        with contextlib.suppress(ApiUnavailable, ApiError, RuntimeError):
+            namespace = event["metadata"]["namespace"]
+            await self.client.create(f"/api/v1/namespaces/{namespace}/events", event)
 
     def service_ips(self) -> dict[str, str]:
         return {

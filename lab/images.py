@@ -44,11 +44,16 @@ class ImageRuntime:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def sandbox(self, netns: str, image: str) -> tuple[str, int]:
-        """Start a pod's sandbox; its name and the pid that holds its network namespace."""
+    def sandbox(self, netns: str, image: str, hostname: str) -> tuple[str, int]:
+        """Start a pod's sandbox; its name and the pid that holds its network namespace.
+
+        The containers joining its network (`--network container:`) take its hostname
+        from it, as a pod's containers share the sandbox's UTS namespace: the pod's name.
+        """
         name = f"{netns}-pause"
         self.engine.remove(name)  # a sandbox left by a lab that was killed
-        self.engine(*sandbox_argv(name, image, "none", labels={LABEL: "sandbox"}))
+        labels = {LABEL: "sandbox"}
+        self.engine(*sandbox_argv(name, image, "none", hostname=hostname, labels=labels))
         pid = int(self.engine("inspect", "--format", "{{.State.Pid}}", name))
         return name, pid
 

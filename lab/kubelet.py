@@ -53,6 +53,7 @@ class Cluster(Protocol):
 
     def notify(self) -> None: ...
     def event(self, obj: str, reason: str, message: str) -> None: ...
+    def pod_event(self, pod: Pod, reason: str, message: str) -> None: ...
     def service_ips(self) -> dict[str, str]: ...
     def service_env(self, namespace: str) -> dict[str, str]: ...
     def config_maps(self, namespace: str) -> Mapping[str, Mapping[str, str]]: ...
@@ -71,7 +72,8 @@ class ContainerState:
     started: bool = False  # startup probe passed (or none)
     ready: bool = False
     pid: int | None = None
-    started_at: float | None = None
+    started_at: float | None = None  # time.time() of the last start
+    finished_at: float | None = None  # time.time() of the last exit
     last_probe: str = ""
     run_as: int | None = None
 
@@ -222,7 +224,7 @@ class PodWorker:
     # -- helpers -------------------------------------------------------------
 
     def _event(self, reason: str, message: str) -> None:
-        self.cluster.event(f"pod/{self.pod.name}", reason, message)
+        self.cluster.pod_event(self.pod, reason, message)
 
     def _facts(self) -> PodFacts:
         return PodFacts(
@@ -279,7 +281,9 @@ class PodWorker:
         app = [c for c in self.pod.template.all_containers() if self._from_image(c)]
         if images is None or not app:
             return None
-        self.sandbox, pid = await asyncio.to_thread(images.sandbox, self.pod.netns, app[0].image)
+        self.sandbox, pid = await asyncio.to_thread(
+            images.sandbox, self.pod.netns, app[0].image, self.pod.name[:63]
+        )
         return pid
 
     # -- the pod's life ----------------------------------------------------------
@@ -435,7 +439,10 @@ class PodWorker:
         ]
         header = f"starting {container.name}: {' '.join(launch.argv)}"
         proc = await _spawn(argv, log, header, env=launch.env, cwd=launch.cwd)
-        return Running(proc, launch, [*enter, *privilege], launch.env, init_sql_path)
+        # `ip netns exec` and unshare exec in place: proc.pid is the container's process.
+        # Entering its UTS namespace, `kubectl exec … hostname` sees the pod's name too.
+        uts = ["nsenter", f"--target={proc.pid}", "--uts", "--"]
+        return Running(proc, launch, [*uts, *enter, *privilege], launch.env, init_sql_path)
 
     async def _start_image(
         self,
@@ -510,7 +517,8 @@ class PodWorker:
             )
         state.state, state.reason = "running", ""
         state.pid = running.pid if running.engine_name else running.proc.pid
-        state.started_at, state.exit_code = time.monotonic(), None
+        # Wall-clock: the status written to the API server stamps it (startedAt).
+        state.started_at, state.exit_code = time.time(), None
         state.started = container.startup_probe is None
         state.ready = False
         self._event(
@@ -534,7 +542,7 @@ class PodWorker:
         if running.engine_name is not None and self.cluster.images is not None:
             oom = await asyncio.to_thread(self.cluster.images.finish, running.engine_name)
         state.state, state.pid, state.ready, state.started = "terminated", None, False, False
-        state.exit_code = code
+        state.exit_code, state.finished_at = code, time.time()
         if code == 0:
             state.reason = "Completed"
         elif oom:

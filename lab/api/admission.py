@@ -34,10 +34,11 @@ _MAX_UNKNOWN = 20
 
 def refuse_unsupported(resource: Resource, name: str) -> None:
     if resource.support == REFUSED:
+        article = "an" if resource.kind[0] in "AEIOU" else "a"
         raise ApiError(
             403,
-            f'{resource.qualified} "{name}" is forbidden: the ClusterIP lab cannot run a '
-            f"{resource.kind}: {resource.why}",
+            f'{resource.qualified} "{name}" is forbidden: the ClusterIP lab cannot run '
+            f"{article} {resource.kind}: {resource.why}",
             details={"name": name, "kind": resource.plural, "group": resource.group},
         )
 

@@ -36,6 +36,10 @@ def _state(state: ContainerState) -> Obj:
         return {"running": {"startedAt": _stamp(state.started_at)}}
     if state.state == "terminated":
         terminated: Obj = {"exitCode": state.exit_code or 0, "reason": state.reason or "Error"}
+        # Without them kubectl describe prints the zero time (0001-01-01) as Started/Finished.
+        for key, at in (("startedAt", state.started_at), ("finishedAt", state.finished_at)):
+            if at is not None:
+                terminated[key] = _stamp(at)
         return {"terminated": terminated}
     return {"waiting": {"reason": state.reason or "ContainerCreating"}}
 

@@ -42,6 +42,7 @@ NEEDED = (
     ("setpriv", "util-linux"),
     ("dnsmasq", "dnsmasq-base"),
     ("unshare", "util-linux"),
+    ("nsenter", "util-linux"),
 )
 
 

@@ -640,6 +640,11 @@ def test_a_kind_the_lab_cannot_run_is_refused_naming_it() -> None:
     assert error.value.code == 403
     assert 'daemonsets.apps "agent" is forbidden' in error.value.message
     assert "cannot run a DaemonSet" in error.value.message
+    ingresses = by_kind("networking.k8s.io/v1", "Ingress")
+    assert ingresses
+    with pytest.raises(ApiError) as error:
+        admission.refuse_unsupported(ingresses, "web")
+    assert "cannot run an Ingress: the lab has no ingress controller" in error.value.message
 
 
 def test_a_kind_stored_without_acting_says_so_and_endpoints_are_deprecated() -> None:

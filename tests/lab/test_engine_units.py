@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from lab.engine import Engine, run_argv, run_spec, sandbox_argv, split_command
+from lab.images import ImageRuntime
 from lab.manifests import Container, ManifestError, PodTemplate, load
 
 
@@ -125,6 +126,29 @@ def test_the_sandbox_holds_the_ports_and_runs_nothing_writable() -> None:
     assert "--publish 127.0.0.1::8000" in joined
     assert "--read-only" in joined and "--cap-drop ALL" in joined
     assert argv[-2:] == ["img", "infinity"]
+
+
+class _Recording(Engine):
+    def __init__(self) -> None:
+        super().__init__(("docker",))
+        self.calls: list[tuple[str, ...]] = []
+
+    def __call__(self, *argv: str, check: bool = True, timeout: float = 120) -> str:
+        self.calls.append(argv)
+        return "4242" if argv[0] == "inspect" else ""
+
+    def remove(self, *names: str) -> None:
+        pass
+
+
+def test_the_sandbox_gives_the_pods_containers_the_pods_name_as_hostname() -> None:
+    # A container run with `--network container:<sandbox>` takes the sandbox's hostname:
+    # without one the engine's container id, where a pod's hostname is its name.
+    engine = _Recording()
+    name, pid = ImageRuntime(engine).sandbox("cip-backend-x", "img", "backend-abc-xyz")
+    assert (name, pid) == ("cip-backend-x-pause", 4242)
+    run = next(call for call in engine.calls if call[0] == "run")
+    assert run[run.index("--hostname") + 1] == "backend-abc-xyz"
 
 
 def test_has_image_reads_the_exit_status_not_the_output() -> None:

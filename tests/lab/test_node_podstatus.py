@@ -108,9 +108,16 @@ def test_a_crashed_container_with_its_exit_code_and_restarts() -> None:
     pod = _started(_pod())
     app = pod.containers["app"]
     app.state, app.reason, app.exit_code, app.restart_count = "terminated", "Error", 3, 2
-    app.ready = False
+    app.ready, app.finished_at = False, CREATED + 65
     app_status = status_of(pod)["containerStatuses"][0]
-    assert app_status["state"] == {"terminated": {"exitCode": 3, "reason": "Error"}}
+    assert app_status["state"] == {
+        "terminated": {
+            "exitCode": 3,
+            "reason": "Error",
+            "startedAt": "2023-11-14T22:13:25Z",
+            "finishedAt": "2023-11-14T22:14:25Z",
+        }
+    }
     assert (app_status["ready"], app_status["started"], app_status["restartCount"]) == (
         False,
         False,
