@@ -27,7 +27,7 @@ import http.cookiejar
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -67,17 +67,15 @@ _MIN_RETRY_S = 0.05
 _URL_CACHE_SIZE = 256
 _USER_AGENT = {"User-Agent": f"clusterip-demo-frontend/{VERSION}"}
 
-Stage = Literal["pool", "connect", "send"]
 FailedHop = Literal["frontend", "name", "address", "pod"]
 
 
 @dataclass(slots=True)
 class Attempt(Observer):
-    """What one try at a request saw, told by the transport as it happened."""
+    """What one try at a request saw: the transport notes the connection's
+    stage and connect time (see `Observer`), the client the rest."""
 
-    fresh_client: bool
-    new_connection: bool = False
-    connect_ms: float | None = None
+    fresh_client: bool = False
     local_addr: str | None = None
     peer_addr: str | None = None
     # How long the connection used had been open, and how many requests it
@@ -88,25 +86,7 @@ class Attempt(Observer):
     # resolves the backend's name for each new connection, so this is also
     # when `peer_addr` was the name's answer.
     connection_opened_at: float | None = None
-    stage: Stage = "pool"
     error: str | None = None
-    _connect_started: float = 0.0
-
-    def connecting(self) -> None:
-        self.stage = "connect"
-        self.new_connection = True
-        self._connect_started = time.perf_counter()
-
-    def connected(self) -> None:
-        self.connect_ms = (time.perf_counter() - self._connect_started) * 1000
-        self.stage = "send"
-
-    def reused(self) -> None:
-        self.stage = "send"
-
-    def connect_failed(self) -> None:
-        if self.stage == "connect" and self.connect_ms is None:
-            self.connect_ms = (time.perf_counter() - self._connect_started) * 1000
 
 
 @dataclass(slots=True)
@@ -117,10 +97,6 @@ class CallTrace:
     @property
     def retried(self) -> bool:
         return len(self.attempts) > 1
-
-    @property
-    def last(self) -> Attempt:
-        return self.attempts[-1]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -151,27 +127,22 @@ class BackendReply:
     trace: CallTrace
     # Read from the headers once: the route panel asks more than once.
     served_by: str | None = field(init=False)
-    _server_timing: dict[str, float] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.served_by = self.headers.get("x-served-by")
 
-    @property
-    def server_timing(self) -> dict[str, float]:
-        if self._server_timing is None:
-            self._server_timing = parse_server_timing(self.headers.get("server-timing", ""))
-        return self._server_timing
-
-    def json(self, loads: Callable[[bytes], Any] = json.loads) -> Any:
+    def json(self) -> Any:
         """The body as JSON; a body that is not JSON is the backend's fault."""
         try:
-            return loads(self.body)
+            return json.loads(self.body)
         except ValueError as exc:
-            raise BackendUnavailable(
-                "pod",
-                f"the backend answered {self.status} with a body that is not JSON",
-                self.trace,
-            ) from exc
+            raise self.not_json() from exc
+
+    def not_json(self) -> BackendUnavailable:
+        """What a body that does not parse as JSON means: no usable answer."""
+        return BackendUnavailable(
+            "pod", f"the backend answered {self.status} with a body that is not JSON", self.trace
+        )
 
 
 class BackendUnavailable(Exception):
@@ -182,19 +153,6 @@ class BackendUnavailable(Exception):
         self.hop: FailedHop = hop
         self.message = message
         self.trace = trace
-
-
-def parse_server_timing(header: str) -> dict[str, float]:
-    """`db;dur=1.2, cache;dur=0.3, app;dur=2.0` → {"db": 1.2, "cache": 0.3, "app": 2.0}."""
-    timings: dict[str, float] = {}
-    for metric in header.split(","):
-        name, _, params = metric.strip().partition(";")
-        for param in params.split(";"):
-            key, _, value = param.strip().partition("=")
-            if key == "dur" and name:
-                with contextlib.suppress(ValueError):
-                    timings[name] = float(value)
-    return timings
 
 
 def _round(value: float | None) -> float | None:
@@ -384,8 +342,6 @@ class BackendClient:
         except BaseException as exc:
             failed = isinstance(exc, httpx.HTTPError)
             if failed:
-                if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-                    attempt.connect_failed()
                 attempt.error = _describe(exc)
                 self._count(method, "failed", attempt, started)
                 trace.total_ms = (time.perf_counter() - started) * 1000
