@@ -49,7 +49,7 @@ log = logging.getLogger("backend_client")
 # pod whose packets are dropped (partitioned, its node gone) that is still in the
 # Service, since its kubelet or nobody has yet said otherwise; on a new connection
 # kube-proxy picks again, most likely a live pod. A read timeout is not here: it
-# is retried only for reads, within the call's deadline (see _request_on).
+# is retried only for reads, within the call's deadline (see BackendClient.request).
 RETRYABLE = (
     httpx.ConnectError,
     httpx.ConnectTimeout,
@@ -405,62 +405,36 @@ class BackendClient:
         headers: Mapping[str, str] | None = None,
         timeouts: httpx.Timeout | None = None,
         retry: bool = True,
+        client: httpx.AsyncClient | None = None,
     ) -> BackendReply:
-        """A call on the shared pool, retried once on a fresh connection when safe.
+        """A call on the shared pool, or on `client` (one from `new_client`),
+        retried once on a fresh connection when safe (a retry always goes to
+        `fresh`).
 
         Answers of every status come back as a BackendReply; only a call that
         got no answer at all raises BackendUnavailable.
         """
-        return await self.request_on(
-            self.pooled,
-            method,
-            path,
-            params=params,
-            content=content,
-            headers=headers,
-            timeouts=timeouts,
-            retry=retry,
-        )
-
-    async def request_on(
-        self,
-        client: httpx.AsyncClient,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, str | int] | None = None,
-        content: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeouts: httpx.Timeout | None = None,
-        retry: bool = True,
-    ) -> BackendReply:
-        """`request` on a client of the caller's (one from `new_client`);
-        a retry still goes to `fresh`."""
-        return await self._request_on(
-            client,
-            method.upper(),
-            path,
-            retry=retry,
-            params=params,
-            content=content,
-            headers=headers,
-            timeouts=timeouts,
-        )
-
-    async def _request_on(
-        self, client: httpx.AsyncClient, method: str, path: str, *, retry: bool, **kwargs: Any
-    ) -> BackendReply:
-        header_names = {name.lower() for name in kwargs["headers"] or {}}
+        method = method.upper()
+        if client is None:
+            client = self.pooled
+        header_names = {name.lower() for name in headers or {}}
         repeatable = method in _IDEMPOTENT_METHODS or "idempotency-key" in header_names
         started = time.perf_counter()
-        timeouts: httpx.Timeout = kwargs["timeouts"] or self._timeout
+        limits = timeouts or self._timeout
         # The longest one try may already take: a retry after a silent pod
         # fits in what is left of it, so the caller never waits longer.
-        deadline = started + (timeouts.connect or 0.0) + (timeouts.read or 0.0)
+        deadline = started + (limits.connect or 0.0) + (limits.read or 0.0)
         trace = CallTrace()
         while True:
             reply, attempt, error = await self.send_once(
-                client, method, path, resend_count=len(trace.attempts), **kwargs
+                client,
+                method,
+                path,
+                params=params,
+                content=content,
+                headers=headers,
+                timeouts=timeouts,
+                resend_count=len(trace.attempts),
             )
             trace.attempts.append(attempt)
             if error is None or not retry or client is self.fresh:
@@ -469,7 +443,7 @@ class BackendClient:
                 left = deadline - time.perf_counter()
                 if left < _MIN_RETRY_S:
                     break
-                kwargs["timeouts"] = _cut(timeouts, left)
+                timeouts = _cut(limits, left)
             elif not (repeatable and isinstance(error, RETRYABLE)):
                 break
             self.metrics.retries.inc()

@@ -135,7 +135,7 @@ async def _call_on_own_client() -> tuple[BackendReply, str, int]:
         own = backend.new_client(httpx.AsyncHTTPTransport(), client_class=httpx.AsyncClient)
         try:
             async with own:
-                reply = await backend.request_on(own, "get", "/api/messages", retry=True)
+                reply = await backend.request("get", "/api/messages", retry=True, client=own)
             return reply, str(own.headers["user-agent"]), seen[0]
         finally:
             await backend.aclose()
