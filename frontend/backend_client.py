@@ -29,7 +29,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 import httpx
 
@@ -206,6 +206,16 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+class CallOptions(TypedDict, total=False):
+    """What a backend call may carry besides its method and path."""
+
+    params: Mapping[str, str | int] | None
+    content: bytes | None
+    headers: Mapping[str, str] | None
+    # Instead of the client's own (settings): a call with a budget of its own.
+    timeouts: httpx.Timeout | None
+
+
 class BackendClient:
     def __init__(self, settings: FrontendSettings, metrics: FrontendMetrics) -> None:
         self.settings = settings
@@ -303,11 +313,8 @@ class BackendClient:
         method: str,
         path: str,
         *,
-        params: Mapping[str, str | int] | None = None,
-        content: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeouts: httpx.Timeout | None = None,
         resend_count: int = 0,
+        **options: Unpack[CallOptions],
     ) -> tuple[BackendReply | None, Attempt, BaseException | None]:
         """One try, no retry: the reply, what the try saw, and the error if any.
 
@@ -315,8 +322,9 @@ class BackendClient:
         """
         fresh = client is self.fresh
         attempt = Attempt(fresh_client=fresh)
-        url = self._url(path, params)
-        request_headers = self._headers(headers, fresh)
+        url = self._url(path, options.get("params"))
+        request_headers = self._headers(options.get("headers"), fresh)
+        timeouts = options.get("timeouts")
         span = (
             client_span.start(self._tracer, method, url, request_headers, resend_count)
             if self._tracer is not None
@@ -325,7 +333,7 @@ class BackendClient:
         request = client.build_request(
             method,
             url,
-            content=content,
+            content=options.get("content"),
             headers=request_headers,
             timeout=timeouts if timeouts is not None else self._timeout,
             extensions={"observer": attempt},  # told what happens by frontend/transport.py
@@ -400,12 +408,9 @@ class BackendClient:
         method: str,
         path: str,
         *,
-        params: Mapping[str, str | int] | None = None,
-        content: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeouts: httpx.Timeout | None = None,
         retry: bool = True,
         client: httpx.AsyncClient | None = None,
+        **options: Unpack[CallOptions],
     ) -> BackendReply:
         """A call on the shared pool, or on `client` (one from `new_client`),
         retried once on a fresh connection when safe (a retry always goes to
@@ -417,24 +422,17 @@ class BackendClient:
         method = method.upper()
         if client is None:
             client = self.pooled
-        header_names = {name.lower() for name in headers or {}}
+        header_names = {name.lower() for name in options.get("headers") or {}}
         repeatable = method in _IDEMPOTENT_METHODS or "idempotency-key" in header_names
         started = time.perf_counter()
-        limits = timeouts or self._timeout
+        limits = options.get("timeouts") or self._timeout
         # The longest one try may already take: a retry after a silent pod
         # fits in what is left of it, so the caller never waits longer.
         deadline = started + (limits.connect or 0.0) + (limits.read or 0.0)
         trace = CallTrace()
         while True:
             reply, attempt, error = await self.send_once(
-                client,
-                method,
-                path,
-                params=params,
-                content=content,
-                headers=headers,
-                timeouts=timeouts,
-                resend_count=len(trace.attempts),
+                client, method, path, resend_count=len(trace.attempts), **options
             )
             trace.attempts.append(attempt)
             if error is None or not retry or client is self.fresh:
@@ -443,7 +441,7 @@ class BackendClient:
                 left = deadline - time.perf_counter()
                 if left < _MIN_RETRY_S:
                     break
-                timeouts = _cut(limits, left)
+                options["timeouts"] = _cut(limits, left)
             elif not (repeatable and isinstance(error, RETRYABLE)):
                 break
             self.metrics.retries.inc()
