@@ -61,7 +61,7 @@ lesson-capture: $(STAMP) ## Re-capture the lesson's lab outputs and screenshots,
 lock: $(STAMP) ## Re-resolve uv.lock from pyproject.toml, export requirements/*.txt with hashes (UPGRADE=name bumps one)
 	scripts/lock.sh $(if $(UPGRADE),--upgrade $(UPGRADE))
 
-lint-k8s: $(STAMP) ## Manifests, Dockerfiles and compose, checked without a cluster
+lint-k8s: $(STAMP) ## Manifests, the Dockerfile and compose, checked without a cluster
 	$(PY) -m pytest tests/k8s tests/compose -q
 
 bench-scale: $(STAMP) ## Latency at 10^3, 10^5 and 10^6 messages on MariaDB; report under var/
@@ -73,7 +73,7 @@ bench-rules: $(STAMP) ## kube-proxy rules at 10, 1,000, 5,000 Services, iptables
 e2e-kind: $(STAMP) ## Build images, load into kind, apply k8s/, run tests/e2e (needs docker + kind)
 	scripts/e2e-kind.sh
 
-images: ## Build both images (Docker or podman), tagged as k8s/base/kustomization.yaml pins; PYTHON_IMAGE=… to change the base
+images: ## Build both images from the one Dockerfile (Docker or podman), tagged as k8s/base/kustomization.yaml pins; PYTHON_IMAGE=… to change the base
 	scripts/build-images.sh
 
 standins: ## Build stand-in python/mysql/redis images from Debian packages (only where Docker Hub is unreachable; root)

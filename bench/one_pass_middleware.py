@@ -16,13 +16,20 @@ ASGI middleware costs a closure and a call per message. Per request it
 - when tracing is on, names the client on the request's server span and puts
   its trace id in the access log. The span itself is FastAPI's own (see
   common/tracing.py): it wraps this middleware, so it is current here.
+
+Why `__call__` repeats what common/middleware/ does (the body count, the
+access line, the metrics): it is the baseline being measured, one function
+whose jobs share one `send` wrapper and one `receive` wrapper. Calling the
+layered middlewares' pieces per message would make it another shape and
+price something else. What costs nothing per message is shared instead:
+the request id and response headers come from RequestIdMiddleware (this
+class extends it), the header types and the body-limit helpers from common/.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -39,18 +46,16 @@ from common.body_limit import (
 from common.connection_age import ConnectionAges
 from common.logging import request_id_var
 from common.metrics import HttpMetrics
-from common.request_context import Timings, incoming_request_id, timings_var
+from common.middleware.headers import HeaderHook, HeaderList
+from common.middleware.request_id import RequestIdMiddleware
+from common.request_context import Timings, timings_var
 from common.server_error import Failure, answer_internal_error
 from common.server_span import note_client
 
 log = logging.getLogger("errors")
 
-HeaderList = list[tuple[bytes, bytes]]
-# Adds headers of its own to a response's; gets the list to extend in place.
-HeaderHook = Callable[[HeaderList], None]
 
-
-class RequestMiddleware:
+class RequestMiddleware(RequestIdMiddleware):
     def __init__(
         self,
         app: ASGIApp,
@@ -66,15 +71,13 @@ class RequestMiddleware:
         failure: Failure = answer_internal_error,
         tracing: bool = False,
     ) -> None:
+        super().__init__(app, pod_name, response_headers)
         self._failure = failure
-        self.app = app
         self._tracing = tracing
-        self._served_by = pod_name.encode()
         self._metrics = metrics
         self._ages = connection_ages
         self._max_body = max_body_bytes
         self._quiet = quiet_paths
-        self._extra_headers = response_headers
         self._drain = body_drain
         self._refusal = refusal
 
@@ -178,36 +181,11 @@ class RequestMiddleware:
             request_id_var.reset(rid_token)
             timings_var.reset(t_token)
 
-    def request_id(self, scope: Scope) -> str:
-        return incoming_request_id(scope)
-
-    def identify(
-        self, headers: HeaderList, request_id: str, timings: Timings, started: float
-    ) -> None:
-        """Which request this was, which pod answered it, and where its time went."""
-        headers.append((b"x-request-id", request_id.encode()))
-        headers.append((b"x-served-by", self._served_by))
-        headers.append((b"server-timing", timings.header(time.perf_counter() - started)))
-
 
 def one_pass(app: FastAPI) -> None:
     """Swap the app's request middleware stack for this one pass, same settings."""
-    kwargs: dict[str, Any] = {}
-    for middleware in app.user_middleware:
-        kwargs.update(middleware.kwargs)
-    app.user_middleware[:] = [
-        m for m in app.user_middleware if not m.cls.__module__.startswith("common.middleware.")
-    ]
-    app.add_middleware(
-        RequestMiddleware,
-        pod_name=kwargs["pod_name"],
-        metrics=kwargs["metrics"],
-        connection_ages=kwargs["connection_ages"],
-        max_body_bytes=kwargs["max_body_bytes"],
-        quiet_paths=kwargs["quiet_paths"],
-        body_drain=kwargs["body_drain"],
-        response_headers=kwargs["response_headers"],
-        refusal=kwargs["refusal"],
-        failure=kwargs["failure"],
-        tracing=kwargs["tracing"],
-    )
+    layers = [m for m in app.user_middleware if m.cls.__module__.startswith("common.middleware.")]
+    app.user_middleware[:] = [m for m in app.user_middleware if m not in layers]
+    # The layers' settings, taken together, are this one's, name for name.
+    settings: dict[str, Any] = {name: v for m in layers for name, v in m.kwargs.items()}
+    app.add_middleware(RequestMiddleware, **settings)

@@ -69,34 +69,20 @@ class TracedTransport(httpx.AsyncHTTPTransport):
 
 
 class PerRequestBackendClient(BackendClient):
-    """Every call on a client made for it alone (retries still go to `fresh`)."""
+    """Every call on a client made for it alone (retries still go to `fresh`).
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, str | int] | None = None,
-        content: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeouts: httpx.Timeout | None = None,
-        retry: bool = True,
-    ) -> BackendReply:
+    Built from BackendClient's public parts only: `new_client` makes the
+    throwaway client, with the frontend's base URL, timeouts and User-Agent,
+    and `request(client=...)` makes the call on it, retry and all.
+    """
+
+    async def request(self, method: str, path: str, **options: Any) -> BackendReply:
         # httpx.AsyncClient, cookie jar and all, as the tutorials' code has it.
         throwaway = self.new_client(
             TracedTransport(trust_env=False), client_class=httpx.AsyncClient
         )
         async with throwaway:
-            return await self.request_on(
-                throwaway,
-                method,
-                path,
-                retry=retry,
-                params=params,
-                content=content,
-                headers=headers,
-                timeouts=timeouts,
-            )
+            return await super().request(method, path, client=throwaway, **options)
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from frontend.backend_client import Attempt
 
@@ -28,10 +28,12 @@ class BackendAddress:
     # When that connection was opened, so when the name resolved to
     # `address` (seconds since the epoch); None for a literal host.
     resolved_at: float | None
+    # `address` as the list runs_on() takes; a field, so that reading it
+    # does not call back into this module.
+    addresses: tuple[str, ...] = field(init=False)
 
-    @property
-    def addresses(self) -> tuple[str, ...]:
-        return () if self.address is None else (self.address,)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "addresses", () if self.address is None else (self.address,))
 
 
 @functools.lru_cache(maxsize=64)

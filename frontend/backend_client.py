@@ -27,9 +27,9 @@ import http.cookiejar
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 import httpx
 
@@ -49,7 +49,7 @@ log = logging.getLogger("backend_client")
 # pod whose packets are dropped (partitioned, its node gone) that is still in the
 # Service, since its kubelet or nobody has yet said otherwise; on a new connection
 # kube-proxy picks again, most likely a live pod. A read timeout is not here: it
-# is retried only for reads, within the call's deadline (see _request_on).
+# is retried only for reads, within the call's deadline (see BackendClient.request).
 RETRYABLE = (
     httpx.ConnectError,
     httpx.ConnectTimeout,
@@ -67,17 +67,15 @@ _MIN_RETRY_S = 0.05
 _URL_CACHE_SIZE = 256
 _USER_AGENT = {"User-Agent": f"clusterip-demo-frontend/{VERSION}"}
 
-Stage = Literal["pool", "connect", "send"]
 FailedHop = Literal["frontend", "name", "address", "pod"]
 
 
 @dataclass(slots=True)
 class Attempt(Observer):
-    """What one try at a request saw, told by the transport as it happened."""
+    """What one try at a request saw: the transport notes the connection's
+    stage and connect time (see `Observer`), the client the rest."""
 
-    fresh_client: bool
-    new_connection: bool = False
-    connect_ms: float | None = None
+    fresh_client: bool = False
     local_addr: str | None = None
     peer_addr: str | None = None
     # How long the connection used had been open, and how many requests it
@@ -88,25 +86,7 @@ class Attempt(Observer):
     # resolves the backend's name for each new connection, so this is also
     # when `peer_addr` was the name's answer.
     connection_opened_at: float | None = None
-    stage: Stage = "pool"
     error: str | None = None
-    _connect_started: float = 0.0
-
-    def connecting(self) -> None:
-        self.stage = "connect"
-        self.new_connection = True
-        self._connect_started = time.perf_counter()
-
-    def connected(self) -> None:
-        self.connect_ms = (time.perf_counter() - self._connect_started) * 1000
-        self.stage = "send"
-
-    def reused(self) -> None:
-        self.stage = "send"
-
-    def connect_failed(self) -> None:
-        if self.stage == "connect" and self.connect_ms is None:
-            self.connect_ms = (time.perf_counter() - self._connect_started) * 1000
 
 
 @dataclass(slots=True)
@@ -117,10 +97,6 @@ class CallTrace:
     @property
     def retried(self) -> bool:
         return len(self.attempts) > 1
-
-    @property
-    def last(self) -> Attempt:
-        return self.attempts[-1]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -151,27 +127,22 @@ class BackendReply:
     trace: CallTrace
     # Read from the headers once: the route panel asks more than once.
     served_by: str | None = field(init=False)
-    _server_timing: dict[str, float] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.served_by = self.headers.get("x-served-by")
 
-    @property
-    def server_timing(self) -> dict[str, float]:
-        if self._server_timing is None:
-            self._server_timing = parse_server_timing(self.headers.get("server-timing", ""))
-        return self._server_timing
-
-    def json(self, loads: Callable[[bytes], Any] = json.loads) -> Any:
+    def json(self) -> Any:
         """The body as JSON; a body that is not JSON is the backend's fault."""
         try:
-            return loads(self.body)
+            return json.loads(self.body)
         except ValueError as exc:
-            raise BackendUnavailable(
-                "pod",
-                f"the backend answered {self.status} with a body that is not JSON",
-                self.trace,
-            ) from exc
+            raise self.not_json() from exc
+
+    def not_json(self) -> BackendUnavailable:
+        """What a body that does not parse as JSON means: no usable answer."""
+        return BackendUnavailable(
+            "pod", f"the backend answered {self.status} with a body that is not JSON", self.trace
+        )
 
 
 class BackendUnavailable(Exception):
@@ -182,19 +153,6 @@ class BackendUnavailable(Exception):
         self.hop: FailedHop = hop
         self.message = message
         self.trace = trace
-
-
-def parse_server_timing(header: str) -> dict[str, float]:
-    """`db;dur=1.2, cache;dur=0.3, app;dur=2.0` → {"db": 1.2, "cache": 0.3, "app": 2.0}."""
-    timings: dict[str, float] = {}
-    for metric in header.split(","):
-        name, _, params = metric.strip().partition(";")
-        for param in params.split(";"):
-            key, _, value = param.strip().partition("=")
-            if key == "dur" and name:
-                with contextlib.suppress(ValueError):
-                    timings[name] = float(value)
-    return timings
 
 
 def _round(value: float | None) -> float | None:
@@ -246,6 +204,16 @@ class BackendHttpClient(httpx.AsyncClient):
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class CallOptions(TypedDict, total=False):
+    """What a backend call may carry besides its method and path."""
+
+    params: Mapping[str, str | int] | None
+    content: bytes | None
+    headers: Mapping[str, str] | None
+    # Instead of the client's own (settings): a call with a budget of its own.
+    timeouts: httpx.Timeout | None
 
 
 class BackendClient:
@@ -345,11 +313,8 @@ class BackendClient:
         method: str,
         path: str,
         *,
-        params: Mapping[str, str | int] | None = None,
-        content: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeouts: httpx.Timeout | None = None,
         resend_count: int = 0,
+        **options: Unpack[CallOptions],
     ) -> tuple[BackendReply | None, Attempt, BaseException | None]:
         """One try, no retry: the reply, what the try saw, and the error if any.
 
@@ -357,8 +322,9 @@ class BackendClient:
         """
         fresh = client is self.fresh
         attempt = Attempt(fresh_client=fresh)
-        url = self._url(path, params)
-        request_headers = self._headers(headers, fresh)
+        url = self._url(path, options.get("params"))
+        request_headers = self._headers(options.get("headers"), fresh)
+        timeouts = options.get("timeouts")
         span = (
             client_span.start(self._tracer, method, url, request_headers, resend_count)
             if self._tracer is not None
@@ -367,7 +333,7 @@ class BackendClient:
         request = client.build_request(
             method,
             url,
-            content=content,
+            content=options.get("content"),
             headers=request_headers,
             timeout=timeouts if timeouts is not None else self._timeout,
             extensions={"observer": attempt},  # told what happens by frontend/transport.py
@@ -384,8 +350,6 @@ class BackendClient:
         except BaseException as exc:
             failed = isinstance(exc, httpx.HTTPError)
             if failed:
-                if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-                    attempt.connect_failed()
                 attempt.error = _describe(exc)
                 self._count(method, "failed", attempt, started)
                 trace.total_ms = (time.perf_counter() - started) * 1000
@@ -444,67 +408,31 @@ class BackendClient:
         method: str,
         path: str,
         *,
-        params: Mapping[str, str | int] | None = None,
-        content: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeouts: httpx.Timeout | None = None,
         retry: bool = True,
+        client: httpx.AsyncClient | None = None,
+        **options: Unpack[CallOptions],
     ) -> BackendReply:
-        """A call on the shared pool, retried once on a fresh connection when safe.
+        """A call on the shared pool, or on `client` (one from `new_client`),
+        retried once on a fresh connection when safe (a retry always goes to
+        `fresh`).
 
         Answers of every status come back as a BackendReply; only a call that
         got no answer at all raises BackendUnavailable.
         """
-        return await self.request_on(
-            self.pooled,
-            method,
-            path,
-            params=params,
-            content=content,
-            headers=headers,
-            timeouts=timeouts,
-            retry=retry,
-        )
-
-    async def request_on(
-        self,
-        client: httpx.AsyncClient,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, str | int] | None = None,
-        content: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeouts: httpx.Timeout | None = None,
-        retry: bool = True,
-    ) -> BackendReply:
-        """`request` on a client of the caller's (one from `new_client`);
-        a retry still goes to `fresh`."""
-        return await self._request_on(
-            client,
-            method.upper(),
-            path,
-            retry=retry,
-            params=params,
-            content=content,
-            headers=headers,
-            timeouts=timeouts,
-        )
-
-    async def _request_on(
-        self, client: httpx.AsyncClient, method: str, path: str, *, retry: bool, **kwargs: Any
-    ) -> BackendReply:
-        header_names = {name.lower() for name in kwargs["headers"] or {}}
+        method = method.upper()
+        if client is None:
+            client = self.pooled
+        header_names = {name.lower() for name in options.get("headers") or {}}
         repeatable = method in _IDEMPOTENT_METHODS or "idempotency-key" in header_names
         started = time.perf_counter()
-        timeouts: httpx.Timeout = kwargs["timeouts"] or self._timeout
+        limits = options.get("timeouts") or self._timeout
         # The longest one try may already take: a retry after a silent pod
         # fits in what is left of it, so the caller never waits longer.
-        deadline = started + (timeouts.connect or 0.0) + (timeouts.read or 0.0)
+        deadline = started + (limits.connect or 0.0) + (limits.read or 0.0)
         trace = CallTrace()
         while True:
             reply, attempt, error = await self.send_once(
-                client, method, path, resend_count=len(trace.attempts), **kwargs
+                client, method, path, resend_count=len(trace.attempts), **options
             )
             trace.attempts.append(attempt)
             if error is None or not retry or client is self.fresh:
@@ -513,7 +441,7 @@ class BackendClient:
                 left = deadline - time.perf_counter()
                 if left < _MIN_RETRY_S:
                     break
-                kwargs["timeouts"] = _cut(timeouts, left)
+                options["timeouts"] = _cut(limits, left)
             elif not (repeatable and isinstance(error, RETRYABLE)):
                 break
             self.metrics.retries.inc()

@@ -20,12 +20,12 @@ tokens are compared.
 from __future__ import annotations
 
 import hmac
+import http.cookies
 import re
 import secrets
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
-from starlette.responses import Response
 
 COOKIE_NAME = "csrf_token"
 FIELD_NAME = "csrf_token"
@@ -43,24 +43,33 @@ def cookie_token(request: Request) -> str | None:
     return token if token and _TOKEN_SHAPE.match(token) else None
 
 
-def token_for(request: Request) -> tuple[str, bool]:
-    """The visitor's token, or a new one; True when the cookie must be set."""
+def issue(request: Request, secure: bool) -> tuple[str, str | None]:
+    """The visitor's token, or a new one with the `Set-Cookie` value that sends it.
+
+    Both at once, so the page hands the cookie to its response as a header
+    and does not come back here once it is rendered.
+    """
     existing = cookie_token(request)
-    return (existing, False) if existing else (new_token(), True)
+    if existing:
+        return existing, None
+    token = new_token()
+    return token, set_cookie_value(token, secure)
 
 
-def set_cookie(response: Response, token: str, secure: bool) -> None:
-    response.set_cookie(
-        COOKIE_NAME,
-        token,
-        httponly=True,
-        samesite="strict",
-        secure=secure,
-        path="/",
-        # A session cookie would be lost with the browser; a day keeps an
-        # open tab's form valid without keeping the token around for ever.
-        max_age=86_400,
-    )
+def set_cookie_value(token: str, secure: bool) -> str:
+    """The `Set-Cookie` header value for `token`, as Starlette's set_cookie writes it."""
+    cookie: http.cookies.SimpleCookie = http.cookies.SimpleCookie()
+    cookie[COOKIE_NAME] = token
+    morsel = cookie[COOKIE_NAME]
+    # A session cookie would be lost with the browser; a day keeps an open
+    # tab's form valid without keeping the token around for ever.
+    morsel["max-age"] = 86_400
+    morsel["path"] = "/"
+    if secure:
+        morsel["secure"] = True
+    morsel["httponly"] = True
+    morsel["samesite"] = "strict"
+    return morsel.OutputString()
 
 
 def _origin_host(origin: str) -> str | None:

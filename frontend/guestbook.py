@@ -24,7 +24,7 @@ from frontend.backend_client import (
     BackendUnavailable,
     outcome_unknown,
 )
-from frontend.listing_cache import ListingCache
+from frontend.listing_cache import CachedListing
 from frontend.pods import PodInfo
 from frontend.route_builder import build_route
 from frontend.route_model import Route
@@ -49,9 +49,9 @@ class Listing:
     route: Route
     status: int = 200
     problem: str | None = None
-    # The backend's answer the messages were read from: the key under which
-    # ListingCache keeps their rendered list.
-    source: bytes | None = None
+    # The backend's answer the messages were read from, as ListingCache keeps
+    # it: where the page finds their rendered list, or keeps it.
+    cached: CachedListing | None = None
 
 
 @dataclass(slots=True)
@@ -63,6 +63,7 @@ class Fetched:
     payload: dict[str, Any] | None
     # The answering pod's details, when this frontend has learnt them already.
     pod: PodInfo | None = None
+    cached: CachedListing | None = None
 
 
 async def _pod_info(backend: BackendClient) -> dict[str, Any] | None:
@@ -80,9 +81,16 @@ async def _pod_info(backend: BackendClient) -> dict[str, Any] | None:
 
 
 async def fetch_listing(
-    app_state: AppState, before_id: int | None, forwarded: Mapping[str, str]
+    app_state: AppState,
+    before_id: int | None,
+    forwarded: Mapping[str, str],
+    written: int | None = None,
 ) -> Fetched:
-    """The one backend call of a page view; a pod met for the first time is learnt later."""
+    """The one backend call of a page view; a pod met for the first time is learnt later.
+
+    `written` (the message a view highlights) picks which of the body's
+    rendered lists the listing cache hands on with it.
+    """
     params: dict[str, str | int] = {"limit": PAGE_SIZE}
     if before_id is not None:
         params["before_id"] = before_id
@@ -94,9 +102,15 @@ async def fetch_listing(
         return Fetched(label, exc, None)
     fetched = Fetched(label, outcome, None)
     try:
-        body = outcome.json(_loads(app_state.listings, outcome.status))
-    except BackendUnavailable as exc:
-        fetched.outcome = exc
+        # Parsed here rather than by the reply: the cache is asked once, and
+        # the page's way never goes back into backend_client.
+        if outcome.status == 200:
+            fetched.cached = app_state.listings.lookup(outcome.body, written)
+            body = fetched.cached.payload
+        else:
+            body = json.loads(outcome.body)
+    except ValueError:
+        fetched.outcome = outcome.not_json()
         return fetched
     fetched.payload = body if isinstance(body, dict) else None
     if outcome.status == 200:
@@ -104,14 +118,11 @@ async def fetch_listing(
     return fetched
 
 
-def _loads(cache: ListingCache, status: int) -> Any:
-    return cache.payload if status == 200 else json.loads
-
-
-def _problem(outcome: BackendReply | BackendUnavailable, failed_hop: str | None) -> tuple[int, str]:
+def _problem(outcome: BackendReply | BackendUnavailable) -> tuple[int, str]:
     """The page's status and banner for a listing that could not be shown."""
     if isinstance(outcome, BackendUnavailable):
-        return 503, f"The backend is unreachable: {_HOP_WORDS.get(failed_hop or 'pod')}."
+        # The hop the route panel marks failed: the one the call broke at.
+        return 503, f"The backend is unreachable: {_HOP_WORDS[outcome.hop]}."
     if outcome.status == 503:
         return 503, "The backend answered, but " + _HOP_WORDS["data"] + "."
     return 502, f"The backend answered {outcome.status} instead of the messages."
@@ -138,17 +149,20 @@ def listing_of(app_state: AppState, fetched: Fetched) -> Listing:
         )
         next_before = payload.get("next_before_id")
         listing.next_before_id = next_before if isinstance(next_before, int) else None
-        listing.source = outcome.body
+        listing.cached = fetched.cached
         return listing
-    listing.status, listing.problem = _problem(outcome, route.failed_hop)
+    listing.status, listing.problem = _problem(outcome)
     return listing
 
 
 async def load_listing(
-    app_state: AppState, before_id: int | None, forwarded: Mapping[str, str]
+    app_state: AppState,
+    before_id: int | None,
+    forwarded: Mapping[str, str],
+    written: int | None = None,
 ) -> Listing:
     """Fetch, then build: the page's data and its route panel, one way."""
-    return listing_of(app_state, await fetch_listing(app_state, before_id, forwarded))
+    return listing_of(app_state, await fetch_listing(app_state, before_id, forwarded, written))
 
 
 @dataclass(slots=True)

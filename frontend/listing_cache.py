@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,9 +14,16 @@ _WRITTEN_VARIANTS = 4
 
 
 @dataclass(slots=True)
-class _Page:
+class CachedListing:
+    """One backend answer's messages, parsed, and their rendered lists by `written`.
+
+    The page's renderer reads `rendered` and keeps there the list it had to
+    render: the next view of the same answer finds it, and rendering the page
+    never calls back into this module.
+    """
+
     payload: Any
-    html: dict[int | None, Markup] = field(default_factory=dict)
+    rendered: dict[int | None, Markup] = field(default_factory=dict)
 
 
 class ListingCache:
@@ -33,28 +39,20 @@ class ListingCache:
 
     def __init__(self, capacity: int = 64) -> None:
         self._capacity = capacity
-        self._pages: OrderedDict[bytes, _Page] = OrderedDict()
+        self._pages: OrderedDict[bytes, CachedListing] = OrderedDict()
 
-    def payload(self, body: bytes) -> Any:
-        """`json.loads(body)`, once per distinct body. Raises ValueError like it."""
+    def lookup(self, body: bytes, written: int | None) -> CachedListing:
+        """`json.loads(body)`, once per distinct body (raises ValueError like
+        it), with the lists rendered from it so far; room is made there for
+        the list a view with this `written` will render, if it is not kept."""
         page = self._pages.get(body)
         if page is None:
-            page = _Page(json.loads(body))
+            page = CachedListing(json.loads(body))
             self._pages[body] = page
             if len(self._pages) > self._capacity:
                 self._pages.popitem(last=False)
         else:
             self._pages.move_to_end(body)
-        return page.payload
-
-    def html(self, body: bytes | None, written: int | None, render: Callable[[], Markup]) -> Markup:
-        """The rendered list for a body `payload` has seen (else rendered afresh)."""
-        page = self._pages.get(body) if body is not None else None
-        if page is None:
-            return render()
-        html = page.html.get(written)
-        if html is None:
-            if len(page.html) >= _WRITTEN_VARIANTS:
-                page.html.clear()  # `written` comes from the query string
-            html = page.html[written] = render()
-        return html
+        if written not in page.rendered and len(page.rendered) >= _WRITTEN_VARIANTS:
+            page.rendered.clear()  # `written` comes from the query string
+        return page

@@ -13,7 +13,7 @@ import asyncio
 import contextvars
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 _DATABASE_LABELS = {"mysql": "MySQL", "mariadb": "MariaDB", "sqlite": "SQLite"}
@@ -26,10 +26,13 @@ class PodInfo:
     node: str
     database: str
     cache: str
+    # Worked out when the pod is learnt, not when a page shows it: the route
+    # builder reads plain fields and never calls back into this module.
+    database_label: str = field(init=False)
 
-    @property
-    def database_label(self) -> str:
-        return _DATABASE_LABELS.get(self.database, self.database or "the database")
+    def __post_init__(self) -> None:
+        label = _DATABASE_LABELS.get(self.database, self.database or "the database")
+        object.__setattr__(self, "database_label", label)
 
 
 class PodDirectory:

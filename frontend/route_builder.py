@@ -21,6 +21,7 @@ from frontend.pods import PodInfo
 from frontend.route_model import DNS_DOCS, SERVICE_DOCS, VIRTUAL_IP_DOCS, Hop, Route, Timing
 from frontend.route_prose import PlaceProse, any_place_prose, failure_words, place_prose
 from frontend.runs_on import runs_on
+from frontend.server_timing import parse_server_timing
 
 
 def _what_happened(attempt: Attempt) -> str:
@@ -38,12 +39,11 @@ def _what_happened(attempt: Attempt) -> str:
     return "a kept-alive connection"
 
 
-def _connection_detail(trace: CallTrace) -> str:
+def _connection_detail(trace: CallTrace, attempt: Attempt) -> str:
     parts: list[str] = []
-    if trace.retried:
+    if len(trace.attempts) > 1:
         first = trace.attempts[0]
         parts.append(f"first try: {_what_happened(first)}; retried once on a new connection")
-    attempt = trace.last
     parts.append(_what_happened(attempt))
     if attempt.local_addr:
         parts.append(f"from {attempt.local_addr}")
@@ -80,7 +80,12 @@ def _name_hop(target: BackendAddress, words: PlaceProse, now: float) -> Hop:
     return hop
 
 
-def _data_hop(reply: BackendReply | None, payload: Mapping[str, Any], database_label: str) -> Hop:
+def _data_hop(
+    reply: BackendReply | None,
+    payload: Mapping[str, Any],
+    timings: Mapping[str, float],
+    database_label: str,
+) -> Hop:
     words = any_place_prose()
     hop = Hop(key="data", title="Data", value="", detail="", explanation="", link=SERVICE_DOCS)
     if reply is None:
@@ -88,7 +93,6 @@ def _data_hop(reply: BackendReply | None, payload: Mapping[str, Any], database_l
         hop.value = "not reached"
         hop.explanation = words.data_not_reached
         return hop
-    timings = reply.server_timing
     cache = payload.get("cache")
     if reply.status == 200 and cache == "hit":
         hop.value = "Redis (cache hit)"
@@ -133,11 +137,12 @@ def _dependency_down(reply: BackendReply | None, payload: Mapping[str, Any]) -> 
 def _pod_hop(
     reply: BackendReply | None,
     payload: Mapping[str, Any],
+    timings: Mapping[str, float],
     pod_info: PodInfo | None,
     words: PlaceProse,
 ) -> Hop:
     pod_name = reply.served_by if reply else None
-    backend_ms = reply.server_timing.get("app") if reply else None
+    backend_ms = timings.get("app") if reply else None
     wire_ms = reply.trace.total_ms - backend_ms if reply and backend_ms is not None else None
     located = []
     if pod_info and pod_info.ip:
@@ -159,14 +164,15 @@ def _pod_hop(
     return hop
 
 
-def _address_hop(trace: CallTrace, target: BackendAddress, words: PlaceProse) -> Hop:
-    attempt = trace.last if trace.attempts else None
+def _address_hop(
+    trace: CallTrace, attempt: Attempt | None, target: BackendAddress, words: PlaceProse
+) -> Hop:
     hop = Hop(
         key="address",
         title=words.address_title,
         value=(attempt.peer_addr if attempt and attempt.peer_addr else None)
         or (f"{target.address}:{target.port}" if target.address else "unknown"),
-        detail=_connection_detail(trace) if attempt else "",
+        detail=_connection_detail(trace, attempt) if attempt else "",
         explanation=words.address,
         link=VIRTUAL_IP_DOCS,
         timings=[Timing("connect", attempt.connect_ms if attempt else None)],
@@ -189,11 +195,15 @@ def build_route(
 ) -> Route:
     reply = outcome if isinstance(outcome, BackendReply) else None
     trace = outcome.trace
-    attempt: Attempt | None = trace.last if trace.attempts else None
+    # Read here once and handed down: the call's record, and the pod's and
+    # the address's details, are plain data (no property of theirs is run),
+    # so building the model never goes back into the modules that made them.
+    attempt: Attempt | None = trace.attempts[-1] if trace.attempts else None
     host = settings.backend_host
     body = payload or {}
     target = backend_address(host, settings.backend_port, attempt)
     where = runs_on(settings.runs_on, target.addresses)
+    timings = parse_server_timing(reply.headers.get("server-timing", "")) if reply else {}
     words = place_prose(where.place, host)
     total_ms = trace.total_ms if trace.attempts else None
 
@@ -206,9 +216,9 @@ def build_route(
         link=SERVICE_DOCS,
         timings=[Timing("round trip to the backend", total_ms)],
     )
-    address = _address_hop(trace, target, words)
-    pod_hop = _pod_hop(reply, body, pod, words)
-    data = _data_hop(reply, body, pod.database_label if pod else "the database")
+    address = _address_hop(trace, attempt, target, words)
+    pod_hop = _pod_hop(reply, body, timings, pod, words)
+    data = _data_hop(reply, body, timings, pod.database_label if pod else "the database")
     hops = [frontend, _name_hop(target, words, time.time()), address, pod_hop, data]
     if isinstance(outcome, BackendUnavailable):
         target_hop = next(hop for hop in hops if hop.key == outcome.hop)
@@ -219,7 +229,7 @@ def build_route(
         request=request_label,
         hops=hops,
         total_ms=total_ms,
-        retried=trace.retried,
+        retried=len(trace.attempts) > 1,
         request_id=request_id,
         runs_on=where,
         between=words.between,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,21 @@ def create_templates(static_versions: dict[str, str] | None = None) -> Jinja2Tem
     return templates
 
 
+@dataclass(slots=True)
+class Fragment:
+    """A piece of a page rendered before the page, given to it as `name`.
+
+    `kept` holds pieces rendered before, by `key`: one found there is used as
+    it is; one rendered is stored there for the next view.
+    """
+
+    name: str
+    template: str
+    context: dict[str, Any]
+    kept: dict[Any, Markup] = field(default_factory=dict)
+    key: Any = None
+
+
 def render(
     templates: Jinja2Templates,
     request: Request,
@@ -104,16 +120,19 @@ def render(
     context: dict[str, Any],
     status_code: int = 200,
     headers: Mapping[str, str] | None = None,
+    fragments: Sequence[Fragment] = (),
 ) -> HTMLResponse:
+    """The page `name` and its fragments, rendered in this one call."""
     # Straight to the compiled template: Starlette's TemplateResponse adds a
     # context-processor pass and a debug hook for its TestClient, unused here.
-    template = templates.env.get_template(name)
-    base = {"request": request, "identity": identity, "path": request.scope["path"]}
-    html = template.render(base | context)
-    return HTMLResponse(html, status_code=status_code, headers=headers)
-
-
-def render_fragment(templates: Jinja2Templates, name: str, context: dict[str, Any]) -> Markup:
-    """A piece of a page, as markup to place in another template (escaped in its own)."""
-    html = templates.env.get_template(name).render(context)
-    return Markup(html)  # noqa: S704 - rendered with autoescape, like a page
+    env = templates.env
+    values = {"request": request, "identity": identity, "path": request.scope["path"]} | context
+    for part in fragments:
+        html = part.kept.get(part.key)
+        if html is None:
+            # Rendered with autoescape, like a page: markup to place as it is.
+            html = Markup(env.get_template(part.template).render(part.context))  # noqa: S704
+            part.kept[part.key] = html
+        values[part.name] = html
+    html_page = env.get_template(name).render(values)
+    return HTMLResponse(html_page, status_code=status_code, headers=headers)

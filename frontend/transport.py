@@ -36,37 +36,58 @@ import time
 import weakref
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import httpx
 from yarl import URL
 
-__all__ = ["AiohttpTransport", "ConnectionInfo", "NameNotResolved", "Observer"]
+__all__ = ["AiohttpTransport", "ConnectionInfo", "NameNotResolved", "Observer", "Stage"]
 
 
 class NameNotResolved(httpx.ConnectError):
     """The backend's name did not resolve when a connection was to be opened."""
 
 
+Stage = Literal["pool", "connect", "send"]
+
+
+@dataclass(slots=True)
 class Observer:
     """What a caller passes as `extensions["observer"]` to follow one request.
 
     `stage` is where the request is: waiting for a pooled connection
-    ("pool"), opening a new one ("connect"), or using one ("send").
+    ("pool"), opening a new one ("connect"), or using one ("send"). The
+    transport notes here what happens as it happens; the caller reads the
+    fields after the call (a subclass may add its own). Kept in this module so
+    that a request's way through the transport does not call back into the
+    caller's module.
     """
 
-    __slots__ = ()
-    stage: str
+    stage: Stage = "pool"
+    new_connection: bool = False
+    connect_ms: float | None = None
+    _connect_started: float = 0.0
 
     def connecting(self) -> None:
         """A new TCP connection is being opened for this request."""
+        self.stage = "connect"
+        self.new_connection = True
+        self._connect_started = time.perf_counter()
 
     def connected(self) -> None:
         """The new connection is open."""
+        self.connect_ms = (time.perf_counter() - self._connect_started) * 1000
+        self.stage = "send"
 
     def reused(self) -> None:
         """A kept-alive connection from the pool was taken."""
+        self.stage = "send"
+
+    def connect_failed(self) -> None:
+        """The connect this request was waiting for failed: how long it tried."""
+        if self.stage == "connect" and self.connect_ms is None:
+            self.connect_ms = (time.perf_counter() - self._connect_started) * 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +295,12 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 response.close()  # never pool a connection with unread bytes
                 raise
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise translate(exc, request, getattr(observer, "stage", None)) from exc
+            error = translate(exc, request, getattr(observer, "stage", None))
+            if observer is not None and isinstance(
+                error, httpx.ConnectError | httpx.ConnectTimeout
+            ):
+                observer.connect_failed()
+            raise error from exc
         response.release()
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
         if response.reason:

@@ -30,7 +30,7 @@ from pathlib import Path
 # migrations live inside them): the rest of the checkout is not the pods' business.
 APP_PARTS = ("common", "backend", "frontend")
 COPY_DIR = "app"  # under the lab's work directory
-# What the images install (their Dockerfiles `pip install -r` these): the copy's venv too.
+# What the images install (the Dockerfile's `pip install -r`): the copy's venv too.
 IMAGE_REQUIREMENTS = ("requirements/backend.txt", "requirements/frontend.txt")
 
 

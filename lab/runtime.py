@@ -3,9 +3,9 @@
 There is no container engine: each image is mapped to the program it would
 run, started inside the pod's network namespace.
 
-- clusterip-demo/<tier>:* → the container's command/args, or its Dockerfile's
-  CMD (`python -m backend`), with this repository on PYTHONPATH and the lab's
-  Python (the venv's) as `python`;
+- clusterip-demo/<tier>:* → the container's command/args, or the CMD of the
+  Dockerfile's stage for the tier (`python -m backend`), with this repository
+  on PYTHONPATH and the lab's Python (the venv's) as `python`;
 - redis:* → Debian's `redis-server` with the container's args, protected mode
   off as in the official image;
 - mysql:* / mariadb:* → Debian's `mariadbd`, its datadir initialised the way
@@ -29,9 +29,7 @@ bounding set and no_new_privs. What a namespace-only lab cannot do
 from __future__ import annotations
 
 import functools
-import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -40,10 +38,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lab.checkout import AppSource
+from lab.dockerfile import tier_command
 from lab.manifests import REPO, Container, ManifestError, PodTemplate, SecurityContext
 
 # The image's default user when the manifests set none: the app images'
-# Dockerfiles say USER 10001; the official redis and mysql images start as
+# Dockerfile says USER 10001; the official redis and mysql images start as
 # root and drop to their own user (999).
 IMAGE_DEFAULT_USER = {"app": 10001, "redis": 999, "mysql": 999, "dnsmasq": 0}
 
@@ -87,23 +86,8 @@ def image_kind(image: str) -> tuple[str, str]:
 
 
 def dockerfile_cmd(tier: str) -> list[str]:
-    """ENTRYPOINT + CMD of <repo>/<tier>/Dockerfile (exec form), as `docker run` would use."""
-    path = REPO / tier / "Dockerfile"
-    if not path.exists():
-        raise ManifestError(f"image clusterip-demo/{tier}: no {path} to read its CMD from")
-    entry: list[str] = []
-    cmd: list[str] = []
-    for line in path.read_text().splitlines():
-        match = re.match(r"^\s*(ENTRYPOINT|CMD)\s+(\[.*\])\s*$", line)
-        if match:
-            value = [str(v) for v in json.loads(match.group(2))]
-            if match.group(1) == "ENTRYPOINT":
-                entry = value
-            else:
-                cmd = value
-    if not entry and not cmd:
-        raise ManifestError(f"{path}: no exec-form ENTRYPOINT or CMD")
-    return entry + cmd
+    """ENTRYPOINT + CMD of the tier's stage in <repo>/Dockerfile, as `docker run` would use."""
+    return tier_command(REPO / "Dockerfile", tier)
 
 
 @functools.cache

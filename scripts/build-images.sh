@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make images`: builds clusterip-demo/backend and clusterip-demo/frontend with the
-# machine's container engine (Docker or podman), for the host's architecture, tagged
+# `make images`: builds clusterip-demo/backend and clusterip-demo/frontend from the one
+# Dockerfile (--build-arg TIER names the tier) with the machine's container engine
+# (Docker or podman), for the host's architecture, tagged
 # with the tag k8s/base/kustomization.yaml pins: the manifests and the images cannot drift.
 #
 #   make images                                                 # on python:3.11.16-slim-bookworm
@@ -22,11 +23,11 @@ for tier in backend frontend; do
   echo "images: building $ref${PYTHON_IMAGE:+ on $PYTHON_IMAGE}" >&2
   # --network host: a builder on a private engine (scripts/docker-engine.sh) has no
   # route out otherwise, and pip must reach the package index.
-  if ! $ENGINE build --quiet --network host "${build_args[@]}" \
+  if ! $ENGINE build --quiet --network host --build-arg "TIER=$tier" "${build_args[@]}" \
     --label "org.opencontainers.image.version=$TAG" \
     --label "org.opencontainers.image.revision=$revision" \
     --label "org.opencontainers.image.base.name=${PYTHON_IMAGE:-python:3.11.16-slim-bookworm}" \
-    -f "$tier/Dockerfile" -t "$ref" . >/dev/null; then
+    -f Dockerfile -t "$ref" . >/dev/null; then
     echo "images: building $ref failed. Without Docker Hub, build the stand-in base first:" >&2
     echo "  sudo scripts/standin-images.sh && make images PYTHON_IMAGE=clusterip-demo/standin-python:3.11-bookworm" >&2
     exit 1

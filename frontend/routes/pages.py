@@ -30,7 +30,7 @@ from frontend.guestbook import (
 from frontend.route_model import SERVICE_DOCS
 from frontend.spread import DETAIL, HEADLINE, SpreadInputError, parse_n
 from frontend.spread_limits import CLIENT_CLOSED, bounded_spread
-from frontend.templating import render, render_fragment
+from frontend.templating import Fragment, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -62,26 +62,30 @@ def _page(
     status: int | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    token, is_new = csrf.token_for(request)
-    message_list = None
+    token, cookie = csrf.issue(request, app_state.settings.csrf_cookie_secure)
+    if cookie is not None:
+        headers = {**(headers or {}), "set-cookie": cookie}
+    fragments: tuple[Fragment, ...] = ()
     if listing.messages:
-        message_list = app_state.listings.html(
-            listing.source,
-            written,
-            lambda: render_fragment(
-                app_state.templates,
+        # Rendered once per backend answer and `written`, kept with the answer.
+        kept = listing.cached.rendered if listing.cached is not None else {}
+        fragments = (
+            Fragment(
+                "message_list",
                 "_messages.html",
                 {"messages": listing.messages, "written": written},
+                kept,
+                written,
             ),
         )
-    response = render(
+    return render(
         app_state.templates,
         request,
         app_state.identity,
         "index.html",
         {
             "listing": listing,
-            "message_list": message_list,
+            "message_list": None,
             "route": listing.route,
             "form": form,
             "csrf_field": csrf.FIELD_NAME,
@@ -97,17 +101,15 @@ def _page(
         },
         status_code=status or listing.status,
         headers=headers,
+        fragments=fragments,
     )
-    if is_new:
-        csrf.set_cookie(response, token, app_state.settings.csrf_cookie_secure)
-    return response
 
 
 @router.get("/")
 async def index(
     request: Request, app_state: AppStateDep, before_id: MessageId = None, written: MessageId = None
 ) -> Response:
-    listing = await load_listing(app_state, before_id, forwarded_for(request))
+    listing = await load_listing(app_state, before_id, forwarded_for(request), written)
     return _page(request, app_state, listing, FormState(), written=written)
 
 

@@ -8,6 +8,7 @@ an empty Redis.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,11 @@ import redis as redis_sync
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
+from backend.config import BackendSettings
+from backend.database import Database
+from backend.idempotency import IdempotencyStore
+from backend.migrate import upgrade
+from backend.queries import MessageQueries
 from tests.conftest import BackendLauncher
 from tests.support.apps import AppProcess
 from tests.support.servers import MariaDB, Redis
@@ -84,3 +90,17 @@ def empty_database_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest
     if kind == "sqlite":
         return f"sqlite:///{tmp_path / 'guestbook.db'}"
     return str(request.getfixturevalue("mysql_url"))
+
+
+@contextmanager
+def idempotency_store(database_url: str) -> Iterator[tuple[IdempotencyStore, MessageQueries]]:
+    """The data layer on `database_url`, migrated to the newest revision: the
+    idempotency store and the queries it writes with, disposed of after."""
+    settings = BackendSettings(database_url=database_url)
+    upgrade(settings, wait_seconds=10)
+    db = Database(settings, on_error=lambda: None)
+    messages = MessageQueries(db)
+    try:
+        yield IdempotencyStore(db, messages), messages
+    finally:
+        db.dispose()

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,22 +50,6 @@ def _account(mariadb: MariaDB, database: str, tmp_path: Path) -> tuple[str, Path
     return user, secret
 
 
-def _run(mariadb: MariaDB, user: str, secret: Path, backups: Path, *argv: str, **extra: str):
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG")}
-    env |= {
-        "MYSQL_HOST": "127.0.0.1",
-        "MYSQL_PORT": str(mariadb.port),
-        "MYSQL_USER": user,  # as a variable here; the CronJob gives the *_FILE forms
-        "MYSQL_DATABASE_FILE": str(secret / "MYSQL_DATABASE"),
-        "MYSQL_PASSWORD_FILE": str(secret / "MYSQL_PASSWORD"),
-        "BACKUP_DIR": str(backups),
-        "TMPDIR": str(backups.parent),
-    } | extra
-    return subprocess.run(
-        ["bash", str(SCRIPT), *argv], env=env, capture_output=True, text=True, timeout=120
-    )
-
-
 def _rows(mariadb: MariaDB, database: str) -> dict[str, list[tuple[Any, ...]]]:
     connection = pymysql.connect(
         host="127.0.0.1", port=mariadb.port, user="root", database=database
@@ -80,22 +65,49 @@ def _rows(mariadb: MariaDB, database: str) -> dict[str, list[tuple[Any, ...]]]:
         connection.close()
 
 
+@dataclass
+class BackupScript:
+    """The script against the test's database, run as the CronJobs run it."""
+
+    mariadb: MariaDB
+    database: str
+    user: str
+    secret: Path
+    backups: Path
+
+    def run(self, *argv: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG")}
+        env |= {
+            "MYSQL_HOST": "127.0.0.1",
+            "MYSQL_PORT": str(self.mariadb.port),
+            "MYSQL_USER": self.user,  # as a variable here; the CronJob gives the *_FILE forms
+            "MYSQL_DATABASE_FILE": str(self.secret / "MYSQL_DATABASE"),
+            "MYSQL_PASSWORD_FILE": str(self.secret / "MYSQL_PASSWORD"),
+            "BACKUP_DIR": str(self.backups),
+            "TMPDIR": str(self.backups.parent),
+        } | extra
+        return subprocess.run(
+            ["bash", str(SCRIPT), *argv], env=env, capture_output=True, text=True, timeout=120
+        )
+
+    def rows(self) -> dict[str, list[tuple[Any, ...]]]:
+        return _rows(self.mariadb, self.database)
+
+
 @pytest.fixture
-def mysqldump() -> None:
+def script(mariadb: MariaDB, mysql_url: str, tmp_path: Path) -> BackupScript:
+    """The script, an application account like the Secret's, and where the dumps go."""
     if shutil.which("mysqldump") is None or shutil.which("mysql") is None:
         missing("mysqldump/mysql not found (Debian: apt-get install mariadb-client)")
+    database = _database(mysql_url)
+    user, secret = _account(mariadb, database, tmp_path)
+    return BackupScript(mariadb, database, user, secret, tmp_path / "backups")
 
 
 def test_dump_wipe_restore_brings_every_row_back(
-    mysqldump: None,
-    mariadb: MariaDB,
-    mysql_url: str,
-    backend_factory: BackendFactory,
-    tmp_path: Path,
+    script: BackupScript, mysql_url: str, backend_factory: BackendFactory
 ) -> None:
-    database = _database(mysql_url)
-    user, secret = _account(mariadb, database, tmp_path)
-    backups = tmp_path / "backups"
+    database, backups = script.database, script.backups
     keys = [uuid.uuid4().hex for _ in range(6)]
     for pod in ("backend-a", "backend-b"):
         app = backend_factory(mysql_url, pod_name=pod)
@@ -108,22 +120,24 @@ def test_dump_wipe_restore_brings_every_row_back(
             )
             assert posted.status_code == 201, posted.text
         app.stop()
-    before = _rows(mariadb, database)
+    before = script.rows()
     assert len(before["messages"]) == 6 and len(before["idempotency_keys"]) == 6
     assert {row[0]: row[1] for row in before["message_counts"]} == {"backend-a": 3, "backend-b": 3}
 
-    dumped = _run(mariadb, user, secret, backups, "dump")
+    dumped = script.run("dump")
     assert dumped.returncode == 0, dumped.stderr
     (dump,) = backups.glob(f"{database}-*.sql")
     assert PASSWORD not in dump.read_text() + dumped.stdout + dumped.stderr
     assert not list(backups.glob(".*partial"))
 
     # Lost: the database and everything in it.
-    mariadb.sql(f"DROP DATABASE `{database}`")
-    mariadb.sql(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-    restored = _run(mariadb, user, secret, backups, "restore")
+    script.mariadb.sql(f"DROP DATABASE `{database}`")
+    script.mariadb.sql(
+        f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+    )
+    restored = script.run("restore")
     assert restored.returncode == 0, restored.stderr
-    assert _rows(mariadb, database) == before
+    assert script.rows() == before
 
     # The backend agrees: a retried request with a restored key replays, writes nothing.
     app = backend_factory(mysql_url, pod_name="backend-c")
@@ -140,57 +154,41 @@ def test_dump_wipe_restore_brings_every_row_back(
 
 
 def test_a_restore_replaces_what_was_written_after_the_dump(
-    mysqldump: None,
-    mariadb: MariaDB,
-    mysql_url: str,
-    backend_factory: BackendFactory,
-    tmp_path: Path,
+    script: BackupScript, mysql_url: str, backend_factory: BackendFactory
 ) -> None:
-    database = _database(mysql_url)
-    user, secret = _account(mariadb, database, tmp_path)
-    backups = tmp_path / "backups"
     app = backend_factory(mysql_url)
     httpx.post(f"{app.url}/api/messages", json={"author": "a", "text": "kept"}, timeout=10)
-    assert _run(mariadb, user, secret, backups, "dump").returncode == 0
+    assert script.run("dump").returncode == 0
     httpx.post(f"{app.url}/api/messages", json={"author": "a", "text": "after"}, timeout=10)
     app.stop()
-    (dump,) = backups.glob("*.sql")
+    (dump,) = script.backups.glob("*.sql")
     # By name, as BACKUP_FILE names one in the restore CronJob.
-    restored = _run(mariadb, user, secret, backups, "restore", BACKUP_FILE=dump.name)
+    restored = script.run("restore", BACKUP_FILE=dump.name)
     assert restored.returncode == 0, restored.stderr
-    texts = [row[2] for row in _rows(mariadb, database)["messages"]]
+    texts = [row[2] for row in script.rows()["messages"]]
     assert texts == ["kept"]
 
 
-def test_a_failed_dump_leaves_no_backup_and_says_so(
-    mysqldump: None, mariadb: MariaDB, mysql_url: str, tmp_path: Path
-) -> None:
-    database = _database(mysql_url)
-    user, secret = _account(mariadb, database, tmp_path)
-    (secret / "MYSQL_PASSWORD").write_text("not the password")
-    backups = tmp_path / "backups"
-    failed = _run(mariadb, user, secret, backups, "dump")
+def test_a_failed_dump_leaves_no_backup_and_says_so(script: BackupScript, tmp_path: Path) -> None:
+    (script.secret / "MYSQL_PASSWORD").write_text("not the password")
+    failed = script.run("dump")
     assert failed.returncode != 0
     assert "no backup was written" in failed.stderr
-    assert list(backups.iterdir()) == []
+    assert list(script.backups.iterdir()) == []
     assert list(tmp_path.glob("mysql-backup.*")) == []  # the option file is gone too
 
 
-def test_only_the_newest_dumps_are_kept(
-    mysqldump: None, mariadb: MariaDB, mysql_url: str, tmp_path: Path
-) -> None:
-    database = _database(mysql_url)
-    user, secret = _account(mariadb, database, tmp_path)
-    backups = tmp_path / "backups"
+def test_only_the_newest_dumps_are_kept(script: BackupScript) -> None:
+    backups = script.backups
     backups.mkdir()
-    old = [backups / f"{database}-2020010{i}T000000Z.sql" for i in range(1, 4)]
+    old = [backups / f"{script.database}-2020010{i}T000000Z.sql" for i in range(1, 4)]
     for path in old:
         path.write_text("-- an old dump\n")
-    done = _run(mariadb, user, secret, backups, "dump", BACKUP_KEEP="2")
+    done = script.run("dump", BACKUP_KEEP="2")
     assert done.returncode == 0, done.stderr
     kept = sorted(p.name for p in backups.glob("*.sql"))
     assert len(kept) == 2 and kept[0] == old[-1].name
-    listed = _run(mariadb, user, secret, backups, "list")
+    listed = script.run("list")
     assert [Path(line).name for line in listed.stdout.split()] == kept
 
 

@@ -11,28 +11,20 @@ import pytest
 from backend.config import BackendSettings
 from backend.data_errors import DatabaseUnavailable, IdempotencyKeyReused
 from backend.database import Database
-from backend.idempotency import IdempotencyStore
-from backend.migrate import upgrade
 from backend.queries import MessageQueries
+from tests.backend.conftest import idempotency_store
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_a_reused_key_raises_the_data_layers_own_error(tmp_path: Path) -> None:
-    settings = BackendSettings(database_url=f"sqlite:///{tmp_path / 'guestbook.db'}")
-    upgrade(settings, wait_seconds=10)
-    db = Database(settings, on_error=lambda: None)
-    messages = MessageQueries(db)
-    store = IdempotencyStore(db, messages)
-    try:
+    with idempotency_store(f"sqlite:///{tmp_path / 'guestbook.db'}") as (store, _):
         first = store.create("ann", "hello", "pod-a", "key-1")
         assert not first.replayed
         assert store.create("ann", "hello", "pod-a", "key-1").replayed
         with pytest.raises(IdempotencyKeyReused) as raised:
             store.create("ann", "something else", "pod-a", "key-1")
         assert raised.value.key == "key-1"
-    finally:
-        db.dispose()
 
 
 def test_a_database_that_is_not_there_raises_database_unavailable(tmp_path: Path) -> None:

@@ -9,23 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from backend.config import BackendSettings
-from backend.database import Database
 from backend.idempotency import IdempotencyStore
-from backend.migrate import upgrade
 from backend.queries import MessageQueries
+from tests.backend.conftest import idempotency_store
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[tuple[IdempotencyStore, MessageQueries]]:
-    settings = BackendSettings(database_url=f"sqlite:///{tmp_path / 'guestbook.db'}")
-    upgrade(settings, wait_seconds=10)
-    db = Database(settings, on_error=lambda: None)
-    messages = MessageQueries(db)
-    try:
-        yield IdempotencyStore(db, messages), messages
-    finally:
-        db.dispose()
+    with idempotency_store(f"sqlite:///{tmp_path / 'guestbook.db'}") as made:
+        yield made
 
 
 def test_replay_is_per_client(store: tuple[IdempotencyStore, MessageQueries]) -> None:

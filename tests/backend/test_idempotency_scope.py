@@ -18,11 +18,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from backend.config import BackendSettings
-from backend.database import Database
-from backend.idempotency import IdempotencyStore, request_fingerprint
+from backend.idempotency import request_fingerprint
 from backend.migrate import upgrade
-from backend.queries import MessageQueries
-from tests.backend.conftest import empty_database_url
+from tests.backend.conftest import empty_database_url, idempotency_store
 from tests.conftest import BackendFactory
 from tests.support.servers import Redis
 
@@ -160,31 +158,18 @@ def test_migration_0003_goes_down_and_up_again(
 ) -> None:
     """Down, one key per value is kept (the newest); up again, it is the legacy kind."""
     database_url = empty_database_url(kind, tmp_path, request)
-    settings = BackendSettings(database_url=database_url)
-    upgrade(settings, wait_seconds=10)
-    db = Database(settings, on_error=lambda: None)
-    messages = MessageQueries(db)
-    store = IdempotencyStore(db, messages)
-    try:
+    with idempotency_store(database_url) as (store, _):
         first = store.create("a", "same", "pod", "shared-key", "198.51.100.1")
         second = store.create("b", "same", "pod", "shared-key", "198.51.100.2")
         assert first.row["id"] != second.row["id"]
-    finally:
-        db.dispose()
     _downgrade(database_url, "0002")
     engine = create_engine(database_url, poolclass=NullPool)
     with engine.connect() as conn:
         kept = conn.execute(text("SELECT message_id FROM idempotency_keys")).scalars().all()
     assert len(kept) == 1
-    upgrade(settings, wait_seconds=10)
-    db = Database(settings, on_error=lambda: None)
-    messages = MessageQueries(db)
-    store = IdempotencyStore(db, messages)
-    try:
+    with idempotency_store(database_url) as (store, _):
         replay = store.create(
             "a" if kept[0] == first.row["id"] else "b", "same", "pod", "shared-key", "203.0.113.9"
         )
         assert replay.replayed and replay.row["id"] == kept[0]
-    finally:
-        db.dispose()
     engine.dispose()

@@ -12,12 +12,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from backend.config import BackendSettings
-from backend.database import Database
-from backend.idempotency import IdempotencyStore, delete_expired_keys
-from backend.migrate import upgrade
-from backend.queries import MessageQueries
-from tests.backend.conftest import empty_database_url
+from backend.idempotency import delete_expired_keys
+from tests.backend.conftest import empty_database_url, idempotency_store
 from tests.conftest import BackendLauncher
 from tests.support.servers import MariaDB
 from tests.support.waiting import wait_until
@@ -47,12 +43,7 @@ def test_a_pass_deletes_at_most_its_batch_of_expired_keys(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     database_url = empty_database_url(kind, tmp_path, request)
-    settings = BackendSettings(database_url=database_url)
-    upgrade(settings, wait_seconds=10)
-    db = Database(settings, on_error=lambda: None)
-    messages = MessageQueries(db)
-    store = IdempotencyStore(db, messages)
-    try:
+    with idempotency_store(database_url) as (store, messages):
         keys = [f"k{i}" for i in range(5)]
         for key in keys:
             store.create("a", f"text {key}", "pod", key)
@@ -66,8 +57,6 @@ def test_a_pass_deletes_at_most_its_batch_of_expired_keys(
         replay = store.create("a", "text k4", "pod", "k4")
         assert replay.replayed
         assert messages.stats()[0] == 5
-    finally:
-        db.dispose()
 
 
 def test_an_expired_key_is_deleted_by_the_backend_and_can_be_used_again(

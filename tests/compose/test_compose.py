@@ -314,15 +314,16 @@ def test_app_containers_are_hardened(compose, service):
 
 def test_each_image_is_built_by_one_service(compose):
     builds = {
-        name: (s["build"]["context"], s["build"]["dockerfile"], s["image"])
+        name: (s["build"]["context"], s["build"]["dockerfile"], s["build"]["args"], s["image"])
         for name, s in compose["services"].items()
         if "build" in s
     }
+    # Both from the one Dockerfile, the build argument TIER naming the tier.
     assert builds == {
         # migrate starts first (backend depends on it): docker-compose 1.29 readies images
         # in start order and would try to pull an image nobody had built yet.
-        "migrate": (".", "backend/Dockerfile", "clusterip-demo/backend:dev"),
-        "frontend": (".", "frontend/Dockerfile", "clusterip-demo/frontend:dev"),
+        "migrate": (".", "Dockerfile", {"TIER": "backend"}, "clusterip-demo/backend:dev"),
+        "frontend": (".", "Dockerfile", {"TIER": "frontend"}, "clusterip-demo/frontend:dev"),
     }
     backend = compose["services"]["backend"]
     assert backend["image"] == compose["services"]["migrate"]["image"]

@@ -1,5 +1,4 @@
-"""BackendClient: the Server-Timing it reads, and the retry of a read that timed out
-(once, on a new connection, reads only).
+"""BackendClient: the retry of a read that timed out (once, on a new connection, reads only).
 
 Against a loopback server whose first connection goes silent (a pod
 partitioned after it accepted the connection) and whose later ones answer.
@@ -22,7 +21,6 @@ from frontend.backend_client import (
     BackendUnavailable,
     _cut,
     outcome_unknown,
-    parse_server_timing,
 )
 from frontend.config import FrontendSettings
 from frontend.metrics import FrontendMetrics
@@ -137,7 +135,7 @@ async def _call_on_own_client() -> tuple[BackendReply, str, int]:
         own = backend.new_client(httpx.AsyncHTTPTransport(), client_class=httpx.AsyncClient)
         try:
             async with own:
-                reply = await backend.request_on(own, "get", "/api/messages", retry=True)
+                reply = await backend.request("get", "/api/messages", retry=True, client=own)
             return reply, str(own.headers["user-agent"]), seen[0]
         finally:
             await backend.aclose()
@@ -149,9 +147,3 @@ def test_a_client_of_the_callers_own_has_every_backend_calls_settings() -> None:
     assert reply.status == 200 and reply.served_by == "backend-live"
     assert user_agent.startswith("clusterip-demo-frontend/")
     assert connections == 1
-
-
-def test_server_timing_is_parsed_leniently() -> None:
-    header = "db;dur=1.25, cache;desc=redis;dur=0.3, app;dur=2.0, junk, bad;dur=x"
-    assert parse_server_timing(header) == {"db": 1.25, "cache": 0.3, "app": 2.0}
-    assert parse_server_timing("") == {}

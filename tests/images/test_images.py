@@ -9,6 +9,7 @@ never the official `mysql` or `redis` ones.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import tarfile
 import threading
@@ -19,7 +20,9 @@ import httpx
 import pymysql
 import pytest
 
+from lab.dockerfile import tier_command
 from lab.engine import Engine
+from lab.manifests import REPO
 from tests.frontend.conftest import write_via_form
 from tests.support.containers import Pod, PodRunner
 from tests.support.held_read import HeldRead
@@ -74,6 +77,45 @@ def _mysql_root(engine: Engine, pods: PodRunner, mysql: Pod) -> pymysql.Connecti
     return pymysql.connect(
         host="127.0.0.1", port=mysql.ports[3306], user="root", password=password, database="app"
     )
+
+
+@pytest.mark.parametrize(("tier", "port"), [("backend", 8000), ("frontend", 8080)])
+def test_each_image_is_the_dockerfiles_stage_for_its_tier(
+    engine: Engine, app_images: dict[str, str], tier: str, port: int
+) -> None:
+    """Both images come from the one Dockerfile, TIER picking the stage named for the tier."""
+    inspected = engine("image", "inspect", "--format", "{{json .Config}}", app_images[tier])
+    config = json.loads(inspected)
+    assert config["Cmd"] == tier_command(REPO / "Dockerfile", tier) == ["python", "-m", tier]
+    assert list(config["ExposedPorts"]) == [f"{port}/tcp"]
+    assert f"PORT={port}" in config["Env"]
+    assert config["User"] == "10001:10001"
+    assert config["Labels"]["org.opencontainers.image.title"] == f"clusterip-demo-{tier}"
+
+
+def test_a_build_that_names_no_tier_stops_and_says_so(
+    engine: Engine, app_images: dict[str, str]
+) -> None:
+    label = '{{ index .Config.Labels "org.opencontainers.image.base.name" }}'
+    base = engine("image", "inspect", "--format", label, app_images["backend"])
+    done = subprocess.run(
+        [
+            *engine.command,
+            *("build", "--force-rm", "--network", "host", "-f", "Dockerfile"),
+            *("--build-arg", f"PYTHON_IMAGE={base}", "."),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode != 0
+    # The classic builder stops at the Dockerfile's own check (its message, with TIER
+    # expanded to nothing); BuildKit already at `FROM ${TIER}`.
+    output = done.stdout + done.stderr
+    said = ("or TIER=frontend (TIER='')", "base name (${TIER}) should not be blank")
+    assert any(message in output for message in said), output
 
 
 @pytest.fixture(scope="module")

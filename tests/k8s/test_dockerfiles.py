@@ -1,5 +1,6 @@
-"""Both Dockerfiles: hadolint-clean, multi-stage, pinned, non-root, and consistent with the
-manifests; .dockerignore sends only what the images need. Static checks: no engine here."""
+"""The one Dockerfile both images build from (the build argument TIER names the tier):
+hadolint-clean, multi-stage, pinned, non-root, and consistent with the manifests;
+.dockerignore sends only what the images need. Static checks: no engine here."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import yaml
 from k8s_manifests import REPO, in_ci, pod_spec
 
 TIERS = {"backend": 8000, "frontend": 8080}
+DOCKERFILE = REPO / "Dockerfile"
 
 
 def _hadolint() -> str:
@@ -53,19 +55,61 @@ def _instructions(path: Path) -> list[tuple[str, str]]:
     return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines]
 
 
-def _stages(path: Path) -> list[list[tuple[str, str]]]:
+def _stages(tier: str) -> list[list[tuple[str, str]]]:
+    """Each stage's instructions, with ${TIER} as `--build-arg TIER=<tier>` sets it."""
     stages: list[list[tuple[str, str]]] = []
-    for instruction in _instructions(path):
-        if instruction[0] == "FROM":
+    for name, args in _instructions(DOCKERFILE):
+        if name == "FROM":
             stages.append([])
         if stages:
-            stages[-1].append(instruction)
+            stages[-1].append((name, args.replace("${TIER}", tier)))
     return stages
 
 
-@pytest.mark.parametrize("tier", TIERS)
-def test_hadolint_has_nothing_to_say(tier):
-    result = _run_hadolint(REPO / tier / "Dockerfile")
+def _image(tier: str) -> list[tuple[str, str]]:
+    """What makes the tier's image: the last stage and the stages it starts FROM, base first,
+    as one list (the FROM of the first: the base image)."""
+    stages = _stages(tier)
+    named = {}
+    for stage in stages:
+        words = stage[0][1].split()
+        if len(words) == 3 and words[1].upper() == "AS":
+            named[words[2]] = stage
+    chain = [stages[-1]]
+    while (base := chain[0][0][1].split()[0]) in named:
+        chain.insert(0, named[base])
+    return [chain[0][0]] + [i for stage in chain for i in stage if i[0] != "FROM"]
+
+
+def test_one_dockerfile_builds_both_tiers():
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    ).stdout.split()
+    # scripts/standins/ holds the stand-in python, mysql and redis bases, not app images.
+    names = [
+        p
+        for p in listed
+        if re.fullmatch(r"(Docker|Container)file(\..*)?", Path(p).name)
+        and not p.startswith("scripts/standins/")
+    ]
+    assert names == ["Dockerfile"]
+    instructions = _instructions(DOCKERFILE)
+    # TIER has no default: a build that does not name its tier stops (see the file).
+    assert ("ARG", "TIER") in instructions
+    assert instructions[-1] == ("FROM", "${TIER}")
+    for tier in TIERS:
+        assert ("FROM", f"runtime AS {tier}") in instructions
+        assert _image(tier)[-1] == ("CMD", f'["python", "-m", "{tier}"]')
+    builds = (REPO / "scripts" / "build-images.sh").read_text()
+    assert '--build-arg "TIER=$tier"' in builds and "-f Dockerfile " in builds
+
+
+def test_hadolint_has_nothing_to_say():
+    result = _run_hadolint(DOCKERFILE)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == "", result.stdout
 
@@ -96,20 +140,18 @@ def _base_image(path: Path) -> str:
     return match.group(1)
 
 
-def test_both_images_share_one_pinned_multi_arch_base():
-    bases = {tier: _base_image(REPO / tier / "Dockerfile") for tier in TIERS}
-    assert len(set(bases.values())) == 1, bases
-    base = bases["backend"]
+def test_both_images_start_from_one_pinned_multi_arch_base():
+    base = _base_image(DOCKERFILE)
     # A full patch version of 3.11 on Debian bookworm: published for amd64 and arm64.
     assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", base), base
 
 
 @pytest.mark.parametrize("tier", TIERS)
 def test_multi_stage_build(tier):
-    stages = _stages(REPO / tier / "Dockerfile")
-    assert len(stages) >= 2, "a builder stage and a runtime stage"
-    assert all(stage[0][1].startswith("${PYTHON_IMAGE}") for stage in stages)
-    builder, runtime = stages[0], stages[-1]
+    builder, runtime = _stages(tier)[0], _image(tier)
+    # The builder's venv is copied into the runtime: two stages, both on the one base.
+    assert builder[0][1] == "${PYTHON_IMAGE} AS builder"
+    assert runtime[0][1].startswith("${PYTHON_IMAGE} ")
     builder_runs = " ".join(args for name, args in builder if name == "RUN")
     assert "-r /tmp/requirements.txt" in builder_runs
     assert "--no-cache-dir" in builder_runs
@@ -127,7 +169,7 @@ def test_multi_stage_build(tier):
 
 @pytest.mark.parametrize("tier", TIERS)
 def test_runtime_stage_copies_the_code_the_tier_needs(tier):
-    runtime = _stages(REPO / tier / "Dockerfile")[-1]
+    runtime = _image(tier)
     copies = {args for name, args in runtime if name == "COPY"}
     assert "common/ ./common/" in copies
     assert f"{tier}/ ./{tier}/" in copies  # backend/ carries migrations/ and alembic.ini
@@ -137,7 +179,7 @@ def test_runtime_stage_copies_the_code_the_tier_needs(tier):
 
 @pytest.mark.parametrize("tier", TIERS)
 def test_runs_as_a_numeric_non_root_user(tier):
-    runtime = _stages(REPO / tier / "Dockerfile")[-1]
+    runtime = _image(tier)
     users = [args for name, args in runtime if name == "USER"]
     assert users, "no USER in the runtime stage"
     uid = users[-1].split(":")[0]
@@ -147,7 +189,7 @@ def test_runs_as_a_numeric_non_root_user(tier):
 
 @pytest.mark.parametrize(("tier", "port"), TIERS.items())
 def test_image_agrees_with_the_manifests(tier, port, workloads):
-    runtime = _stages(REPO / tier / "Dockerfile")[-1]
+    runtime = _image(tier)
     assert ("EXPOSE", str(port)) in runtime
     envs = " ".join(args for name, args in runtime if name == "ENV")
     assert f"PORT={port}" in envs and "HOST=0.0.0.0" in envs

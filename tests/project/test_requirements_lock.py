@@ -68,7 +68,7 @@ def test_a_version_disagreement_is_caught():
 
 @pytest.mark.parametrize("name", [*IMAGE_SETS, "dev"])
 def test_every_requirement_is_pinned_with_hashes(name):
-    """pip's --require-hashes (the Dockerfiles) refuses a file with an unhashed line;
+    """pip's --require-hashes (the Dockerfile) refuses a file with an unhashed line;
     this says which line, without an image build."""
     requirement = None
     hashes: dict[str, int] = {}
