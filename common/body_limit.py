@@ -11,11 +11,12 @@ trickling upload cannot hold the worker.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from starlette.types import Receive, Scope, Send
+
+from common.asgi_json import send_json
 
 # Answers a refused body: (scope, send, limit). The default is JSON; the
 # frontend renders its pages' answer as a page.
@@ -68,15 +69,4 @@ def too_large_message(limit: int) -> str:
 
 
 async def refuse_too_large(scope: Scope, send: Send, limit: int) -> None:
-    body = json.dumps({"error": "payload_too_large", "message": too_large_message(limit)}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_json(send, 413, {"error": "payload_too_large", "message": too_large_message(limit)})

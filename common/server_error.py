@@ -10,10 +10,11 @@ answers through its own `send`, so a 500 is dressed like any answer.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 
 from starlette.types import Scope, Send
+
+from common.asgi_json import send_json
 
 # Answers a 500 for `scope` through `send`; the tiers pass their own shape.
 Failure = Callable[[Scope, Send], Awaitable[None]]
@@ -22,15 +23,4 @@ INTERNAL_MESSAGE = "something went wrong; it has been logged"
 
 
 async def answer_internal_error(scope: Scope, send: Send) -> None:
-    body = json.dumps({"error": "internal_error", "message": INTERNAL_MESSAGE}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 500,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_json(send, 500, {"error": "internal_error", "message": INTERNAL_MESSAGE})
