@@ -40,7 +40,7 @@ from lab.network import HostNetwork
 from lab.node import status as node_status
 from lab.node.client import ApiError, ApiUnavailable, Client
 from lab.node.dnsfiles import DnsFiles
-from lab.node.events import kubelet_event
+from lab.node.events import QUIET, kubelet_event
 from lab.node.informer import Informer
 from lab.node.pods import PodManager
 from lab.sources import cni, configdata, envvars, kubeproxy
@@ -161,7 +161,8 @@ class Lab:
 
     def pod_event(self, pod: Pod, reason: str, message: str) -> None:
         """A pod worker's event: in the lab's output, and on the API server as a kubelet's."""
-        self.event(f"pod/{pod.name}", reason, message)
+        if reason not in QUIET:
+            self.event(f"pod/{pod.name}", reason, message)
         posted = kubelet_event(pod.namespace, pod.name, pod.uid, reason, message)
         if posted is not None and not self.stopping:
             self.spawn(self._post_event(posted), f"event {pod.name}")

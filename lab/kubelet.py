@@ -521,6 +521,9 @@ class PodWorker:
         state.started_at, state.exit_code = time.time(), None
         state.started = container.startup_probe is None
         state.ready = False
+        # A kubelet's three events per start; the lab's images are always on the machine.
+        self._event("Pulled", f'Container image "{container.image}" already present on machine')
+        self._event("Created", f"Created container: {container.name}")
         self._event(
             "Started",
             f"container {container.name} (pid {state.pid}, uid {running.launch.uid})",

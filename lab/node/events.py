@@ -2,8 +2,8 @@
 
 The pod worker (lab/kubelet.py) tells what happens to a pod in the lab's own words (its
 log and `lab up`'s output keep them); those a kubelet also records are posted, so
-`kubectl describe pod` and `kubectl get events` show Started, Killing, Unhealthy,
-BackOff and Failed, with the type a kubelet gives each.
+`kubectl describe pod` and `kubectl get events` show Pulled, Created, Started, Killing,
+Unhealthy, BackOff and Failed, with the type a kubelet gives each.
 """
 
 from __future__ import annotations
@@ -17,7 +17,11 @@ from lab.naming import NODE_NAME
 Obj = dict[str, Any]
 
 # The lab's reason → (the kubelet's reason, the event's type). Others stay in the lab's log.
+# Pulled and Created come before every Started: posted, not printed (lab/cluster.py).
+QUIET = frozenset({"Pulled", "Created"})
 KUBELET_REASONS = {
+    "Pulled": ("Pulled", "Normal"),
+    "Created": ("Created", "Normal"),
     "Started": ("Started", "Normal"),
     "Killing": ("Killing", "Normal"),
     "Unhealthy": ("Unhealthy", "Warning"),

@@ -52,3 +52,13 @@ def test_the_event_is_stored_and_found_by_the_pod_it_is_about() -> None:
     found, _ = store.list(events, "default", about)
     assert sorted(e["reason"] for e in found) == ["Killing", "Started"]
     assert {e["message"] for e in found} == {"Started of web-0", "Killing of web-0"}
+
+
+def test_pulled_and_created_are_a_kubelets_normal_events_and_not_printed() -> None:
+    from lab.node.events import QUIET
+
+    for reason in ("Pulled", "Created"):
+        event = kubelet_event("ns", "web-0", "uid-1", reason, "message")
+        assert event is not None and (event["reason"], event["type"]) == (reason, "Normal")
+        assert reason in QUIET
+    assert "Started" not in QUIET

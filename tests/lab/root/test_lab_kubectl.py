@@ -389,6 +389,41 @@ spec:
 """
 
 
+def test_port_forward_serves_the_page_and_the_spread(kubectl: AppKubectl) -> None:
+    """The user's own command: `kubectl port-forward svc/frontend LOCAL:80`. kubectl picks
+    one frontend pod and tunnels to its port 8080 through the API server (SPDY in a
+    WebSocket), past the ClusterIP: every answer names that one pod."""
+    from tests.support.ports import free_port
+
+    local = free_port()
+    forward = kubectl.popen("-n", NAMESPACE, "port-forward", "svc/frontend", f"{local}:80")
+    try:
+        base = f"http://127.0.0.1:{local}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                page = httpx.get(f"{base}/", timeout=10)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "kubectl port-forward never answered"
+                time.sleep(0.2)
+        assert page.status_code == 200
+        assert "backend" in page.text and 'method="post"' in page.text.lower()
+        spread = httpx.get(f"{base}/spread", timeout=30)
+        assert spread.status_code == 200
+        # The page names the frontend pod that served it: one pod, through the tunnel.
+        served = {page.headers.get("x-served-by")}
+        served.add(httpx.get(f"{base}/", timeout=10).headers.get("x-served-by"))
+        frontends = {
+            p["metadata"]["name"] for p in kubectl.json("get", "pods", "-l", FRONTEND)["items"]
+        }
+        assert len(served) == 1 and served <= frontends, (served, frontends)
+    finally:
+        forward.terminate()
+        out = forward.communicate(timeout=10)[0]
+    assert f"Forwarding from 127.0.0.1:{local} -> 8080" in out, out
+
+
 def test_an_unsupported_kind_is_refused_naming_it(kubectl: AppKubectl) -> None:
     done = kubectl("apply", "-f", "-", stdin=INGRESS, check=False)
     assert done.returncode == 1
