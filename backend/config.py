@@ -30,9 +30,6 @@ _REFUSAL = (
 
 
 class BackendSettings(CommonSettings):
-    port: int = Field(default=8000, ge=1, le=65535)
-    # Prometheus scrapes /metrics here, never on `port` (common/metrics_server.py).
-    metrics_port: int = Field(default=9000, ge=1, le=65535)
     # The embedded default lets `make run` work with no server at all.
     database_url: str = "sqlite:///var/guestbook.db"
     # "development" accepts the shipped development password; anything else (the
@@ -68,7 +65,6 @@ class BackendSettings(CommonSettings):
     idempotency_key_retention_seconds: int = Field(default=86_400, ge=1)
     idempotency_cleanup_interval_seconds: float = Field(default=60.0, gt=0)
     idempotency_cleanup_batch: int = Field(default=500, ge=1)
-    max_body_bytes: int = Field(default=16_384, ge=1024)
     health_interval_seconds: float = Field(default=2.0, gt=0)
 
     @model_validator(mode="after")

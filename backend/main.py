@@ -20,16 +20,13 @@ from backend.metrics import BackendMetrics
 from backend.routes import health, info, messages
 from backend.tracing import instrument, untraced
 from common.gc_tuning import settle_heap
-from common.identity import PodIdentity
 from common.lifecycle import Lifecycle
-from common.metrics import HttpMetrics
 from common.request_middleware import install_request_middleware
+from common.tier import tier_basics
 from common.tracing import fastapi_telemetry
 from common.version import VERSION
 
 log = logging.getLogger("backend")
-
-_QUIET_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 async def _watch_dependencies(app_state: AppState) -> None:
@@ -77,9 +74,7 @@ def create_app(
     settings: BackendSettings | None = None, lifecycle: Lifecycle | None = None
 ) -> FastAPI:
     settings = settings or BackendSettings()
-    lifecycle = lifecycle or Lifecycle()
-    identity = PodIdentity.from_settings(SERVICE_NAME, VERSION, settings)
-    http_metrics = HttpMetrics(identity)
+    lifecycle, identity, http_metrics = tier_basics(SERVICE_NAME, settings, lifecycle)
     backend_metrics = BackendMetrics(http_metrics)
 
     @contextlib.asynccontextmanager
@@ -124,14 +119,7 @@ def create_app(
     app.include_router(messages.router)
     app.include_router(info.router)
     app.include_router(health.router)
-    install_request_middleware(
-        app,
-        settings=settings,
-        lifecycle=lifecycle,
-        metrics=http_metrics,
-        max_body_bytes=settings.max_body_bytes,
-        quiet_paths=_QUIET_PATHS,
-    )
+    install_request_middleware(app, settings=settings, lifecycle=lifecycle, metrics=http_metrics)
     return app
 
 
@@ -139,10 +127,4 @@ def run() -> None:
     from common.uvicorn_runner import run_tier
 
     settings = load_settings()
-    run_tier(
-        SERVICE_NAME,
-        settings,
-        create_app,
-        port=settings.port,
-        metrics_port=settings.metrics_port,
-    )
+    run_tier(SERVICE_NAME, settings, create_app)

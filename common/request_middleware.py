@@ -46,6 +46,9 @@ from common.server_error import Failure, answer_internal_error
 from common.settings import CommonSettings
 from common.tracing import tracer
 
+# The probes' paths: the kubelet asks every few seconds; logged only when they fail.
+PROBE_PATHS = frozenset({"/healthz", "/readyz"})
+
 
 def install_request_middleware(
     app: FastAPI,
@@ -53,8 +56,7 @@ def install_request_middleware(
     settings: CommonSettings,
     lifecycle: Lifecycle,
     metrics: HttpMetrics,
-    max_body_bytes: int,
-    quiet_paths: frozenset[str],
+    quiet_paths: frozenset[str] = PROBE_PATHS,
     response_headers: HeaderHook | None = None,
     refusal: Refusal = refuse_too_large,
     failure: Failure = answer_internal_error,
@@ -63,7 +65,7 @@ def install_request_middleware(
     app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(
         BodyLimitMiddleware,
-        max_body_bytes=max_body_bytes,
+        max_body_bytes=settings.max_body_bytes,
         body_drain=BodyDrain(settings.body_drain_max_bytes, settings.body_drain_timeout_seconds),
         refusal=refusal,
     )

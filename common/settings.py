@@ -52,6 +52,13 @@ class CommonSettings(BaseSettings):
     # Longer than any client's idle expiry (the frontend uses 20 s), so the
     # server never closes an idle connection a client is about to reuse.
     keepalive_timeout_seconds: float = Field(default=30.0, gt=0)
+    # The app's port; Prometheus scrapes /metrics on metrics_port, never on `port`
+    # (common/metrics_server.py). The backend's defaults; the frontend has its own.
+    port: int = Field(default=8000, ge=1, le=65535)
+    metrics_port: int = Field(default=9000, ge=1, le=65535)
+    # Both tiers take small JSON bodies and form posts: anything bigger is refused
+    # (413) before it is parsed.
+    max_body_bytes: int = Field(default=16_384, ge=1024)
     # A body over the size limit is read and thrown away before the 413, so a
     # client still sending sees the answer instead of a reset (nginx does the
     # same). Past either bound the connection is closed with the body unread.
@@ -60,9 +67,8 @@ class CommonSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _metrics_port_apart(self) -> Self:
-        # Each tier declares `port` and `metrics_port`; on one port the app and
-        # the scrape listener would fight over it, and /metrics would be public again.
-        port = getattr(self, "port", None)
-        if port is not None and port == getattr(self, "metrics_port", None):
-            raise ValueError(f"METRICS_PORT must differ from PORT (both are {port})")
+        # On one port the app and the scrape listener would fight over it, and
+        # /metrics would be public again.
+        if self.port == self.metrics_port:
+            raise ValueError(f"METRICS_PORT must differ from PORT (both are {self.port})")
         return self

@@ -86,8 +86,6 @@ def run_tier(
     settings: S,
     create_app: Callable[[S, Lifecycle], FastAPI],
     *,
-    port: int,
-    metrics_port: int,
     quiet_loggers: Iterable[str] = (),
 ) -> None:
     """`python -m backend` and `python -m frontend`: log, trace, metrics, serve.
@@ -101,5 +99,5 @@ def run_tier(
     configure_tracing(PodIdentity.from_settings(service, VERSION, settings), settings)
     lifecycle = Lifecycle()
     app = create_app(settings, lifecycle)
-    serve_metrics(app.state.metrics.registry, settings.host, metrics_port)
-    serve(app, lifecycle, settings, port)
+    serve_metrics(app.state.metrics.registry, settings.host, settings.metrics_port)
+    serve(app, lifecycle, settings, settings.port)

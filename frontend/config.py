@@ -14,8 +14,8 @@ SERVICE_NAME = "frontend"
 
 
 class FrontendSettings(CommonSettings):
+    # Its own ports (common/settings.py has the backend's).
     port: int = Field(default=8080, ge=1, le=65535)
-    # Prometheus scrapes /metrics here, never on `port` (common/metrics_server.py).
     metrics_port: int = Field(default=9080, ge=1, le=65535)
     # A name on Kubernetes and in compose (`http://backend:8000`). On
     # Kubernetes DNS turns it into the Service's ClusterIP and the kernel,
@@ -34,8 +34,6 @@ class FrontendSettings(CommonSettings):
     spread_deadline_seconds: float = Field(default=10.0, gt=0, le=300)
     # Spreads running at once in one frontend pod; one more is a 429.
     spread_concurrency: int = Field(default=2, ge=1, le=100)
-    # The form posts are tiny; anything bigger is refused before parsing.
-    max_body_bytes: int = Field(default=16_384, ge=1024)
     # Set to true when the page is served over HTTPS (an Ingress with TLS):
     # the CSRF cookie is then never sent over plain HTTP.
     csrf_cookie_secure: bool = False

@@ -9,10 +9,9 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from common.gc_tuning import settle_heap
-from common.identity import PodIdentity
 from common.lifecycle import Lifecycle
-from common.metrics import HttpMetrics
 from common.request_middleware import install_request_middleware
+from common.tier import tier_basics
 from common.tracing import fastapi_telemetry, tracer
 from common.version import VERSION
 from frontend.app_state import AppState
@@ -31,8 +30,6 @@ from frontend.templating import create_templates
 
 log = logging.getLogger("frontend")
 
-_QUIET_PATHS = frozenset({"/healthz", "/readyz"})
-
 
 def create_app(
     settings: FrontendSettings | None = None,
@@ -41,9 +38,7 @@ def create_app(
 ) -> FastAPI:
     """The app; `backend_client` lets bench/per_request.py swap in its foil."""
     settings = settings or FrontendSettings()
-    lifecycle = lifecycle or Lifecycle()
-    identity = PodIdentity.from_settings(SERVICE_NAME, VERSION, settings)
-    http_metrics = HttpMetrics(identity)
+    lifecycle, identity, http_metrics = tier_basics(SERVICE_NAME, settings, lifecycle)
     frontend_metrics = FrontendMetrics(http_metrics)
     static_versions = content_versions()
     templates = create_templates(static_versions)
@@ -107,8 +102,6 @@ def create_app(
         settings=settings,
         lifecycle=lifecycle,
         metrics=http_metrics,
-        max_body_bytes=settings.max_body_bytes,
-        quiet_paths=_QUIET_PATHS,
         # Pages get their security headers on every response, errors too.
         response_headers=add_security_headers,
         # A form post over the limit gets a page, like any other error there.
@@ -126,11 +119,4 @@ def run() -> None:
     # backend, joined by X-Request-ID) and the backend_calls metrics say it
     # already, and a line per call would cost as much as writing the page.
     settings = FrontendSettings()
-    run_tier(
-        SERVICE_NAME,
-        settings,
-        create_app,
-        port=settings.port,
-        metrics_port=settings.metrics_port,
-        quiet_loggers=("httpx",),
-    )
+    run_tier(SERVICE_NAME, settings, create_app, quiet_loggers=("httpx",))

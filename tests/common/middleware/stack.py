@@ -13,7 +13,8 @@ from common.settings import CommonSettings
 
 
 def build_app(lifecycle: Lifecycle | None = None) -> tuple[FastAPI, HttpMetrics]:
-    settings = CommonSettings(pod_name="pod-a")
+    # A small limit, below what the settings accept, so the tests' bodies can cross it.
+    settings = CommonSettings(pod_name="pod-a").model_copy(update={"max_body_bytes": 100})
     metrics = HttpMetrics(PodIdentity.from_settings("test", "0", settings))
     app = FastAPI()
 
@@ -34,7 +35,6 @@ def build_app(lifecycle: Lifecycle | None = None) -> tuple[FastAPI, HttpMetrics]
         settings=settings,
         lifecycle=lifecycle or Lifecycle(),
         metrics=metrics,
-        max_body_bytes=100,
         quiet_paths=frozenset(),
     )
     return app, metrics
