@@ -235,9 +235,11 @@ def _service(spr: ServicePortRules, lines: list[str], sets: list[str]) -> None:
     svc = service_chain(spr)
     lines += [
         f"add chain {T} {svc}",
-        # Traffic from outside the pod network (the node itself) is
-        # masqueraded so the pod's reply comes back through this node.
-        f"add rule {T} {svc} ip daddr {spr.cluster_ip} ip saddr != {POD_CIDR} jump {MARK_MASQ}",
+        # Traffic from outside the pod network (the node itself) is masqueraded so the
+        # pod's reply comes back through this node; matched by address and port, as
+        # kube-proxy writes it (the map already matched both, the rule says so again).
+        f"add rule {T} {svc} ip daddr {spr.cluster_ip} {spr.protocol.lower()} dport {spr.port}"
+        f" ip saddr != {POD_CIDR} jump {MARK_MASQ}",
     ]
     if sticky:
         # A client seen recently goes back to the endpoint it was sent to.
