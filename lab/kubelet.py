@@ -759,9 +759,13 @@ class PodWorker:
         if running is None or running.proc.returncode is not None:
             return None
         prefix = list(running.exec_prefix)
-        if running.engine_name is not None and stdin:
+        if running.engine_name is None:
+            return prefix, dict(running.env)
+        if stdin:
             prefix.insert(prefix.index("exec") + 1, "-i")  # the engine passes stdin only so
-        return prefix, dict(running.env)
+        # The engine's CLI runs with the lab's environment (DOCKER_HOST among it), as it
+        # did to start the container; `exec` gives the command the container's own.
+        return prefix, dict(os.environ)
 
     def kill_all(self) -> None:
         for running in list(self.running.values()):
