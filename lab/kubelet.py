@@ -753,7 +753,9 @@ class PodWorker:
         self.cluster.pod_gone(pod)
         self.cluster.notify()
 
-    def exec_argv(self, container: str, stdin: bool) -> tuple[list[str], dict[str, str]] | None:
+    def exec_argv(
+        self, container: str, stdin: bool, tty: bool = False
+    ) -> tuple[list[str], dict[str, str]] | None:
         """What enters a running container to run a command there (`kubectl exec`)."""
         running = self.running.get(container)
         if running is None or running.proc.returncode is not None:
@@ -761,8 +763,10 @@ class PodWorker:
         prefix = list(running.exec_prefix)
         if running.engine_name is None:
             return prefix, dict(running.env)
-        if stdin:
-            prefix.insert(prefix.index("exec") + 1, "-i")  # the engine passes stdin only so
+        # The engine passes stdin only with -i, and gives the command a terminal with -t.
+        flags = (["-i"] if stdin else []) + (["-t"] if tty else [])
+        at = prefix.index("exec") + 1
+        prefix[at:at] = flags
         # The engine's CLI runs with the lab's environment (DOCKER_HOST among it), as it
         # did to start the container; `exec` gives the command the container's own.
         return prefix, dict(os.environ)

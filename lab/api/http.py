@@ -115,12 +115,13 @@ class ApiServer:
         params = ws.query_params
         container = podlogs.container_of(pod, params.get("container"))
         stdin = params.get("stdin") in ("true", "1")
-        entered = self.kubelet.exec_argv(target.name, container, stdin)
+        tty = params.get("tty") in ("true", "1")
+        entered = self.kubelet.exec_argv(target.name, container, stdin, tty)
         if protocol is None or entered is None:
             raise ApiError(400, f"container {container} is not running")
         await ws.accept(subprotocol=protocol)
         argv, env = entered
-        await podexec.run(ws, argv, env, params.getlist("command"), stdin)
+        await podexec.run(ws, argv, env, params.getlist("command"), stdin, tty)
 
     async def _portforward(self, ws: WebSocket, pod: dict[str, Any], offered: str) -> None:
         address = (pod.get("status") or {}).get("podIP")

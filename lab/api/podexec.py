@@ -12,7 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
+import os
+import pty
+import struct
+import termios
 from typing import Any, Protocol
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -23,7 +28,7 @@ STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 
 class Kubelet(Protocol):
     def exec_argv(
-        self, pod: str, container: str, stdin: bool
+        self, pod: str, container: str, stdin: bool, tty: bool = False
     ) -> tuple[list[str], dict[str, str]] | None: ...
 
 
@@ -75,8 +80,16 @@ async def _feed(ws: WebSocket, proc: asyncio.subprocess.Process) -> None:
 
 
 async def run(
-    ws: WebSocket, argv: list[str], env: dict[str, str], command: list[str], stdin: bool
+    ws: WebSocket,
+    argv: list[str],
+    env: dict[str, str],
+    command: list[str],
+    stdin: bool,
+    tty: bool = False,
 ) -> None:
+    if tty:
+        await run_in_terminal(ws, argv, env, command)
+        return
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -108,3 +121,74 @@ async def run(
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
+
+
+# -- with a terminal (`kubectl exec -it`) -------------------------------------------------
+
+
+def _resize(fd: int, message: bytes) -> None:
+    """Channel 4: {"Width": …, "Height": …}, the client's terminal size."""
+    with contextlib.suppress(ValueError, OSError, KeyError, TypeError):
+        size = json.loads(message)
+        winsize = struct.pack("HHHH", int(size["Height"]), int(size["Width"]), 0, 0)
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, winsize)
+
+
+async def _terminal_out(master: int, ws: WebSocket) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            chunk = await loop.run_in_executor(None, os.read, master, 65536)
+        except OSError:  # EIO: every process holding the terminal has exited
+            return
+        if not chunk:
+            return
+        await ws.send_bytes(bytes([STDOUT]) + chunk)
+
+
+async def _terminal_in(ws: WebSocket, master: int) -> None:
+    while True:
+        message = await ws.receive_bytes()
+        if not message:
+            continue
+        if message[0] == STDIN:
+            os.write(master, message[1:])
+        elif message[0] == RESIZE:
+            _resize(master, message[1:])
+
+
+async def run_in_terminal(
+    ws: WebSocket, argv: list[str], env: dict[str, str], command: list[str]
+) -> None:
+    """The command on a new pseudo-terminal, its controlling terminal (`setsid --ctty`),
+    as a runtime gives a container's exec with tty: stdout and stderr are one stream."""
+    master, slave = pty.openpty()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            "setsid", "--ctty", *argv, *command, stdin=slave, stdout=slave, stderr=slave, env=env
+        )
+    except OSError as exc:
+        os.close(master)
+        await ws.send_bytes(bytes([ERROR]) + json.dumps(failure(str(exc))).encode())
+        await ws.close()
+        return
+    finally:
+        os.close(slave)
+    feeder = asyncio.create_task(_terminal_in(ws, master))
+    try:
+        await _terminal_out(master, ws)
+        code = await proc.wait()
+        await ws.send_bytes(bytes([ERROR]) + json.dumps(exit_status(code, command)).encode())
+        await ws.close()
+    except (WebSocketDisconnect, ConnectionError):
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+    finally:
+        feeder.cancel()
+        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, Exception):
+            await feeder
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+        os.close(master)

@@ -13,9 +13,9 @@ class KubeletExec:
         self.workers: Callable[[], dict[str, PodWorker]] = dict
 
     def exec_argv(
-        self, pod: str, container: str, stdin: bool
+        self, pod: str, container: str, stdin: bool, tty: bool = False
     ) -> tuple[list[str], dict[str, str]] | None:
         worker = self.workers().get(pod)
         if worker is None or worker.pod.deleting:
             return None
-        return worker.exec_argv(container, stdin)
+        return worker.exec_argv(container, stdin, tty)

@@ -40,7 +40,7 @@ class HereKubelet:
         self.asked: list[tuple[str, str, bool]] = []
 
     def exec_argv(
-        self, pod: str, container: str, stdin: bool
+        self, pod: str, container: str, stdin: bool, tty: bool = False
     ) -> tuple[list[str], dict[str, str]] | None:
         self.asked.append((pod, container, stdin))
         if container == "side":
@@ -201,3 +201,42 @@ def test_port_forward_carries_a_connection_to_the_pods_port(
         forward.terminate()
         out = forward.communicate(timeout=10)[0]
     assert f"Forwarding from 127.0.0.1:{local} -> {pod_server}" in out, out
+
+
+def test_exec_with_a_terminal_gives_the_command_one(kubectl: Kubectl) -> None:
+    """`kubectl exec -it`, itself on a terminal as a person's is: the command gets a
+    pseudo-terminal of its own, sized as the client's."""
+    import pty
+    import select
+    import subprocess
+
+    master, slave = pty.openpty()
+    done = subprocess.Popen(
+        [KUBECTL, "exec", "-it", "shell", "-c", "main", "--", "sh", "-c", "tty; stty size"],
+        env=kubectl.env,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+    )
+    os.close(slave)
+    out = b""
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 20)
+            assert ready, f"no output from kubectl exec -it: {out!r}"
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the terminal closed: kubectl exited
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        done.wait(timeout=20)
+        os.close(master)
+    text = out.decode(errors="replace")
+    assert done.returncode == 0, text
+    assert "/dev/pts/" in text, text  # the command's stdin is a terminal
+    assert any(
+        len(line.split()) == 2 and line.split()[0].isdigit() for line in text.splitlines()
+    ), text

@@ -38,3 +38,9 @@ def test_a_container_that_is_not_running_cannot_be_entered() -> None:
     stopped.proc.returncode = 0  # type: ignore[misc]
     assert PodWorker.exec_argv(_worker(app=stopped), "app", stdin=False) is None  # type: ignore[misc]
     assert PodWorker.exec_argv(_worker(), "app", stdin=False) is None  # type: ignore[misc]
+
+
+def test_a_terminal_is_asked_of_the_engine_with_t() -> None:
+    worker = _worker(app=_running(["docker", "exec", "cip-app"], "cip-app", {}))
+    argv, _ = PodWorker.exec_argv(worker, "app", stdin=True, tty=True)  # type: ignore[misc]
+    assert argv == ["docker", "exec", "-i", "-t", "cip-app"]
