@@ -165,7 +165,7 @@ def dnsmasq_args(hosts_dir: Path, srv_file: Path, listen: str = "$(POD_IP)") -> 
     return [
         "--keep-in-foreground",  # the kubelet (and the nanny) supervise it
         "--log-facility=-",  # to stderr: the pod's log
-        "--log-queries",  # each lookup in `lab logs`: the lesson is in them
+        "--log-queries",  # each lookup in `kubectl logs`: the lesson is in them
         f"--listen-address={listen}",
         "--bind-interfaces",  # that address only, not every interface of the pod
         "--port=53",

@@ -184,7 +184,7 @@ def _instructions(lab: Lab, status: dict[str, Any]) -> str:
     lines.append(f"  stop MySQL:              kubectl -n {ns} scale statefulset/mysql --replicas 0")
     lines.append(f"  slow Redis's link:       sudo {py} -m lab netem redis --delay 300ms")
     lines.append(f"  partition MySQL:         sudo {py} -m lab partition mysql-0   # then: heal")
-    lines.append(f"  a pod's log:             sudo {py} -m lab logs <pod>")
+    lines.append(f"  a pod's log:             kubectl -n {ns} logs <pod>")
     lines.append("")
     lines.append("Ctrl-C stops the lab and removes everything it added (or: sudo make lab-down).")
     return "\n".join(lines)
