@@ -18,6 +18,7 @@ import os
 import pty
 import struct
 import termios
+from collections.abc import Awaitable, Coroutine
 from typing import Any, Protocol
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -79,6 +80,34 @@ async def _feed(ws: WebSocket, proc: asyncio.subprocess.Process) -> None:
             proc.stdin.close()
 
 
+async def _session(
+    ws: WebSocket,
+    proc: asyncio.subprocess.Process,
+    command: list[str],
+    output: Awaitable[Any],
+    client_input: Coroutine[Any, Any, None],
+) -> None:
+    """Both ways of exec: the output until it ends, then the exit Status on channel 3;
+    the client's input meanwhile. A client gone kills the command; it is always reaped."""
+    feeder = asyncio.create_task(client_input)
+    try:
+        await output
+        code = await proc.wait()
+        await ws.send_bytes(bytes([ERROR]) + json.dumps(exit_status(code, command)).encode())
+        await ws.close()
+    except (WebSocketDisconnect, ConnectionError):
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+    finally:
+        feeder.cancel()
+        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, Exception):
+            await feeder
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+
+
 async def run(
     ws: WebSocket,
     argv: list[str],
@@ -104,23 +133,8 @@ async def run(
         await ws.send_bytes(bytes([ERROR]) + json.dumps(failure(str(exc))).encode())
         await ws.close()
         return
-    feeder = asyncio.create_task(_feed(ws, proc))
-    try:
-        await asyncio.gather(_pump(proc.stdout, STDOUT, ws), _pump(proc.stderr, STDERR, ws))
-        code = await proc.wait()
-        await ws.send_bytes(bytes([ERROR]) + json.dumps(exit_status(code, command)).encode())
-        await ws.close()
-    except (WebSocketDisconnect, ConnectionError):
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-    finally:
-        feeder.cancel()
-        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, Exception):
-            await feeder
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+    pumps = asyncio.gather(_pump(proc.stdout, STDOUT, ws), _pump(proc.stderr, STDERR, ws))
+    await _session(ws, proc, command, pumps, _feed(ws, proc))
 
 
 # -- with a terminal (`kubectl exec -it`) -------------------------------------------------
@@ -174,21 +188,7 @@ async def run_in_terminal(
         return
     finally:
         os.close(slave)
-    feeder = asyncio.create_task(_terminal_in(ws, master))
     try:
-        await _terminal_out(master, ws)
-        code = await proc.wait()
-        await ws.send_bytes(bytes([ERROR]) + json.dumps(exit_status(code, command)).encode())
-        await ws.close()
-    except (WebSocketDisconnect, ConnectionError):
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
+        await _session(ws, proc, command, _terminal_out(master, ws), _terminal_in(ws, master))
     finally:
-        feeder.cancel()
-        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, Exception):
-            await feeder
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
         os.close(master)
