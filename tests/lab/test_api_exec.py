@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from lab.api import kubeconfig
 from lab.api.server import InThread, Running
 from tests.conftest import missing
-from tests.lab.test_api_kubectl import KUBECTL, Kubectl, _wait_for
+from tests.lab.test_api_kubectl import KUBECTL, Kubectl, _wait_for, kubectl_for
 
 POD = """
 apiVersion: v1
@@ -73,11 +72,7 @@ def server(
 
 @pytest.fixture(scope="module")
 def kubectl(server: Running, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
-    home = tmp_path_factory.mktemp("kubectl-home")
-    config = home / "kubeconfig"
-    config.write_text(kubeconfig.dump(server.kubeconfig()))
-    config.chmod(0o600)
-    client = Kubectl(home, config)
+    client = kubectl_for(server, tmp_path_factory.mktemp("kubectl-home"))
     client.run("apply", "-f", "-", stdin=POD)
     _wait_for(lambda: client.run("get", "pod", "shell", "-o", "jsonpath={.spec.nodeName}").stdout)
     return client

@@ -71,6 +71,14 @@ class Kubectl:
         )
 
 
+def kubectl_for(server: Running, home: Path) -> Kubectl:
+    """The machine's kubectl on a kubeconfig of its own (0600) for `server`."""
+    config = home / "kubeconfig"
+    config.write_text(kubeconfig.dump(server.kubeconfig()))
+    config.chmod(0o600)
+    return Kubectl(home, config)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     if not (Path(KUBECTL).exists() and shutil.which("kubectl")):
@@ -86,11 +94,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 
 @pytest.fixture(scope="module")
 def kubectl(server: Running, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
-    home = tmp_path_factory.mktemp("kubectl-home")
-    config = home / "kubeconfig"
-    config.write_text(kubeconfig.dump(server.kubeconfig()))
-    config.chmod(0o600)
-    return Kubectl(home, config)
+    return kubectl_for(server, tmp_path_factory.mktemp("kubectl-home"))
 
 
 @pytest.fixture(scope="module")
