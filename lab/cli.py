@@ -1,4 +1,4 @@
-"""`python -m lab` up, down, check, rules, kill, logs, the network faults netem, partition,
+"""`python -m lab` up, down, check, rules, kill, the network faults netem, partition,
 heal, faults (lab/faultcli.py), and the Kubernetes API server for the real kubectl on its
 own: apiserver, kubeconfig (lab/api/cli.py). Everything kubectl can do, kubectl does:
 the lab's context is `clusterip-lab`.
@@ -132,18 +132,6 @@ def cmd_kill(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_logs(args: argparse.Namespace) -> int:
-    status = _ask("status")
-    pods = [p for p in status["pods"] if p["name"] == args.pod or p["name"].startswith(args.pod)]
-    if len(pods) != 1:
-        raise SystemExit(f"lab: no single pod matches {args.pod!r}")
-    pod = pods[0]
-    container = args.container or pod["containers"][0]["name"]
-    path = Path(status["workdir"]) / "pods" / pod["name"] / f"{container}.log"
-    sys.stdout.write(path.read_text(errors="replace") if path.exists() else "")
-    return 0
-
-
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m lab", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
@@ -211,11 +199,6 @@ def parser() -> argparse.ArgumentParser:
     kill.add_argument("-c", "--container")
     kill.add_argument("-s", "--signal", default="KILL")
     kill.set_defaults(func=cmd_kill)
-
-    logs = sub.add_parser("logs", help="a pod's container log")
-    logs.add_argument("pod")
-    logs.add_argument("-c", "--container")
-    logs.set_defaults(func=cmd_logs)
 
     faultcli.add_parsers(sub)
     api_cli.add_parsers(sub)
