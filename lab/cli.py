@@ -23,10 +23,10 @@ from lab import faultcli, up
 from lab.api import cli as api_cli
 from lab.control import ControlError, request
 from lab.controlplane import remove as remove_control_plane
-from lab.iptables import IptablesError
+from lab.iptables import IptablesError, in_netns
 from lab.kubeproxy.proxier import MODES, ProxyError, make_mode
 from lab.manifests import DEFAULT_KUSTOMIZE_DIR
-from lab.naming import WORKDIR_PREFIX
+from lab.naming import MAX_NODES, WORKDIR_PREFIX
 from lab.network import cleanup, leftovers
 from lab.state import LabBusy, Lock, read_state, stop_running_lab
 
@@ -109,20 +109,42 @@ def _ask(cmd: str, **fields: Any) -> Any:
 
 def cmd_rules(args: argparse.Namespace) -> int:
     """The running lab's kube-proxy rules, as `iptables -t nat -S` / `nft list table` print them."""
-    mode_name = args.proxy_mode or _ask("status").get("proxy_mode", "iptables")
+    status = _ask("status")
     try:
-        mode = make_mode(mode_name)
+        mode = make_mode(args.proxy_mode or status.get("proxy_mode", "iptables"))
     except (ProxyError, IptablesError) as exc:
         raise SystemExit(f"lab: {exc}") from None
+    netns = _node_netns(status, args.node)
     for argv in mode.rules_commands():
-        done = subprocess.run(list(argv), capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [*in_netns(netns), *argv], capture_output=True, text=True, check=False
+        )
         if done.returncode != 0:
             raise SystemExit(f"lab: {' '.join(argv)}: {done.stderr.strip()}")
         lines = done.stdout.splitlines()
         if argv[0] != getattr(mode, "nft_bin", None):
             lines = [line for line in lines if "CIP-" in line]  # the host's own rules stay out
-        print(f"# {' '.join(argv)}")
+        print(f"# {' '.join(argv)}", flush=True)
         print("\n".join(lines))
+    return 0
+
+
+def _node_netns(status: dict[str, object], node: str | None) -> str | None:
+    """The namespace of the node asked for; None: the host (the one-node lab's node)."""
+    nodes = status.get("nodes") or []
+    assert isinstance(nodes, list)
+    if node is None:
+        return nodes[0].get("netns") if nodes else None
+    for entry in nodes:
+        if node in (entry["name"], str(entry["index"])):
+            return entry.get("netns")
+    names = ", ".join(entry["name"] for entry in nodes) or "none"
+    raise SystemExit(f"lab: no node {node!r} (nodes: {names})")
+
+
+def cmd_node(args: argparse.Namespace) -> int:
+    result = _ask("node", action=args.action, node=args.node)
+    print(f"lab: {result['message']}")
     return 0
 
 
@@ -161,6 +183,14 @@ def parser() -> argparse.ArgumentParser:
         default=os.environ.get("PROXY_MODE") or "iptables",
         help="kube-proxy's --proxy-mode: iptables (default) or nftables",
     )
+    up.add_argument(
+        "--nodes",
+        type=int,
+        choices=range(1, MAX_NODES + 1),
+        default=int(os.environ.get("NODES") or 1),
+        metavar=f"1..{MAX_NODES}",
+        help="how many nodes: 1, the host is the node; more, each a network namespace",
+    )
     up.add_argument("--ready-timeout", type=float, default=180.0)
     up.add_argument(
         "--wait",
@@ -192,7 +222,13 @@ def parser() -> argparse.ArgumentParser:
 
     rules = sub.add_parser("rules", help="kube-proxy's rules as the kernel holds them now")
     rules.add_argument("--proxy-mode", choices=MODES, help="default: the running lab's mode")
+    rules.add_argument("--node", help="which node's rules, of a lab with several (name or number)")
     rules.set_defaults(func=cmd_rules)
+
+    node = sub.add_parser("node", help="stop or start a node of a lab with several")
+    node.add_argument("action", choices=["stop", "start"])
+    node.add_argument("node", help="its name (lab-node-2) or number (2)")
+    node.set_defaults(func=cmd_node)
 
     kill = sub.add_parser("kill", help="signal a pod's container process (default SIGKILL)")
     kill.add_argument("pod")

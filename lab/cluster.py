@@ -32,17 +32,19 @@ from lab.checkout import AppSource
 from lab.cni.applier import PolicyApplier
 from lab.cni.policy import compile_policies
 from lab.images import ImageRuntime
-from lab.iptables import Iptables
 from lab.kubelet import Pod, PodWorker
 from lab.kubeproxy.model import ServicePortRules
-from lab.kubeproxy.proxier import Proxier, make_mode
-from lab.network import HostNetwork
+from lab.kubeproxy.proxier import Proxier
+from lab.network import HostNetwork, add_unreachable_routes, ensure_etc_netns
 from lab.node import status as node_status
+from lab.node.agent import NodeAgent
 from lab.node.client import ApiError, ApiUnavailable, Client
 from lab.node.dnsfiles import DnsFiles
 from lab.node.events import QUIET, kubelet_event
 from lab.node.informer import Informer
+from lab.node.place import places
 from lab.node.pods import PodManager
+from lab.nodenet import NodeNetwork
 from lab.sources import cni, configdata, envvars, kubeproxy
 from lab.sources import dns as dns_source
 
@@ -71,6 +73,8 @@ class Options:
     min_sync_period: float = 1.0
     proxy_mode: str = "iptables"  # or "nftables"
     print_events: bool = True
+    # 1: the host is the node. More: each node a network namespace (lab/nodenet.py).
+    nodes: int = 1
     # Enforce the manifests' NetworkPolicies, as a policy-capable CNI plugin does.
     network_policies: bool = True
 
@@ -92,35 +96,55 @@ class Lab:
         self.workdir = workdir
         self.namespace = namespace  # the app's, for the port-forward and the CLI's messages
         self.client = client
-        self.network = HostNetwork(namespace)
         # The engine that runs the project's images; None runs them from the checkout.
         self.images: ImageRuntime | None = None
         # Without an engine: where process pods run the app from (None: this checkout).
         self.app_source: AppSource | None = None
-        self.ipt = Iptables()
-        self.proxier = Proxier(
-            make_mode(options.proxy_mode),
-            options.min_sync_period,
-            self._on_sync,
-            lambda message: self.event("kube-proxy", "SyncFailed", message),
-        )
-        self.cni = PolicyApplier(
-            self.ipt.restore, lambda message: self.event("cni", "SyncFailed", message)
-        )
+        self.places = places(options.nodes)
+        several = len(self.places) > 1
+        self.agents = [
+            NodeAgent(self, place, client, options.proxy_mode, options.min_sync_period, several)
+            for place in self.places
+        ]
+        # Several nodes: each a namespace on a switch; one: the host is the node.
+        self.nodenet = NodeNetwork(self.places) if several else None
+        self.etc_netns_created = False
         self.dns = DnsFiles(workdir / "dns")
         self.informers = {
             name: Informer(client, path, self.notify) for name, path in WATCHED.items()
         }
-        self.kubelet = PodManager(self, client, self.spawn)
         self.events: deque[Event] = deque(maxlen=500)
         self.rules: list[ServicePortRules] = []
-        self.routed: set[str] = set()  # ClusterIPs the node has a route for
+        self.routed: set[str] = set()  # ClusterIPs the host has a route for
         self.tasks: set[asyncio.Task[Any]] = set()
         self._dirty: asyncio.Event | None = None
         self.deployed = False
         self.stopping = False
         self.started_at = time.time()
         self.forward: Any = None
+
+    # Node 1's components: the one node's, as the lab's status and instructions show them.
+    @property
+    def network(self) -> HostNetwork:
+        return self.agents[0].network
+
+    @property
+    def proxier(self) -> Proxier:
+        return self.agents[0].proxier
+
+    @property
+    def cni(self) -> PolicyApplier:
+        return self.agents[0].cni
+
+    @property
+    def kubelet(self) -> PodManager:
+        return self.agents[0].kubelet
+
+    def agent(self, node: str) -> NodeAgent:
+        for agent in self.agents:
+            if node in (agent.node.name, str(agent.node.index)):
+                return agent
+        raise KeyError(f"no node {node!r} (nodes: {', '.join(p.name for p in self.places)})")
 
     def items(self, name: str) -> list[dict[str, Any]]:
         return self.informers[name].items()
@@ -130,16 +154,16 @@ class Lab:
     def setup_network(self) -> None:
         """The node, in the order that keeps it safe at every step."""
         self.dns.prepare()  # the records exist before the DNS pod reads them
-        for warning in self.network.add_unreachable_routes():
+        for warning in add_unreachable_routes():
             self.event("node", "Warning", warning)
-        # Safety chains and REJECTs, and the policy chains, before any interface exists.
-        self.proxier.sync_now()
-        self.cni.sync_now()
-        # Each hook goes first in its built-in chain: the CNI's first, so that kube-proxy's
-        # fences come before the CNI's ACCEPT in FORWARD.
-        self.ipt.install_hooks(self.cni.hooks)
-        self.ipt.install_hooks(self.proxier.mode.hooks)
-        self.network.create_node_iface()
+        self.etc_netns_created = ensure_etc_netns()
+        if self.nodenet is not None:
+            self.nodenet.create()
+        # Safety chains and REJECTs, and the policy chains, before any pod's interface.
+        for agent in self.agents:
+            agent.install_rules()
+        if self.nodenet is None:
+            self.network.create_node_iface()
 
     # -- what the kubelet asks of us ------------------------------------------
 
@@ -163,7 +187,7 @@ class Lab:
         """A pod worker's event: in the lab's output, and on the API server as a kubelet's."""
         if reason not in QUIET:
             self.event(f"pod/{pod.name}", reason, message)
-        posted = kubelet_event(pod.namespace, pod.name, pod.uid, reason, message)
+        posted = kubelet_event(pod.namespace, pod.name, pod.uid, reason, message, pod.node_name)
         if posted is not None and not self.stopping:
             self.spawn(self._post_event(posted), f"event {pod.name}")
 
@@ -191,42 +215,49 @@ class Lab:
     def secrets(self, namespace: str) -> Mapping[str, Mapping[str, str]]:
         return configdata.secrets(self.items("secrets")).get(namespace, {})
 
-    def pod_gone(self, pod: Pod) -> None:
-        self.kubelet.gone(pod)
+    def _all_workers(self) -> list[PodWorker]:
+        return [w for agent in self.agents for w in agent.kubelet.workers.values()]
 
     @property
     def workers(self) -> dict[str, PodWorker]:
-        return {w.pod.name: w for w in self.kubelet.workers.values()}
+        return {w.pod.name: w for w in self._all_workers()}
 
     @property
     def pods(self) -> dict[str, Pod]:
-        return {w.pod.name: w.pod for w in self.kubelet.workers.values()}
+        return {w.pod.name: w.pod for w in self._all_workers()}
 
     # -- the node's components, on each change --------------------------------
 
     def _sync_components(self) -> None:
         services, slices = self.items("services"), self.items("slices")
-        self.kubelet.stopping = self.stopping
-        self.kubelet.sync(self.items("pods"))
+        pods = self.items("pods")
+        live = [agent for agent in self.agents if not agent.stopped]
+        for agent in live:
+            agent.kubelet.stopping = self.stopping
+            agent.kubelet.sync(pods)
         self.rules = kubeproxy.service_port_rules(services, slices)
         for ip in sorted({r.cluster_ip for r in self.rules} - self.routed):
-            self.network.add_service_ip(ip)
+            if self.nodenet is not None:
+                self.nodenet.add_service_ip(ip)
+            else:
+                self.network.add_service_ip(ip)
             self.routed.add(ip)
         if self.dns.sync(dns_source.dns_services(services, slices)):
             self.event(f"deployment/{dns.DNS_SERVICE}", "Records", "SRV changed: dnsmasq restarts")
-        self.proxier.update(self.rules)
         netpol: tuple[list[str], list[list[str]]] = ([], [])
         if self.options.network_policies:
             policies, refs, labels = cni.policy_inputs(
                 self.items("policies"), self._pods_with_addresses(), self.items("namespaces")
             )
             netpol = compile_policies(policies, refs, labels)
-        self.cni.update(*netpol)
+        for agent in live:
+            agent.proxier.update(self.rules)
+            agent.cni.update(*netpol)
 
     def _pods_with_addresses(self) -> list[dict[str, Any]]:
         """The Pods, each of this node's with the address its CNI gave it: the policy for a
         pod is in place before its containers start, not once its status is written."""
-        local = {w.pod.uid: w.pod.ip for w in self.kubelet.workers.values() if w.pod.net}
+        local = {w.pod.uid: w.pod.ip for w in self._all_workers() if w.pod.net}
         pods = []
         for obj in self.items("pods"):
             ip = local.get(obj["metadata"]["uid"])
@@ -234,15 +265,6 @@ class Lab:
                 obj = {**obj, "status": {**(obj.get("status") or {}), "podIP": ip}}
             pods.append(obj)
         return pods
-
-    def _on_sync(self, rules: Any, took: float) -> None:
-        used = sum(len(r.usable()) for r in rules)
-        self.event(
-            "kube-proxy",
-            "Synced",
-            f"{self.proxier.mode.name}: {len(rules)} service ports, {used} endpoints"
-            f" ({took * 1000:.0f} ms)",
-        )
 
     # -- loops ---------------------------------------------------------------
 
@@ -253,7 +275,9 @@ class Lab:
             self._dirty.clear()
             try:
                 self._sync_components()
-                await self.kubelet.write_statuses()
+                for agent in self.agents:
+                    if not agent.stopped:
+                        await agent.kubelet.write_statuses()
             except Exception as exc:  # a component never stops for one bad pass
                 self.event("node", "Error", f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(1)
@@ -262,15 +286,16 @@ class Lab:
     async def start(self) -> None:
         self._dirty = asyncio.Event()
         self.spawn(self._reconcile_loop(), "node")
-        self.spawn(self.proxier.run(), "kube-proxy")
-        self.spawn(self.cni.run(), "cni")
+        for agent in self.agents:
+            self.spawn(agent.proxier.run(), agent.component("kube-proxy"))
+            self.spawn(agent.cni.run(), agent.component("cni"))
         for name, informer in self.informers.items():
             self.spawn(informer.run(), f"informer {name}")
         await asyncio.gather(*(i.synced.wait() for i in self.informers.values()))
         self.notify()
 
     def all_ready(self) -> bool:
-        synced = self.proxier.wanted_key == self.proxier.applied_key and self.cni.synced
+        synced = all(agent.synced() for agent in self.agents)
         return self.deployed and synced and node_status.workloads_ready(self)
 
     async def wait_ready(self, within: float) -> bool:
@@ -284,8 +309,9 @@ class Lab:
     async def stop(self, grace: float = 3.0) -> None:
         """Delete every pod quickly (no preStop, short grace) and stop the loops."""
         self.stopping = True
-        self.kubelet.stopping = True
-        workers = list(self.kubelet.workers.values())
+        for agent in self.agents:
+            agent.kubelet.stopping = True
+        workers = self._all_workers()
         for worker in workers:
             worker.request_delete(grace=grace, skip_pre_stop=True)
         finished = [w.finished.wait() for w in workers]
@@ -302,10 +328,31 @@ class Lab:
     def hurry(self) -> None:
         """A second Ctrl-C: SIGKILL every container now instead of waiting for grace."""
         self.stopping = True
-        self.kubelet.stopping = True
-        for worker in list(self.kubelet.workers.values()):
+        for agent in self.agents:
+            agent.kubelet.stopping = True
+        for worker in self._all_workers():
             worker.request_delete(grace=0.0, skip_pre_stop=True)
             worker.kill_all()
+
+    # -- a node's cable: `lab node stop|start` ---------------------------------------
+
+    def node_action(self, action: str, node: str) -> str:
+        if self.nodenet is None:
+            raise ValueError("the one-node lab's node is the host: start a lab with NODES=3")
+        agent = self.agent(node)
+        name = agent.node.name
+        if action == "stop":
+            self.nodenet.set_link(name, up=False)
+            agent.stopped = True
+            self.event(f"node/{name}", "Stopped", "its link is down; its kubelet is silent")
+            return f"{name} stopped: its link is down, its kubelet silent"
+        if action == "start":
+            self.nodenet.set_link(name, up=True)
+            agent.stopped = False
+            self.event(f"node/{name}", "Started", "its link is up; its kubelet reports again")
+            self.notify()
+            return f"{name} started: its link is up, its kubelet reports again"
+        raise ValueError(f"node {action!r}? (stop, start)")
 
     # -- the node's own verbs: what `kill -9 <pid>` on the node does -------------
 

@@ -33,6 +33,8 @@ def _dispatch(lab: Lab, request: dict[str, Any]) -> dict[str, Any]:
         sig = signal.Signals[f"SIG{str(request.get('signal', 'KILL')).upper().removeprefix('SIG')}"]
         pid = lab.kill(request["pod"], request.get("container"), sig)
         return {"pid": pid, "signal": sig.name}
+    if cmd == "node":
+        return {"message": lab.node_action(str(request["action"]), str(request["node"]))}
     raise ValueError(f"unknown command {cmd!r}")
 
 

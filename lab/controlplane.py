@@ -32,10 +32,12 @@ class ControlPlane:
         self.server: InThread | None = None
         self.running: Running | None = None
 
-    def start(self, pods_dir: Path | None = None, kubelet: Kubelet | None = None) -> Running:
+    def start(
+        self, pods_dir: Path | None = None, kubelet: Kubelet | None = None, nodes: int = 1
+    ) -> Running:
         self.workdir.mkdir(mode=0o700, exist_ok=True)
         os.chmod(self.workdir, 0o700)  # the token and the CA's key are in it
-        self.server = InThread(self.workdir, pods_dir=pods_dir, kubelet=kubelet)
+        self.server = InThread(self.workdir, pods_dir=pods_dir, kubelet=kubelet, nodes=nodes)
         self.running = self.server.start()
         creds = self.running.credentials
         kubeconfig.add_context(self.config_path, self.running.url, creds.ca_pem, creds.token)

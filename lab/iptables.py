@@ -69,13 +69,28 @@ def binaries() -> tuple[str, str, str]:
     return plain[0], plain[1], plain[2]  # type: ignore[return-value]
 
 
+def in_netns(netns: str | None) -> tuple[str, ...]:
+    """The prefix that runs a command in a node's namespace (none: the host's)."""
+    if netns is None:
+        return ()
+    ip = shutil.which("ip")
+    if ip is None:
+        raise IptablesError("`ip` is not installed (apt-get install iproute2)")
+    return (ip, "netns", "exec", netns)
+
+
 class Iptables:
-    def __init__(self) -> None:
+    def __init__(self, netns: str | None = None) -> None:
         self.iptables, self.restore_bin, self.save_bin = binaries()
+        self.prefix = in_netns(netns)
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
-            [self.iptables, *args], capture_output=True, text=True, timeout=30, check=False
+            [*self.prefix, self.iptables, *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
         )
         if check and done.returncode != 0:
             raise IptablesError(f"iptables {' '.join(args)}: {done.stderr.strip()}")
@@ -83,7 +98,7 @@ class Iptables:
 
     def restore(self, text: str) -> None:
         done = subprocess.run(
-            [self.restore_bin, "--noflush"],
+            [*self.prefix, self.restore_bin, "--noflush"],
             input=text,
             capture_output=True,
             text=True,

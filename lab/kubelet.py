@@ -34,6 +34,7 @@ from lab.images import ImageRuntime, is_project_image
 from lab.manifests import Container, Handler, ManifestError, PodTemplate, Probe
 from lab.naming import NODE_GATEWAY, NODE_NAME, netns_name
 from lab.network import ETC_NETNS, HostNetwork, NetworkError, PodNetwork, ip_binary
+from lab.node.place import NodePlace
 from lab.probes import ProbeResult, http_get, run_exec, run_probe
 from lab.volumes import write_secret_volume
 
@@ -47,6 +48,7 @@ class Cluster(Protocol):
     """What a pod worker needs from the rest of the lab."""
 
     network: HostNetwork
+    node: NodePlace
     workdir: Path
     images: ImageRuntime | None
     app_source: AppSource | None
@@ -112,6 +114,9 @@ class Pod:
     init_done: bool = False
     gone: bool = False
     net: PodNetwork | None = None
+    # The node it runs on, and that node's InternalIP (status.hostIP).
+    node_name: str = NODE_NAME
+    host_ip: str = str(NODE_GATEWAY)
     containers: dict[str, ContainerState] = field(default_factory=dict)
     inits: dict[str, ContainerState] = field(default_factory=dict)
 
@@ -158,7 +163,7 @@ class Pod:
             "namespace": self.namespace,
             "workload": self.workload,
             "ip": self.ip,
-            "node": NODE_NAME,
+            "node": self.node_name,
             "netns": self.netns,
             "host_iface": self.net.host_iface if self.net else None,
             "labels": self.labels,
@@ -232,8 +237,8 @@ class PodWorker:
             namespace=self.pod.namespace,
             uid=self.pod.uid,
             ip=self.pod.ip,
-            node_name=NODE_NAME,
-            host_ip=str(NODE_GATEWAY),
+            node_name=self.pod.node_name,
+            host_ip=self.pod.host_ip,
             labels=self.pod.labels,
             annotations=self.pod.template.annotations,
         )
@@ -306,7 +311,7 @@ class PodWorker:
             )
             # The CNI's policy and the status's podIP follow the address at once.
             self.cluster.notify()
-            self._event("Scheduled", f"assigned to {NODE_NAME}, IP {pod.ip}, netns {pod.netns}")
+            self._event("Scheduled", f"assigned to {pod.node_name}, IP {pod.ip}, netns {pod.netns}")
             for container in pod.template.init_containers:
                 pod.inits[container.name] = ContainerState(container.name, init=True)
             for container in pod.template.containers:

@@ -111,3 +111,27 @@ def node_pod_cidr(index: int) -> ipaddress.IPv4Network:
 
 def node_gateway(index: int) -> ipaddress.IPv4Address:
     return node_pod_cidr(index).network_address + 1
+
+
+# A lab with several nodes: each node is a network namespace, and the nodes share a
+# switch (a bridge in a namespace of its own, so the host's bridge netfilter and FORWARD
+# policy never see node traffic). Node i's InternalIP is NODE_NETWORK's .(i+1); the host
+# is .1 on it: the kubelets' probes and the lab's port-forward come from there, as from
+# a machine on the nodes' network. The host itself is not a node then.
+NODE_NETWORK = ipaddress.ip_network("10.250.0.0/24")
+# Each node one /24 of POD_CIDR and one address of NODE_NETWORK; five is plenty on 2 cores.
+MAX_NODES = 5
+HOST_ON_NODE_NETWORK = ipaddress.ip_address("10.250.0.1")
+SWITCH_NETNS = "cip-switch"
+# Both names start with IFACE_PREFIX: a node's uplink is lab traffic for the fences
+# kube-proxy and the CNI write in the node, and the host's end is found by cleanup.
+NODE_UPLINK = "cipuplink"
+HOST_UPLINK = "cipnodes"
+
+
+def node_ip(index: int) -> ipaddress.IPv4Address:
+    return HOST_ON_NODE_NETWORK + index
+
+
+def node_netns(index: int) -> str:
+    return f"{NETNS_PREFIX}{node_name(index)}"

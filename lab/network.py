@@ -36,6 +36,7 @@ from lab.naming import (
     NETNS_PREFIX,
     NODE_GATEWAY,
     NODE_IFACE,
+    NODE_NETWORK,
     POD_CIDR,
     SERVICE_CIDR,
     SINK_NETNS,
@@ -138,41 +139,63 @@ def _hosts_file(pod: str, ip: str, hostname_aliases: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-class HostNetwork:
-    """Sets up and tears down everything the lab adds to the host's network."""
+def add_unreachable_routes() -> list[str]:
+    """Returns warnings: routes of the host that the lab's will shadow while it runs."""
+    inside, covering = foreign_routes()
+    if inside:
+        raise NetworkError(
+            "the host already routes part of the lab's ranges "
+            f"({POD_CIDR}, {SERVICE_CIDR}); refusing to start:\n  " + "\n  ".join(inside)
+        )
+    proto = str(LAB_ROUTE_PROTO)
+    # First thing the lab does: from here on, no packet for the lab's
+    # ranges can follow the default route off the machine.
+    run_ip(
+        batch=[
+            f"route add unreachable {POD_CIDR} proto {proto}",
+            f"route add unreachable {SERVICE_CIDR} proto {proto}",
+        ]
+    )
+    return [
+        f"while the lab runs, {POD_CIDR} and {SERVICE_CIDR} no longer follow: {route}"
+        for route in covering
+    ]
 
-    def __init__(self, namespace: str) -> None:
+
+def ensure_etc_netns() -> bool:
+    """/etc/netns, where `ip netns exec` finds a pod's hosts and resolv.conf; True when
+    the lab created it (and so removes it)."""
+    if ETC_NETNS.exists():
+        return False
+    ETC_NETNS.mkdir(mode=0o755)
+    return True
+
+
+class HostNetwork:
+    """Sets up and tears down what a node's pods add to its network.
+
+    The node is the host (node_netns None: the one-node lab, which also owns the
+    host's safety routes and the node interface) or a node's namespace of a lab with
+    several (lab/nodenet.py made it, with forwarding on for the whole namespace).
+    """
+
+    def __init__(
+        self,
+        namespace: str,
+        gateway: ipaddress.IPv4Address = NODE_GATEWAY,
+        node_netns: str | None = None,
+    ) -> None:
         self.namespace = namespace
-        self.etc_netns_created = False
+        self.gateway = gateway
+        self.node_netns = node_netns
+
+    def _on_node(self, *args: str, batch: Iterable[str] | None = None, check: bool = True) -> str:
+        where = ("-n", self.node_netns) if self.node_netns else ()
+        return run_ip(*where, *args, batch=batch, check=check)
 
     # -- the node ------------------------------------------------------------
 
-    def add_unreachable_routes(self) -> list[str]:
-        """Returns warnings: routes of the host that the lab's will shadow while it runs."""
-        inside, covering = foreign_routes()
-        if inside:
-            raise NetworkError(
-                "the host already routes part of the lab's ranges "
-                f"({POD_CIDR}, {SERVICE_CIDR}); refusing to start:\n  " + "\n  ".join(inside)
-            )
-        proto = str(LAB_ROUTE_PROTO)
-        # First thing the lab does: from here on, no packet for the lab's
-        # ranges can follow the default route off the machine.
-        run_ip(
-            batch=[
-                f"route add unreachable {POD_CIDR} proto {proto}",
-                f"route add unreachable {SERVICE_CIDR} proto {proto}",
-            ]
-        )
-        return [
-            f"while the lab runs, {POD_CIDR} and {SERVICE_CIDR} no longer follow: {route}"
-            for route in covering
-        ]
-
     def create_node_iface(self) -> None:
-        if not ETC_NETNS.exists():
-            ETC_NETNS.mkdir(mode=0o755)
-            self.etc_netns_created = True
         run_ip("netns", "add", SINK_NETNS)
         run_ip(
             batch=[
@@ -223,6 +246,7 @@ class HostNetwork:
             raise NetworkError(f"{ip} is outside the pod range {POD_CIDR}")
         ns = netns_name(pod)
         iface = host_iface(pod)
+        gateway = self.gateway
         etc = ETC_NETNS / ns
         etc.mkdir(parents=True, exist_ok=True)
         (etc / "hosts").write_text(_hosts_file(pod, ip, hostname_aliases or []))
@@ -233,18 +257,19 @@ class HostNetwork:
             run_ip("netns", "add", ns)
         else:
             run_ip("netns", "attach", ns, str(sandbox_pid))
-        run_ip(
+        self._on_node(
             batch=[
                 f"link add {iface} type veth peer name eth0 netns {ns}",
                 f"link set {iface} addrgenmode none",
-                f"addr add {NODE_GATEWAY}/32 dev {iface}",
+                f"addr add {gateway}/32 dev {iface}",
                 f"link set {iface} up",
-                f"route add {ip}/32 dev {iface} scope link src {NODE_GATEWAY} proto {proto}",
+                f"route add {ip}/32 dev {iface} scope link src {gateway} proto {proto}",
             ]
         )
-        # Forwarding for this interface only: packets that arrive on it may be
-        # routed; the host's global ip_forward stays as it was.
-        _write_sysctl(Path(f"/proc/sys/net/ipv4/conf/{iface}/forwarding"), "1")
+        if self.node_netns is None:
+            # Forwarding for this interface only: packets that arrive on it may be
+            # routed; the host's global ip_forward stays as it was.
+            _write_sysctl(Path(f"/proc/sys/net/ipv4/conf/{iface}/forwarding"), "1")
         run_ip(
             "-n",
             ns,
@@ -253,16 +278,23 @@ class HostNetwork:
                 "link set eth0 addrgenmode none",
                 f"addr add {ip}/32 dev eth0",
                 "link set eth0 up",
-                f"route add {NODE_GATEWAY}/32 dev eth0 scope link",
-                f"route add {POD_CIDR} via {NODE_GATEWAY} dev eth0 src {ip}",
-                f"route add {SERVICE_CIDR} via {NODE_GATEWAY} dev eth0 src {ip}",
+                f"route add {gateway}/32 dev eth0 scope link",
+                f"route add {POD_CIDR} via {gateway} dev eth0 src {ip}",
+                f"route add {SERVICE_CIDR} via {gateway} dev eth0 src {ip}",
+                # Of several nodes: the nodes' network, where probes and masqueraded
+                # connections come from, is reachable too (and nothing else).
+                *(
+                    [f"route add {NODE_NETWORK} via {gateway} dev eth0 src {ip}"]
+                    if self.node_netns
+                    else []
+                ),
             ],
         )
         return PodNetwork(pod=pod, ip=ip, netns=ns, host_iface=iface)
 
     def remove_pod(self, net: PodNetwork) -> None:
         kill_netns_processes(net.netns)
-        run_ip("link", "del", net.host_iface, check=False)
+        self._on_node("link", "del", net.host_iface, check=False)
         run_ip("netns", "del", net.netns, check=False)
         shutil.rmtree(ETC_NETNS / net.netns, ignore_errors=True)
 

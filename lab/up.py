@@ -39,7 +39,7 @@ from lab.kubeproxy.nftables import FAMILY as NFT_FAMILY
 from lab.kubeproxy.nftables import TABLE as NFT_TABLE
 from lab.kubeproxy.nftables import service_chain
 from lab.manifests import REPO, ManifestError, Manifests, load
-from lab.naming import NODE_NAME, WORKDIR_PREFIX
+from lab.naming import WORKDIR_PREFIX
 from lab.network import IP_FORWARD, NetworkError, cleanup
 from lab.node import deploy
 from lab.node.client import ApiError, ApiUnavailable, Client
@@ -136,6 +136,10 @@ def _instructions(lab: Lab, status: dict[str, Any]) -> str:
             "",
         ]
     backends = [p for p in status["pods"] if p["labels"].get("app.kubernetes.io/name") == "backend"]
+    # Of several nodes, node 1's rules are in its namespace; the one node's are the host's.
+    node1 = lab.places[0].netns
+    on = f"ip netns exec {node1} " if node1 else ""
+    pad = " " * 27
     lines.append(f"Try (kubectl's context is {CONTEXT}):")
     if lab.forward is not None:
         base = f"http://{lab.forward.listen_host}:{lab.forward.listen_port}"
@@ -156,19 +160,22 @@ def _instructions(lab: Lab, status: dict[str, Any]) -> str:
         port_name = f"{ns}/backend:{port['name']}" if port["name"] else f"{ns}/backend"
         if lab.proxier.mode.name == "iptables":
             chain = svc_chain(port_name, "TCP")
-            lines.append(
-                "                           sudo iptables -t nat -S CIP-SERVICES   # iptables mode"
-            )
-            lines.append(f"                           sudo iptables -t nat -S {chain}   # backend")
+            lines.append(f"{pad}sudo {on}iptables -t nat -S CIP-SERVICES   # iptables mode")
+            lines.append(f"{pad}sudo {on}iptables -t nat -S {chain}   # backend")
         else:
             rules = ServicePortRules(port_name, "", port["port"], port["protocol"])
+            lines.append(f"{pad}sudo {on}nft list map {NFT_FAMILY} {NFT_TABLE} service-ips")
             lines.append(
-                f"                           sudo nft list map {NFT_FAMILY} {NFT_TABLE} service-ips"
-            )
-            lines.append(
-                f"                           sudo nft list chain {NFT_FAMILY} {NFT_TABLE} "
+                f"{pad}sudo {on}nft list chain {NFT_FAMILY} {NFT_TABLE} "
                 f"'{service_chain(rules)}'   # backend"
             )
+    if len(lab.places) > 1:
+        last = lab.places[-1].name
+        lines.append(f"  another node's rules:    sudo {py} -m lab rules --node {last}")
+        lines.append("  the nodes:               kubectl get nodes -o wide")
+        lines.append(
+            f"  a node fails:            sudo {py} -m lab node stop {last}   # then: start"
+        )
     frontends = [
         p for p in status["pods"] if p["labels"].get("app.kubernetes.io/name") == "frontend"
     ]
@@ -178,7 +185,7 @@ def _instructions(lab: Lab, status: dict[str, Any]) -> str:
             "getent hosts backend"
         )
     if status["network_policies"]:
-        lines.append("  the NetworkPolicies:     sudo iptables -S CIP-NETPOL")
+        lines.append(f"  the NetworkPolicies:     sudo {on}iptables -S CIP-NETPOL")
     lines.append(f"  a rolling restart:       kubectl -n {ns} rollout restart deployment/backend")
     lines.append(f"  stop Redis:              kubectl -n {ns} scale deployment/redis --replicas 0")
     lines.append(f"  stop MySQL:              kubectl -n {ns} scale statefulset/mysql --replicas 0")
@@ -192,7 +199,8 @@ def _instructions(lab: Lab, status: dict[str, Any]) -> str:
 
 async def _deploy(lab: Lab, apply_argv: list[str]) -> None:
     """The kubelet registered, the DNS add-on, then the user's own command."""
-    await deploy.register_kubelet(lab.client, NODE_NAME)
+    for place in lab.places:
+        await deploy.register_kubelet(lab.client, place.name)
     await deploy.create_addon(lab.client, lab.dns.addon())
     print(f"lab: kubectl {' '.join(apply_argv[3:])}", flush=True)
     code, out = await deploy.kubectl_apply(apply_argv)
@@ -218,15 +226,19 @@ async def _forward(lab: Lab, args: argparse.Namespace) -> Any:
     raise SystemExit(f"no Service {args.forward_service!r} to forward to")
 
 
-def _print_kubectl_get(config: Path, namespace: str) -> None:
-    done = subprocess.run(
-        ["kubectl", "--kubeconfig", str(config), "-n", namespace, "get", "pods,svc", "-o", "wide"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    print(f"$ kubectl -n {namespace} get pods,svc -o wide", flush=True)
-    print((done.stdout or done.stderr).rstrip(), flush=True)
+def _print_kubectl_get(config: Path, namespace: str, nodes: int) -> None:
+    shown = [["-n", namespace, "get", "pods,svc", "-o", "wide"]]
+    if nodes > 1:
+        shown.insert(0, ["get", "nodes", "-o", "wide"])
+    for argv in shown:
+        done = subprocess.run(
+            ["kubectl", "--kubeconfig", str(config), *argv],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        print(f"$ kubectl {' '.join(argv)}", flush=True)
+        print((done.stdout or done.stderr).rstrip(), flush=True)
 
 
 async def _serve(lab: Lab, args: argparse.Namespace, apply_argv: list[str], config: Path) -> int:
@@ -259,7 +271,7 @@ async def _serve(lab: Lab, args: argparse.Namespace, apply_argv: list[str], conf
         if not stop.is_set():
             status = lab.status()
             print("", flush=True)
-            await asyncio.to_thread(_print_kubectl_get, config, lab.namespace)
+            await asyncio.to_thread(_print_kubectl_get, config, lab.namespace, len(lab.places))
             print("", flush=True)
             if waiter.result():
                 print(_instructions(lab, status), flush=True)
@@ -282,7 +294,7 @@ async def _serve(lab: Lab, args: argparse.Namespace, apply_argv: list[str], conf
 
 
 def _start_control_plane(
-    control_plane: ControlPlane, workdir: Path, kubelet: KubeletExec
+    control_plane: ControlPlane, workdir: Path, kubelet: KubeletExec, nodes: int
 ) -> Client:
     # Into the state before the file is written: a crash in between leaves nothing behind.
     write_state(
@@ -292,7 +304,7 @@ def _start_control_plane(
             "api_dir": str(control_plane.workdir),
         }
     )
-    running = control_plane.start(pods_dir=workdir / "pods", kubelet=kubelet)
+    running = control_plane.start(pods_dir=workdir / "pods", kubelet=kubelet, nodes=nodes)
     print(
         f"lab: Kubernetes API on {running.url}; context {CONTEXT} in "
         f"{control_plane.config_path} (kubectl --context {CONTEXT} get nodes)",
@@ -311,6 +323,7 @@ def _options(args: argparse.Namespace) -> Options:
         proxy_mode=args.proxy_mode,
         print_events=not args.quiet,
         network_policies=not args.no_network_policies,
+        nodes=args.nodes,
     )
 
 
@@ -335,7 +348,7 @@ def run(args: argparse.Namespace, manifests: Manifests, cleanup_previous: Any) -
             }
         )
         kubelet = KubeletExec()
-        client = _start_control_plane(control_plane, workdir, kubelet)
+        client = _start_control_plane(control_plane, workdir, kubelet, args.nodes)
         running = control_plane.running
         assert running is not None
         config = deploy.write_kubeconfig(
@@ -355,14 +368,14 @@ def run(args: argparse.Namespace, manifests: Manifests, cleanup_previous: Any) -
         try:
             lab.setup_network()
         finally:
-            write_state({**read_state(), "etc_netns_created": lab.network.etc_netns_created})
+            write_state({**read_state(), "etc_netns_created": lab.etc_netns_created})
         return asyncio.run(_serve(lab, args, apply_argv, config))
     except (NetworkError, ManifestError, RuntimeError, ApiError, ApiUnavailable) as exc:
         print(f"lab: {exc}", file=sys.stderr)
         return 1
     finally:
         control_plane.stop()
-        created = lab.network.etc_netns_created if lab is not None else False
+        created = lab.etc_netns_created if lab is not None else False
         cleanup(
             created or bool(read_state().get("etc_netns_created")), [workdir] if workdir else []
         )

@@ -11,7 +11,7 @@ from lab.api.admission import default
 from lab.api.discovery import VERSION
 from lab.api.resources import lookup
 from lab.api.storage import Store, now
-from lab.naming import node_gateway, node_name, node_pod_cidr
+from lab.naming import node_gateway, node_ip, node_name, node_pod_cidr
 
 NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
 KUBERNETES_IP = "10.96.0.1"
@@ -44,7 +44,13 @@ def zone_of(index: int) -> str:
     return ZONES[(index - 1) % len(ZONES)]
 
 
-def node(index: int = 1) -> dict[str, Any]:
+def internal_ip(index: int, nodes: int) -> str:
+    """The one node is the host (its address on its pods' links); of several, each has
+    its address on the nodes' network (lab/naming.py)."""
+    return str(node_gateway(index) if nodes == 1 else node_ip(index))
+
+
+def node(index: int = 1, nodes: int = 1) -> dict[str, Any]:
     """Node `lab-node-<index>` as its kubelet registers it, with the podCIDR the node IPAM
     controller hands it; node 1 carries the control plane's role label, as kubeadm's does."""
     name, cidr = node_name(index), str(node_pod_cidr(index))
@@ -73,7 +79,7 @@ def node(index: int = 1) -> dict[str, Any]:
                 },
             ],
             "addresses": [
-                {"type": "InternalIP", "address": str(node_gateway(index))},
+                {"type": "InternalIP", "address": internal_ip(index, nodes)},
                 {"type": "Hostname", "address": name},
             ],
             "nodeInfo": {
@@ -179,4 +185,4 @@ def populate(store: Store, api_port: int, nodes: int = 1) -> None:
         assert resource
         store.create(resource, obj)
     for index in range(1, nodes + 1):
-        store.create(node_resource, node(index))
+        store.create(node_resource, node(index, nodes))

@@ -25,8 +25,10 @@ class PolicyApplier:
         self,
         restore: Callable[[str], None],
         on_error: Callable[[str], None] = lambda message: None,
+        trusted: Sequence[str] = (),
     ) -> None:
         self.restore = restore
+        self.trusted = tuple(trusted)  # sources accepted before the policies (rules.render)
         self.on_error = on_error
         self.chains: set[str] = set()  # the CNI's chains in the kernel
         self.wanted: tuple[tuple[str, ...], tuple[tuple[str, ...], ...]] = ((), ())
@@ -49,7 +51,7 @@ class PolicyApplier:
     def sync_now(self) -> None:
         """Write what is wanted now (blocking): at start-up, before any pod's interface."""
         wanted = self.wanted
-        text = rules.render(wanted[0], wanted[1], stale=self.chains)
+        text = rules.render(wanted[0], wanted[1], stale=self.chains, trusted=self.trusted)
         self.restore(text)
         self.chains = declared_chains(text)
         self.applied = wanted

@@ -30,12 +30,16 @@ def render(
     netpol_chains: Sequence[str] = (),
     netpol_rules: Sequence[Sequence[str]] = (),
     stale: Iterable[str] = (),
+    trusted: Sequence[str] = (),
 ) -> str:
     """The filter table's CNI chains, as `iptables-restore --noflush` input.
 
     `netpol_chains` and `netpol_rules`: what compile_policies made (no policy:
     CIP-NETPOL is empty and every pod-to-pod connection passes). `stale`: the
-    CNI's chains the last sync left, deleted when no longer wanted.
+    CNI's chains the last sync left, deleted when no longer wanted. `trusted`: sources
+    accepted before the policies: of several nodes, the host's address on the nodes'
+    network, where every node's kubelet probes from (a node's own traffic to its pods
+    never meets the policies, and the lab's kubelets all run on the host).
     """
     lab = IFACE_WILDCARD
     rules: list[list[str]] = [
@@ -43,6 +47,7 @@ def render(
         ["-A", FORWARD, "!", "-o", lab, "-j", "RETURN"],
         # The node interface only leads to the sink; kube-proxy's fences drop it.
         ["-A", FORWARD, "-o", NODE_IFACE, "-j", "RETURN"],
+        *(["-A", FORWARD, "-s", f"{source}/32", "-j", "ACCEPT"] for source in trusted),
         ["-A", FORWARD, "-j", NETPOL],
         ["-A", FORWARD, "-j", "ACCEPT"],
     ]

@@ -31,7 +31,9 @@ KUBELET_REASONS = {
 }
 
 
-def kubelet_event(namespace: str, pod: str, uid: str, reason: str, message: str) -> Obj | None:
+def kubelet_event(
+    namespace: str, pod: str, uid: str, reason: str, message: str, node: str = NODE_NAME
+) -> Obj | None:
     """The Event a kubelet would record for the pod, or None for a lab-only reason."""
     if reason not in KUBELET_REASONS:
         return None
@@ -51,11 +53,11 @@ def kubelet_event(namespace: str, pod: str, uid: str, reason: str, message: str)
         },
         "reason": kube_reason,
         "message": message,
-        "source": {"component": "kubelet", "host": NODE_NAME},
+        "source": {"component": "kubelet", "host": node},
         "firstTimestamp": stamp,
         "lastTimestamp": stamp,
         "count": 1,
         "type": kind,
         "reportingComponent": "kubelet",
-        "reportingInstance": NODE_NAME,
+        "reportingInstance": node,
     }

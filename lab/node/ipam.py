@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import ipaddress
 
-from lab.naming import NODE_GATEWAY, NODE_POD_CIDR
+from lab.naming import NODE_POD_CIDR
 
 
 class HostLocal:
     def __init__(self, cidr: ipaddress.IPv4Network = NODE_POD_CIDR) -> None:
         self.cidr = cidr
         self.in_use: set[str] = set()
-        self._last = int(NODE_GATEWAY) - int(cidr.network_address)
+        self._last = 1  # the gateway's offset: the first pod gets .2
 
     def allocate(self) -> str:
         size = self.cidr.num_addresses

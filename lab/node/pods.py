@@ -18,7 +18,6 @@ from typing import Any
 
 from lab.kubelet import Cluster, Pod, PodWorker
 from lab.manifests import ManifestError, PodTemplate
-from lab.naming import NODE_NAME
 from lab.node.client import ApiError, ApiUnavailable, Client, Obj
 from lab.node.ipam import HostLocal
 from lab.node.podstatus import status_of
@@ -84,7 +83,7 @@ class PodManager:
         self.host = host
         self.client = client
         self.spawn = spawn  # runs a coroutine as one of the lab's tasks
-        self.ipam = HostLocal()
+        self.ipam = HostLocal(host.node.pod_cidr)
         self.workers: dict[str, PodWorker] = {}  # by uid
         self.written: dict[str, Obj] = {}  # the status last written, by uid
         self.stopping = False
@@ -93,7 +92,7 @@ class PodManager:
         """Start what is new, stop what is marked for deletion or gone from the API."""
         seen = set()
         for obj in pods:
-            if obj["spec"].get("nodeName") != NODE_NAME:
+            if obj["spec"].get("nodeName") != self.host.node.name:
                 continue
             meta = obj["metadata"]
             seen.add(meta["uid"])
@@ -117,6 +116,7 @@ class PodManager:
             self.ipam.release(ip)
             self.host.event(f"pod/{obj['metadata']['name']}", "Failed", str(exc))
             return
+        pod.node_name, pod.host_ip = self.host.node.name, self.host.node.address
         worker = PodWorker(self.host, pod)
         self.workers[pod.uid] = worker
         self.spawn(worker.run(), f"pod {pod.name}")

@@ -11,7 +11,6 @@ import datetime
 from typing import Any
 
 from lab.kubelet import ContainerState, Pod
-from lab.naming import NODE_GATEWAY
 
 Obj = dict[str, Any]
 
@@ -62,8 +61,8 @@ def status_of(pod: Pod) -> Obj:
     containers_ready = pod.serving
     status: Obj = {
         "phase": pod.phase,
-        "hostIP": str(NODE_GATEWAY),
-        "hostIPs": [{"ip": str(NODE_GATEWAY)}],
+        "hostIP": pod.host_ip,
+        "hostIPs": [{"ip": pod.host_ip}],
         "startTime": since,
         "qosClass": "Burstable",
         "conditions": [

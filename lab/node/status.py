@@ -131,5 +131,17 @@ def status(lab: Lab) -> Obj:
             "synced": lab.proxier.wanted_key == lab.proxier.applied_key,
         },
         "cni": {"syncs": lab.cni.syncs, "synced": lab.cni.synced},
+        "nodes": [
+            {
+                "name": agent.node.name,
+                "index": agent.node.index,
+                "zone": agent.node.zone,
+                "address": agent.node.address,
+                "netns": agent.node.netns,
+                "stopped": agent.stopped,
+                "synced": agent.synced(),
+            }
+            for agent in lab.agents
+        ],
         "events": [e.as_dict() for e in list(lab.events)[-200:]],
     }

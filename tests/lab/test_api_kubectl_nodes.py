@@ -185,7 +185,7 @@ def test_get_nodes_wide_prints_the_three_nodes(kubectl: Kubectl, kubelets: FakeK
         ["Ready", "<none>"],
     ]
     assert [rows[n][4:7] for n in NODE_NAMES] == [
-        ["v1.33.0", f"10.244.{i}.1", "<none>"] for i in (1, 2, 3)
+        ["v1.33.0", f"10.250.0.{i + 1}", "<none>"] for i in (1, 2, 3)
     ]
     assert all(rows[n][-1] == "clusterip-lab://1" for n in NODE_NAMES)
     zones = kubectl.run("get", "nodes", "-L", "topology.kubernetes.io/zone").stdout
