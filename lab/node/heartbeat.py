@@ -8,7 +8,8 @@ is marked Ready=Unknown and tainted unreachable, and a renewed one is made Ready
 and untainted, so the kubelet writes no Ready condition of its own.
 
 pause() is a silent kubelet (`lab node stop`): nothing is renewed until resume(), which
-beats at once. The Lease's shape is lab/api/leases.py's, the one place it is written.
+beats at once; on_back is called once the node is renewing again after a pause or an
+outage. The Lease's shape is lab/api/leases.py's, the one place it is written.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ from lab.api import leases
 from lab.node.client import ApiError, ApiUnavailable, Client, Obj
 
 log = logging.getLogger("lab.node.heartbeat")
+# A beat that waits longer is abandoned and counted as the API server unreachable: the
+# node client has no read timeout (it watches), and a connection to a server that went
+# away can hang. Under the node-monitor grace (8 s), as the kubelet bounds its lease
+# requests below its lease duration.
+BEAT_TIMEOUT = 5.0
 
 
 class Heartbeat:
@@ -32,11 +38,18 @@ class Heartbeat:
         node_name: str,
         every: float = leases.RENEW_EVERY,
         on_error: Callable[[str], None] | None = None,
+        on_back: Callable[[], None] | None = None,
+        timeout: float = BEAT_TIMEOUT,
     ) -> None:
         self.client = client
         self.node_name = node_name
         self.every = every
         self.on_error = on_error or log.warning
+        # After the first renewal that follows a pause or an outage: the kubelet resyncs
+        # its pods' statuses then (PodManager.resync), not before, or the controller,
+        # still seeing a stale Lease, could mark them not ready again after the write.
+        self.on_back = on_back
+        self.timeout = timeout
         self.renewals = 0  # Leases written (created or renewed)
         self.conflicts = 0  # renewals lost to another writer: retried on the next beat
         self.failures = 0  # beats that reached no API server, or were refused
@@ -45,6 +58,7 @@ class Heartbeat:
         self._beating.set()
         self._woken = asyncio.Event()
         self._reported = False  # one report per outage, not one per beat
+        self._silent = False  # paused or failing since the last renewal
 
     @property
     def paused(self) -> bool:
@@ -53,6 +67,7 @@ class Heartbeat:
     def pause(self) -> None:
         """Stop renewing: to the node-lifecycle controller the node has gone silent."""
         self._beating.clear()
+        self._silent = True
 
     def resume(self) -> None:
         """Renew again, at once."""
@@ -71,7 +86,8 @@ class Heartbeat:
     async def beat(self) -> None:
         """One renewal; a failure is counted and reported, never raised."""
         try:
-            written = await self._renew()
+            async with asyncio.timeout(self.timeout):
+                written = await self._renew()
         except ApiError as exc:
             if exc.code == 409:  # another writer (or a second creator) won: next beat
                 self.conflicts += 1
@@ -81,6 +97,12 @@ class Heartbeat:
         except ApiUnavailable as exc:
             self._failed(f"lease of node {self.node_name}: API server unreachable: {exc}")
             return
+        except TimeoutError:
+            self._failed(
+                f"lease of node {self.node_name}: API server unreachable:"
+                f" no answer within {self.timeout} s"
+            )
+            return
         if written is None:
             return  # paused while the GET was under way
         self.renewals += 1
@@ -88,6 +110,10 @@ class Heartbeat:
         if self._reported:
             log.info("lease of node %s renewed again", self.node_name)
         self._reported = False
+        if self._silent:
+            self._silent = False
+            if self.on_back is not None:
+                self.on_back()
 
     async def _renew(self) -> Obj | None:
         try:
@@ -109,6 +135,7 @@ class Heartbeat:
 
     def _failed(self, message: str) -> None:
         self.failures += 1
+        self._silent = True
         if not self._reported:
             self._reported = True
             self.on_error(message)

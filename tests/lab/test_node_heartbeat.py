@@ -73,9 +73,15 @@ async def _lease(client: Client, name: str) -> Obj | None:
 class Beating:
     """Heartbeats running as tasks, cancelled on leaving; their errors collected."""
 
-    def __init__(self, client: Client, *names: str, every: float = EVERY) -> None:
+    def __init__(
+        self, client: Client, *names: str, every: float = EVERY, timeout: float = 5.0
+    ) -> None:
         self.errors: list[str] = []
-        self.beats = {n: Heartbeat(client, n, every, self.errors.append) for n in names}
+        self.backs: list[str] = []  # on_back, by node
+        self.beats = {
+            n: Heartbeat(client, n, every, self.errors.append, self._back(n), timeout)
+            for n in names
+        }
         self.tasks: list[asyncio.Task[None]] = []
 
     async def __aenter__(self) -> Beating:
@@ -87,6 +93,9 @@ class Beating:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def _back(self, name: str) -> Callable[[], None]:
+        return lambda: self.backs.append(name)
 
     def alive(self) -> bool:
         return not any(t.done() for t in self.tasks)
@@ -158,6 +167,7 @@ def test_three_beating_nodes_stay_ready_past_the_grace_period(server: Running) -
             events, _ = await client.list("/api/v1/events")
             assert [e for e in events if e["reason"] == "NodeNotReady"] == []
             assert all(b.renewals > 2 for b in beating.beats.values())
+            assert beating.backs == []  # never silent
             assert beating.errors == [] and beating.alive()
 
     _scenario(server, body)
@@ -184,6 +194,7 @@ def test_a_paused_node_goes_unknown_and_tainted_the_others_stay_ready_then_it_co
             assert await _node(client, "lab-node-1") == ("True", [])
             assert await _node(client, "lab-node-3") == ("True", [])
             assert silent.renewals == renewals  # nothing renewed while paused
+            assert beating.backs == []
             events, _ = await client.list("/api/v1/events")
             marked = [e["involvedObject"]["name"] for e in events if e["reason"] == "NodeNotReady"]
             assert marked == ["lab-node-2"]
@@ -195,6 +206,7 @@ def test_a_paused_node_goes_unknown_and_tainted_the_others_stay_ready_then_it_co
 
             await _until(ready, "lab-node-2 Ready again, its taints lifted")
             assert silent.renewals > renewals
+            assert beating.backs == ["lab-node-2"]  # once, for the node that came back
             assert beating.errors == [] and beating.alive()
 
     _scenario(server, body)
@@ -314,6 +326,7 @@ def test_an_unreachable_api_server_is_reported_once_and_the_heartbeat_recovers(
 
                 await _until(recovered, "renewals once the API server is back")
                 assert beating.alive() and len(beating.errors) == 1
+                assert beating.backs == ["lab-node-1"]
                 await door.shut()  # a second outage is reported again
                 await _until(lambda: _errors(beating, 2), "the second outage reported")
         finally:
@@ -341,3 +354,42 @@ def test_a_node_that_does_not_exist_is_reported_and_retried(server: Running) -> 
             assert await _lease(client, "lab-node-9") is None
 
     _scenario(server, body)
+
+
+def test_the_api_server_stopped_and_started_again_leaves_the_heartbeat_running(
+    tmp_path: Path,
+) -> None:
+    """The in-process server itself stopped: one report, the loop alive. A restarted
+    InThread makes new credentials (a fresh CA), so this client cannot recover; the door
+    test above shows the recovery."""
+    first = InThread(tmp_path / "first", nodes=3)
+    running = first.start()
+
+    async def body(client: Client) -> None:
+        # A connection to the stopped server can hang: each beat gives up after 1 s.
+        async with Beating(client, "lab-node-1", timeout=1.0) as beating:
+            beat = beating.beats["lab-node-1"]
+
+            async def beaten() -> bool:
+                return beat.renewals >= 1
+
+            await _until(beaten, "a renewal")
+            await asyncio.to_thread(first.stop)
+            failures = beat.failures
+
+            async def failing() -> bool:
+                return beat.failures >= failures + 3
+
+            await _until(failing, "three failed beats on the stopped server")
+            assert len(beating.errors) == 1 and beating.alive()
+            assert "API server unreachable" in beating.errors[0]
+            again = InThread(tmp_path / "again", port=running.port, nodes=3)
+            await asyncio.to_thread(again.start)
+            try:
+                failures = beat.failures
+                await _until(failing, "three more beats against the new server")
+                assert len(beating.errors) == 1 and beating.alive()
+            finally:
+                await asyncio.to_thread(again.stop)
+
+    _scenario(running, body)
