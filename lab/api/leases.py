@@ -39,9 +39,14 @@ def renewed_at(lease: Obj) -> datetime.datetime | None:
     return parse_time(renew) if renew else None
 
 
+# Where the nodes' Leases are, for a client of the API server (the node side's kubelet):
+# a new Lease is POSTed here.
+COLLECTION = f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases"
+
+
 def path(node: str) -> str:
-    """Where a node's Lease is, for a client of the API server (the node side's kubelet)."""
-    return f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases/{node}"
+    """Where a node's Lease is: GET it, PUT it renewed."""
+    return f"{COLLECTION}/{node}"
 
 
 def new_lease(node: str, node_uid: str, at: datetime.datetime) -> Obj:

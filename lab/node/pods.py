@@ -134,6 +134,14 @@ class PodManager:
             if current["metadata"]["uid"] == uid:
                 await self.client.delete(pod_path(namespace, name), grace=0)
 
+    def resync(self) -> None:
+        """Forget what was written: the next pass writes every pod's status again.
+
+        For a node back from silence (its heartbeat resumed): meanwhile the
+        node-lifecycle controller marked its pods Ready=False in the API, which this
+        cache cannot know, so without a resync a ready pod would stay unready there."""
+        self.written.clear()
+
     async def write_statuses(self) -> None:
         """The status manager's pass: each pod whose status changed, written once."""
         for uid, worker in list(self.workers.items()):

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import datetime
 import json
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
 
-from lab.api import errors, graceful, routes, verbs
-from lab.api.controllers import scheduler
+from lab.api import errors, graceful, leases, routes, verbs
+from lab.api.controllers import nodelifecycle, scheduler
 from lab.api.storage import Obj, Store
-from lab.kubelet import Pod
+from lab.kubelet import ContainerState, Pod
 from lab.manifests import ManifestError, Volume
 from lab.naming import NODE_NAME
 from lab.node import pods
@@ -30,6 +31,7 @@ from tests.lab import apicluster as api
 from tests.lab.fakes import FakeKubelet
 
 DATA_MOUNT = [{"name": "data", "mountPath": "/var/lib/db"}]
+T0 = datetime.datetime(2026, 1, 1, 12, 0, 0, tzinfo=datetime.UTC)
 CONTAINER = {"name": "db", "image": "db:1", "volumeMounts": DATA_MOUNT}
 
 
@@ -378,3 +380,38 @@ def test_each_status_is_written_once_and_not_after_the_pod_is_gone(
     asyncio.run(node.manager.write_statuses())
     asyncio.run(node.manager.write_statuses())
     assert len(node.client.writes) == 3
+
+
+def test_a_resync_writes_again_what_the_node_lifecycle_controller_changed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = _registered_cluster()
+    _pending(store, "web", nodeName=NODE_NAME)
+    node = Node(store, monkeypatch)
+    node.sync()
+    pod = node.worker("web").pod
+    pod.phase, pod.init_done = "Running", True
+    pod.containers = {
+        "c": ContainerState("c", state="running", reason="", started=True, ready=True)
+    }
+    asyncio.run(node.manager.write_statuses())
+    assert _ready(store, "web") == "True"
+    # The node went silent: the controller marked its pod not ready in the API.
+    leases.renew(store, NODE_NAME, T0)
+    nodelifecycle.check(store, T0 + datetime.timedelta(seconds=30))
+    assert _ready(store, "web") == "False"
+    # Back, the kubelet's cache still holds Ready=True as written: nothing is written...
+    asyncio.run(node.manager.write_statuses())
+    assert _ready(store, "web") == "False" and len(node.client.writes) == 1
+    # ...until it forgets what it wrote.
+    node.manager.resync()
+    asyncio.run(node.manager.write_statuses())
+    assert _ready(store, "web") == "True" and len(node.client.writes) == 2
+    asyncio.run(node.manager.write_statuses())
+    assert len(node.client.writes) == 2  # once, as before
+
+
+def _ready(store: Store, name: str) -> str:
+    conditions = store.get(api.PODS, "default", name)["status"]["conditions"]
+    (ready,) = [c["status"] for c in conditions if c["type"] == "Ready"]
+    return str(ready)
