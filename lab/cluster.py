@@ -287,6 +287,8 @@ class Lab:
         self._dirty = asyncio.Event()
         self.spawn(self._reconcile_loop(), "node")
         for agent in self.agents:
+            if agent.heartbeat is not None:
+                self.spawn(agent.heartbeat.run(), agent.component("kubelet"))
             self.spawn(agent.proxier.run(), agent.component("kube-proxy"))
             self.spawn(agent.cni.run(), agent.component("cni"))
         for name, informer in self.informers.items():
@@ -343,14 +345,13 @@ class Lab:
         name = agent.node.name
         if action == "stop":
             self.nodenet.set_link(name, up=False)
-            agent.stopped = True
+            agent.stop()
             self.event(f"node/{name}", "Stopped", "its link is down; its kubelet is silent")
             return f"{name} stopped: its link is down, its kubelet silent"
         if action == "start":
             self.nodenet.set_link(name, up=True)
-            agent.stopped = False
+            agent.start()
             self.event(f"node/{name}", "Started", "its link is up; its kubelet reports again")
-            self.notify()
             return f"{name} started: its link is up, its kubelet reports again"
         raise ValueError(f"node {action!r}? (stop, start)")
 

@@ -22,6 +22,7 @@ from lab.kubeproxy.proxier import Proxier, make_mode
 from lab.naming import HOST_ON_NODE_NETWORK
 from lab.network import HostNetwork
 from lab.node.client import Client
+from lab.node.heartbeat import Heartbeat
 from lab.node.place import NodePlace
 from lab.node.pods import PodManager
 
@@ -80,6 +81,18 @@ class NodeAgent:
             trusted=[str(HOST_ON_NODE_NETWORK)] if several else [],
         )
         self.kubelet = PodManager(self, client, shared.spawn)
+        # Of several nodes, each kubelet renews its node's Lease: a silent one is marked
+        # NotReady by the node-lifecycle controller. The one node has none (left alone).
+        self.heartbeat = (
+            Heartbeat(
+                client,
+                place.name,
+                on_error=lambda message: self.event(self.component("kubelet"), "Lease", message),
+                on_back=self._back,
+            )
+            if several
+            else None
+        )
         # `lab node stop`: the node's cable is out and its kubelet and kube-proxy silent
         # (they cannot reach the API server); its pods keep running, as on a cut-off node.
         self.stopped = False
@@ -97,6 +110,23 @@ class NodeAgent:
         # fences come before the CNI's ACCEPT in FORWARD.
         self.ipt.install_hooks(self.cni.hooks)
         self.ipt.install_hooks(self.proxier.mode.hooks)
+
+    def _back(self) -> None:
+        """Renewing again after a silence: write every pod's status again, since the
+        node-lifecycle controller marked them not ready meanwhile."""
+        self.kubelet.resync()
+        self.notify()
+
+    def stop(self) -> None:
+        self.stopped = True
+        if self.heartbeat is not None:
+            self.heartbeat.pause()
+
+    def start(self) -> None:
+        self.stopped = False
+        if self.heartbeat is not None:
+            self.heartbeat.resume()
+        self.notify()
 
     def synced(self) -> bool:
         return self.proxier.wanted_key == self.proxier.applied_key and self.cni.synced

@@ -38,21 +38,16 @@ def proxy_mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture(scope="module")
-def lab(
-    proxy_mode: str,
-    lab_host: None,
-    tmp_path_factory: pytest.TempPathFactory,
+def _lab(
+    mode: str, tmp_path_factory: pytest.TempPathFactory, extra: list[str]
 ) -> Iterator[LabProcess]:
-    """The whole app in the lab, with the manifests' replica counts, ready."""
-    mode = proxy_mode
     if mode == "nftables" and shutil.which("nft") is None:
         missing("nftables mode needs nft (apt-get install nftables)")
     log = tmp_path_factory.mktemp(f"lab-{mode}") / "lab.log"
     process = LabProcess(
         log,
         free_port(),
-        ["--proxy-mode", mode],
+        ["--proxy-mode", mode, *extra],
         checkout=_private_checkout(tmp_path_factory),
     )
     process.proxy_mode = mode
@@ -68,6 +63,26 @@ def lab(
     subprocess.run(
         [sys.executable, "-m", "lab", "down"], cwd=REPO, capture_output=True, check=False
     )
+
+
+@pytest.fixture(scope="module")
+def lab(
+    proxy_mode: str,
+    lab_host: None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LabProcess]:
+    """The whole app in the lab, with the manifests' replica counts, ready."""
+    yield from _lab(proxy_mode, tmp_path_factory, [])
+
+
+@pytest.fixture(scope="module")
+def lab3(
+    proxy_mode: str,
+    lab_host: None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LabProcess]:
+    """The whole app in a lab of three nodes (lab up --nodes 3), ready."""
+    yield from _lab(proxy_mode, tmp_path_factory, ["--nodes", "3"])
 
 
 def _private_checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
