@@ -108,3 +108,9 @@ def categorize(spr: ServicePortRules, node: NodeTopology) -> Categorized:
     has_any = any(e.ready or (e.serving and e.terminating) for e in endpoints)
     local = _local(endpoints, node)
     return Categorized((), local, local, has_any)
+
+
+def picked(spr: ServicePortRules, node: NodeTopology) -> tuple[Endpoint, ...]:
+    """The endpoints `node`'s rules balance the ClusterIP's connections over: () when the
+    node rejects them (no endpoint anywhere) or drops them (Local, none on this node)."""
+    return categorize(spr, node).policy(spr.internal_traffic_local)

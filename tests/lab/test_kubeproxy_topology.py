@@ -11,6 +11,7 @@ from lab.kubeproxy.topology import (
     PREFER_SAME_NODE,
     PREFER_SAME_ZONE,
     categorize,
+    picked,
     topology_mode,
 )
 
@@ -219,3 +220,10 @@ def test_local_policy_ignores_hints() -> None:
 def test_an_endpoint_without_a_node_is_nobodys_local_endpoint() -> None:
     nameless = Endpoint("10.244.1.2", 8000, "p", True, True, False)
     assert categorize(_spr(nameless, local=True), NodeTopology("", "")).local == ()
+
+
+def test_picked_is_what_the_clusterip_is_balanced_over() -> None:
+    local = _spr(_ep("10.244.1.2", "lab-node-1"), _ep("10.244.2.2", "lab-node-2"), local=True)
+    assert _ips(picked(local, NODE_1)) == ["10.244.1.2"] and picked(local, NODE_3) == ()
+    hinted = _spr(_ep("10.244.1.2", "lab-node-1", "zone"), _ep("10.244.2.2", "lab-node-2", "zone"))
+    assert _ips(picked(hinted, NODE_3)) == ["10.244.1.2"]
