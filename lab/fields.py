@@ -27,10 +27,14 @@ SERVICE_SPEC_IMPLEMENTED = frozenset(
         "sessionAffinityConfig",
         "ipFamilies",  # only [IPv4]
         "ipFamilyPolicy",  # only SingleStack
-        "internalTrafficPolicy",  # only Cluster: one node holds every endpoint
+        "internalTrafficPolicy",  # Cluster or Local (kube-proxy's SVL chains)
+        "trafficDistribution",  # topology hints (the EndpointSlice controller, kube-proxy)
         "publishNotReadyAddresses",  # only false, or on a headless Service (DNS only)
     }
 )
+# Kubernetes 1.35's values (PreferSameNode is GA there; PreferClose is PreferSameZone's
+# older name).
+TRAFFIC_DISTRIBUTIONS = ("PreferClose", "PreferSameZone", "PreferSameNode")
 SERVICE_PORT_IMPLEMENTED = frozenset({"name", "port", "targetPort", "protocol"})
 # appProtocol is a hint for ingress controllers and meshes; kube-proxy ignores it too.
 SERVICE_PORT_NO_EFFECT = frozenset({"appProtocol"})
@@ -132,9 +136,12 @@ def check_service(spec: Mapping[str, Any], where: str) -> None:
     if policy not in (None, "SingleStack"):
         raise FieldError(f"{where}: ipFamilyPolicy {policy} is not supported, only SingleStack")
     internal = spec.get("internalTrafficPolicy")
-    if internal not in (None, "Cluster"):
+    if internal not in (None, "Cluster", "Local"):
+        raise FieldError(f"{where}: internalTrafficPolicy {internal}? (Cluster or Local)")
+    distribution = spec.get("trafficDistribution")
+    if distribution not in (None, *TRAFFIC_DISTRIBUTIONS):
         raise FieldError(
-            f"{where}: internalTrafficPolicy {internal} is not supported, only Cluster"
+            f"{where}: trafficDistribution {distribution}? ({', '.join(TRAFFIC_DISTRIBUTIONS)})"
         )
     cluster_ips = spec.get("clusterIPs")
     if cluster_ips is not None:

@@ -8,6 +8,12 @@ kube-proxy's chains:
         → `-m statistic --mode random --probability 1/n` → CIP-SEP-<hash>
         (one per endpoint) → DNAT to podIP:targetPort
 
+A Service with `internalTrafficPolicy: Local` gets CIP-SVL-<hash> instead of
+CIP-SVC-<hash>, over this node's endpoints only; with none on this node, the
+filter table drops its traffic ("has no local endpoints"). Topology hints
+(trafficDistribution) narrow the endpoints in CIP-SVC-<hash> to this node's or
+zone's (lab/kubeproxy/topology.py).
+
 plus CIP-MARK-MASQ / CIP-POSTROUTING for hairpin traffic (a pod's connection
 to its own Service that the rules balance back to that same pod) and the
 filter table's REJECT for a Service with no endpoints.
@@ -25,7 +31,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from lab.iptables import Hook, declared_chains, restore_text
-from lab.kubeproxy.model import Apply, ProxyState, ServicePortRules, sep_chain
+from lab.kubeproxy.model import (
+    DEFAULT_NODE,
+    Apply,
+    Endpoint,
+    NodeTopology,
+    ProxyState,
+    ServicePortRules,
+    sep_chain,
+)
+from lab.kubeproxy.topology import Categorized, categorize
 from lab.naming import (
     CHAIN_PREFIX,
     IFACE_WILDCARD,
@@ -80,7 +95,100 @@ def _to_cluster_ip(spr: ServicePortRules, comment: str) -> list[str]:
     ]
 
 
-def render_nat(ports: Sequence[ServicePortRules], stale: Iterable[str] = ()) -> str:
+def _affinity_rules(
+    spr: ServicePortRules, chain: str, endpoints: Sequence[Endpoint]
+) -> list[list[str]]:
+    """sessionAffinity: ClientIP. A client seen within the timeout goes back to the endpoint
+    it was sent to (the `recent` list named after the endpoint's chain, filled by `--set`)."""
+    rules = []
+    for ep in endpoints:
+        target = f"{ep.ip}:{ep.port}"
+        sep = sep_chain(spr.port_name, spr.protocol, target)
+        rules.append(
+            [
+                "-A",
+                chain,
+                *_comment(f"{spr.port_name} -> {target}"),
+                "-m",
+                "recent",
+                "--name",
+                sep,
+                "--rcheck",
+                "--seconds",
+                str(spr.affinity_timeout),
+                "--reap",
+                "-j",
+                sep,
+            ]
+        )
+    return rules
+
+
+def _endpoint_rules(spr: ServicePortRules, ep: Endpoint) -> list[list[str]]:
+    """One CIP-SEP chain: hairpin masquerade, then DNAT to the pod."""
+    target = f"{ep.ip}:{ep.port}"
+    sep = sep_chain(spr.port_name, spr.protocol, target)
+    proto = spr.protocol.lower()
+    sticky = spr.affinity_timeout is not None
+    return [
+        # Hairpin: when a pod's connection to its Service is balanced back to that
+        # same pod, the reply must come from the Service, so the node masquerades it.
+        ["-A", sep, "-s", f"{ep.ip}/32", *_comment(spr.port_name), "-j", MARK_MASQ],
+        [
+            "-A",
+            sep,
+            "-p",
+            proto,
+            *_comment(spr.port_name),
+            *(["-m", "recent", "--name", sep, "--set"] if sticky else []),
+            "-m",
+            proto,
+            "-j",
+            "DNAT",
+            "--to-destination",
+            target,
+        ],
+    ]
+
+
+def _service_nat(
+    spr: ServicePortRules, found: Categorized, chains: list[str], rules: list[list[str]]
+) -> None:
+    """One Service port's nat rules: CIP-SVC (Cluster policy) or CIP-SVL (Local policy),
+    the random pick over its endpoints, and one CIP-SEP chain per endpoint."""
+    endpoints = found.policy(spr.internal_traffic_local)
+    if not endpoints:
+        return  # the filter table rejects it, or drops it ("has no local endpoints")
+    chain = spr.svl_chain if spr.internal_traffic_local else spr.svc_chain
+    chains.append(chain)
+    to_ip = _to_cluster_ip(spr, f"{spr.port_name} cluster IP")
+    rules.append(["-A", SERVICES, *to_ip, "-j", chain])
+    # Traffic from outside the pod network (the node itself) is masqueraded so the
+    # pod's reply comes back through this node.
+    rules.append(["-A", chain, "!", "-s", str(POD_CIDR), *to_ip, "-j", MARK_MASQ])
+    if spr.affinity_timeout is not None:
+        rules += _affinity_rules(spr, chain, endpoints)
+    n = len(endpoints)
+    for i, ep in enumerate(endpoints):
+        target = f"{ep.ip}:{ep.port}"
+        sep = sep_chain(spr.port_name, spr.protocol, target)
+        chains.append(sep)
+        pick = ["-A", chain, *_comment(f"{spr.port_name} -> {target}")]
+        if i < n - 1:
+            pick += ["-m", "statistic", "--mode", "random", "--probability", probability(i, n)]
+        rules.append([*pick, "-j", sep])
+        rules += _endpoint_rules(spr, ep)
+    for ep in found.reachable:
+        if ep not in endpoints:  # never for a ClusterIP-only port (see topology.py)
+            chains.append(sep_chain(spr.port_name, spr.protocol, f"{ep.ip}:{ep.port}"))
+            rules += _endpoint_rules(spr, ep)
+
+
+def render_nat(
+    ports: Sequence[ServicePortRules],
+    stale: Iterable[str] = (),
+    node: NodeTopology = DEFAULT_NODE,
+) -> str:
     """The nat table's CIP chains, as `iptables-restore --noflush` input."""
     chains = [SERVICES, MARK_MASQ, POSTROUTING]
     rules: list[list[str]] = [
@@ -108,89 +216,15 @@ def render_nat(ports: Sequence[ServicePortRules], stale: Iterable[str] = ()) -> 
         ],
     ]
     for spr in sorted(ports, key=lambda p: (p.port_name, p.protocol)):
-        endpoints = spr.usable()
-        if not endpoints:
-            continue  # the filter table rejects it
-        proto = spr.protocol.lower()
-        svc = spr.svc_chain
-        chains.append(svc)
-        rules.append(
-            ["-A", SERVICES, *_to_cluster_ip(spr, f"{spr.port_name} cluster IP"), "-j", svc]
-        )
-        # Traffic from outside the pod network (the node itself) is
-        # masqueraded so the pod's reply comes back through this node.
-        rules.append(
-            [
-                "-A",
-                svc,
-                "!",
-                "-s",
-                str(POD_CIDR),
-                *_to_cluster_ip(spr, f"{spr.port_name} cluster IP"),
-                "-j",
-                MARK_MASQ,
-            ]
-        )
-        n = len(endpoints)
-        sticky = spr.affinity_timeout is not None
-        if sticky:
-            # sessionAffinity: ClientIP. A client seen within the timeout goes
-            # back to the endpoint it was sent to (the `recent` list named
-            # after the endpoint's chain, filled by `--set` below).
-            for ep in endpoints:
-                target = f"{ep.ip}:{ep.port}"
-                sep = sep_chain(spr.port_name, spr.protocol, target)
-                rules.append(
-                    [
-                        "-A",
-                        svc,
-                        *_comment(f"{spr.port_name} -> {target}"),
-                        "-m",
-                        "recent",
-                        "--name",
-                        sep,
-                        "--rcheck",
-                        "--seconds",
-                        str(spr.affinity_timeout),
-                        "--reap",
-                        "-j",
-                        sep,
-                    ]
-                )
-        for i, ep in enumerate(endpoints):
-            target = f"{ep.ip}:{ep.port}"
-            sep = sep_chain(spr.port_name, spr.protocol, target)
-            chains.append(sep)
-            pick = ["-A", svc, *_comment(f"{spr.port_name} -> {target}")]
-            if i < n - 1:
-                pick += ["-m", "statistic", "--mode", "random", "--probability", probability(i, n)]
-            rules.append([*pick, "-j", sep])
-            # Hairpin: when a pod's connection to its Service is balanced back
-            # to that same pod, the reply must come from the Service, so the
-            # node masquerades it.
-            rules.append(
-                ["-A", sep, "-s", f"{ep.ip}/32", *_comment(spr.port_name), "-j", MARK_MASQ]
-            )
-            rules.append(
-                [
-                    "-A",
-                    sep,
-                    "-p",
-                    proto,
-                    *_comment(spr.port_name),
-                    *(["-m", "recent", "--name", sep, "--set"] if sticky else []),
-                    "-m",
-                    proto,
-                    "-j",
-                    "DNAT",
-                    "--to-destination",
-                    target,
-                ]
-            )
+        _service_nat(spr, categorize(spr, node), chains, rules)
     return restore_text("nat", chains, rules, stale)
 
 
-def render_filter(ports: Sequence[ServicePortRules], stale: Iterable[str] = ()) -> str:
+def render_filter(
+    ports: Sequence[ServicePortRules],
+    stale: Iterable[str] = (),
+    node: NodeTopology = DEFAULT_NODE,
+) -> str:
     """The filter table's CIP chains: no-endpoint REJECTs and the lab's safety rules.
 
     CIP-FORWARD only drops and rejects: what it lets through returns to
@@ -202,11 +236,15 @@ def render_filter(ports: Sequence[ServicePortRules], stale: Iterable[str] = ()) 
     reject = ["-j", "REJECT", "--reject-with", "icmp-port-unreachable"]
     rules: list[list[str]] = []
     for spr in sorted(ports, key=lambda p: (p.port_name, p.protocol)):
-        if spr.usable():
-            continue
-        rules.append(
-            ["-A", SERVICES, *_to_cluster_ip(spr, f"{spr.port_name} has no endpoints"), *reject]
-        )
+        found = categorize(spr, node)
+        if not found.has_any:
+            comment = f"{spr.port_name} has no endpoints"
+            rules.append(["-A", SERVICES, *_to_cluster_ip(spr, comment), *reject])
+        elif not found.policy(spr.internal_traffic_local):
+            # internalTrafficPolicy: Local and no endpoint on this node: kube-proxy drops
+            # (not rejects) the ClusterIP's traffic here, whatever other nodes have.
+            comment = f"{spr.port_name} has no local endpoints"
+            rules.append(["-A", SERVICES, *_to_cluster_ip(spr, comment), "-j", "DROP"])
     never_leaves = _comment("lab traffic never leaves the lab's interfaces")
     rules += [
         ["-A", FORWARD, "-m", "conntrack", "--ctstate", "INVALID", "-j", "DROP"],
@@ -254,8 +292,8 @@ class IptablesMode:
         self.chains: dict[str, set[str]] = {"nat": set(), "filter": set()}
 
     def render(self, state: ProxyState, now: float) -> tuple[Apply, ...]:
-        nat = render_nat(state.ports, self.chains["nat"])
-        filt = render_filter(state.ports, self.chains["filter"])
+        nat = render_nat(state.ports, self.chains["nat"], state.node)
+        filt = render_filter(state.ports, self.chains["filter"], state.node)
         argv = (self.restore_bin, "--noflush")
         return (Apply(argv, nat), Apply(argv, filt))
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from lab.iptables import Hook
-from lab.naming import CHAIN_PREFIX
+from lab.naming import CHAIN_PREFIX, NODE_NAME
 
 
 class ProxyError(RuntimeError):
@@ -25,7 +25,8 @@ class ProxyError(RuntimeError):
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One EndpointSlice endpoint: a pod's address and port, and its conditions."""
+    """One EndpointSlice endpoint: a pod's address and port, its conditions, where it runs
+    and the EndpointSlice controller's topology hints (the nodes and zones it is meant for)."""
 
     ip: str
     port: int
@@ -33,6 +34,10 @@ class Endpoint:
     ready: bool
     serving: bool
     terminating: bool
+    node_name: str = ""
+    zone: str = ""
+    hints_zones: tuple[str, ...] = ()
+    hints_nodes: tuple[str, ...] = ()
 
 
 def _hash16(text: str) -> str:
@@ -43,6 +48,11 @@ def _hash16(text: str) -> str:
 def svc_chain(service_port_name: str, protocol: str) -> str:
     """CIP-SVC-…, as kube-proxy names KUBE-SVC-… (hash of "ns/svc:port" + protocol)."""
     return f"{CHAIN_PREFIX}SVC-{_hash16(service_port_name + protocol.lower())}"
+
+
+def svl_chain(service_port_name: str, protocol: str) -> str:
+    """CIP-SVL-…, the chain of a Service port's node-local endpoints (KUBE-SVL-…, same hash)."""
+    return f"{CHAIN_PREFIX}SVL-{_hash16(service_port_name + protocol.lower())}"
 
 
 def sep_chain(service_port_name: str, protocol: str, endpoint: str) -> str:
@@ -61,10 +71,17 @@ class ServicePortRules:
     endpoints: tuple[Endpoint, ...] = field(default=())
     # sessionAffinity: ClientIP's timeoutSeconds; None for no affinity.
     affinity_timeout: int | None = None
+    # spec.internalTrafficPolicy: Local. trafficDistribution has no field here: kube-proxy
+    # never reads it, only the hints the EndpointSlice controller writes for it.
+    internal_traffic_local: bool = False
 
     @property
     def svc_chain(self) -> str:
         return svc_chain(self.port_name, self.protocol)
+
+    @property
+    def svl_chain(self) -> str:
+        return svl_chain(self.port_name, self.protocol)
 
     def usable(self) -> list[Endpoint]:
         """Ready endpoints; if none, the serving ones that are terminating (as kube-proxy)."""
@@ -75,10 +92,23 @@ class ServicePortRules:
 
 
 @dataclass(frozen=True)
+class NodeTopology:
+    """The node a kube-proxy runs on, as it knows it: its name (--hostname-override) and its
+    Node's topology.kubernetes.io/zone label ("" for none)."""
+
+    name: str = NODE_NAME
+    zone: str = ""
+
+
+DEFAULT_NODE = NodeTopology()  # the one-node lab's node
+
+
+@dataclass(frozen=True)
 class ProxyState:
-    """What the rules are made of: the Service ports and their endpoints."""
+    """What the rules are made of: the Service ports and their endpoints, seen from a node."""
 
     ports: tuple[ServicePortRules, ...] = ()
+    node: NodeTopology = DEFAULT_NODE
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,15 @@ and CIP-INPUT do in iptables mode. The NetworkPolicies stay in iptables (the
 CNI plugin's part, see lab/cni/), as on a node whose kube-proxy runs in
 nftables mode beside a policy plugin that writes iptables rules.
 
-What the lab leaves out: NodePorts, LoadBalancers, externalIPs and
-`internalTrafficPolicy: Local` (the manifests may not ask for them), IPv6.
+A Service with `internalTrafficPolicy: Local` goes to a `local-…` chain over
+this node's endpoints instead of `service-…`; with none on this node, its
+@no-endpoint-services element is `drop` (kube-proxy's "no local endpoints"),
+where a Service with no endpoint at all gets `goto reject-chain`. Topology
+hints (trafficDistribution) narrow the endpoints of `service-…` to this
+node's or zone's (lab/kubeproxy/topology.py).
+
+What the lab leaves out: NodePorts, LoadBalancers, externalIPs (the
+manifests may not ask for them), IPv6.
 """
 
 from __future__ import annotations
@@ -38,7 +45,16 @@ import subprocess
 from collections.abc import Iterable, Sequence
 
 from lab.iptables import Hook
-from lab.kubeproxy.model import Apply, ProxyState, ServicePortRules, run_apply
+from lab.kubeproxy.model import (
+    DEFAULT_NODE,
+    Apply,
+    Endpoint,
+    NodeTopology,
+    ProxyState,
+    ServicePortRules,
+    run_apply,
+)
+from lab.kubeproxy.topology import Categorized, categorize
 from lab.naming import IFACE_PREFIX, MASQ_MARK, NODE_IFACE, POD_CIDR, SERVICE_CIDR
 
 FAMILY = "ip"
@@ -208,37 +224,75 @@ def _base(lines: list[str]) -> None:
     ]
 
 
-def _service(spr: ServicePortRules, lines: list[str], sets: list[str]) -> None:
-    """One Service port: its chains, its affinity sets and its map elements."""
+def local_chain(spr: ServicePortRules) -> str:
+    """`local-HASH-ns/svc/tcp/port`: the chain of the node-local endpoints (Local policy)."""
+    return f"local-{chain_base(spr)}"
+
+
+def _no_endpoints(spr: ServicePortRules, key: str, has_any: bool) -> str:
+    """The @no-endpoint-services element: reject when the Service has no endpoint at all,
+    drop when it has some but none on this node (internalTrafficPolicy: Local)."""
+    verdict = "drop" if has_any else f"goto {REJECT_CHAIN}"
+    return (
+        f"add element {T} {NO_ENDPOINT_SERVICES} {{ {key} comment {_quote(spr.port_name)}"
+        f" : {verdict} }}"
+    )
+
+
+def _affinity_sets(
+    spr: ServicePortRules, endpoints: Sequence[Endpoint], sets: list[str]
+) -> list[str]:
+    lines = []
+    for ep in endpoints:
+        name = affinity_set(spr, ep.ip, ep.port)
+        sets.append(name)
+        # Declared, never flushed: the entries outlive the sync, as kube-proxy's do.
+        lines.append(
+            f"add set {T} {name} {{ type ipv4_addr ; flags dynamic,timeout ;"
+            f" timeout {spr.affinity_timeout}s ; }}"
+        )
+    return lines
+
+
+def _endpoint_lines(spr: ServicePortRules, ep: Endpoint) -> list[str]:
+    chain = endpoint_chain(spr, ep.ip, ep.port)
+    # Hairpin: a pod balanced back to itself must get the reply from the Service's
+    # address, so the node masquerades it.
+    lines = [f"add rule {T} {chain} ip saddr {ep.ip} jump {MARK_MASQ}"]
+    if spr.affinity_timeout is not None:
+        lines.append(
+            f"add rule {T} {chain} update @{affinity_set(spr, ep.ip, ep.port)} {{ ip saddr }}"
+        )
+    proto = spr.protocol.lower()
+    lines.append(f"add rule {T} {chain} meta l4proto {proto} dnat to {ep.ip}:{ep.port}")
+    return lines
+
+
+def _service(spr: ServicePortRules, found: Categorized, lines: list[str], sets: list[str]) -> None:
+    """One Service port: its chains, its affinity sets and its map elements.
+
+    Its traffic goes to `service-…` (Cluster policy: every endpoint, or those the topology
+    hints leave this node) or `local-…` (Local policy: this node's endpoints).
+    """
     proto = spr.protocol.lower()
     key = f"{spr.cluster_ip} . {proto} . {spr.port}"
     lines.append(f"add element {T} {CLUSTER_IPS} {{ {spr.cluster_ip} }}")
-    endpoints = spr.usable()
+    endpoints = found.policy(spr.internal_traffic_local)
     if not endpoints:
-        lines.append(
-            f"add element {T} {NO_ENDPOINT_SERVICES} {{ {key} comment {_quote(spr.port_name)}"
-            f" : goto {REJECT_CHAIN} }}"
-        )
+        lines.append(_no_endpoints(spr, key, found.has_any))
         return
     sticky = spr.affinity_timeout is not None
     if sticky:
-        for ep in endpoints:
-            name = affinity_set(spr, ep.ip, ep.port)
-            sets.append(name)
-            # Declared, never flushed: the entries outlive the sync, as kube-proxy's do.
-            lines.append(
-                f"add set {T} {name} {{ type ipv4_addr ; flags dynamic,timeout ;"
-                f" timeout {spr.affinity_timeout}s ; }}"
-            )
+        lines += _affinity_sets(spr, found.reachable, sets)
     # A chain must exist before a rule may jump to it.
-    lines += [f"add chain {T} {endpoint_chain(spr, ep.ip, ep.port)}" for ep in endpoints]
-    svc = service_chain(spr)
+    lines += [f"add chain {T} {endpoint_chain(spr, ep.ip, ep.port)}" for ep in found.reachable]
+    svc = local_chain(spr) if spr.internal_traffic_local else service_chain(spr)
     lines += [
         f"add chain {T} {svc}",
         # Traffic from outside the pod network (the node itself) is masqueraded so the
         # pod's reply comes back through this node; matched by address and port, as
         # kube-proxy writes it (the map already matched both, the rule says so again).
-        f"add rule {T} {svc} ip daddr {spr.cluster_ip} {spr.protocol.lower()} dport {spr.port}"
+        f"add rule {T} {svc} ip daddr {spr.cluster_ip} {proto} dport {spr.port}"
         f" ip saddr != {POD_CIDR} jump {MARK_MASQ}",
     ]
     if sticky:
@@ -252,18 +306,8 @@ def _service(spr: ServicePortRules, lines: list[str], sets: list[str]) -> None:
         f"{i} : goto {endpoint_chain(spr, ep.ip, ep.port)}" for i, ep in enumerate(endpoints)
     )
     lines.append(f"add rule {T} {svc} numgen random mod {len(endpoints)} vmap {{ {picks} }}")
-    for ep in endpoints:
-        chain = endpoint_chain(spr, ep.ip, ep.port)
-        lines += [
-            # Hairpin: a pod balanced back to itself must get the reply from
-            # the Service's address, so the node masquerades it.
-            f"add rule {T} {chain} ip saddr {ep.ip} jump {MARK_MASQ}",
-        ]
-        if sticky:
-            lines.append(
-                f"add rule {T} {chain} update @{affinity_set(spr, ep.ip, ep.port)} {{ ip saddr }}"
-            )
-        lines.append(f"add rule {T} {chain} meta l4proto {proto} dnat to {ep.ip}:{ep.port}")
+    for ep in found.reachable:
+        lines += _endpoint_lines(spr, ep)
     lines.append(f"add element {T} {SERVICE_IPS} {{ {key} : goto {svc} }}")
 
 
@@ -271,6 +315,7 @@ def render(
     ports: Sequence[ServicePortRules],
     delete_chains: Iterable[str] = (),
     existing_sets: Iterable[str] = (),
+    node: NodeTopology = DEFAULT_NODE,
 ) -> str:
     """One full sync as one `nft -f` transaction.
 
@@ -290,7 +335,7 @@ def render(
     _base(lines)
     sets: list[str] = []
     for spr in sorted(ports, key=lambda p: (p.port_name, p.protocol)):
-        _service(spr, lines, sets)
+        _service(spr, categorize(spr, node), lines, sets)
     wanted = set(declared_chains("\n".join(lines)))
     lines += [f"delete chain {T} {c}" for c in sorted(set(delete_chains)) if c not in wanted]
     lines += [f"delete set {T} {s}" for s in sorted(set(existing_sets) - set(sets))]
@@ -335,7 +380,7 @@ class NftablesMode:
 
     def render(self, state: ProxyState, now: float) -> tuple[Apply, ...]:
         due = [c for c, since in self.stale_since.items() if now - since >= STALE_CHAIN_DELAY]
-        script = render(state.ports, delete_chains=due, existing_sets=self.sets)
+        script = render(state.ports, delete_chains=due, existing_sets=self.sets, node=state.node)
         return (Apply((self.nft_bin, "-f", "-"), script),)
 
     def applied(self, applies: Sequence[Apply], now: float) -> None:

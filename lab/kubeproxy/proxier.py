@@ -23,7 +23,9 @@ from collections.abc import Callable, Sequence
 from lab.iptables import IptablesError, binaries
 from lab.kubeproxy.iptables import IptablesMode
 from lab.kubeproxy.model import (
+    DEFAULT_NODE,
     Apply,
+    NodeTopology,
     ProxyError,
     ProxyMode,
     ProxyState,
@@ -31,8 +33,9 @@ from lab.kubeproxy.model import (
     run_apply,
 )
 from lab.kubeproxy.nftables import NftablesMode
+from lab.kubeproxy.topology import categorize
 
-__all__ = ["MODES", "Proxier", "ProxyError", "make_mode"]
+__all__ = ["MODES", "NodeTopology", "Proxier", "ProxyError", "make_mode"]
 
 MODES = ("iptables", "nftables")
 
@@ -59,8 +62,11 @@ class Proxier:
         on_error: Callable[[str], None] = lambda message: None,
         run: Callable[[Apply], None] = run_apply,
         clock: Callable[[], float] = time.monotonic,
+        node: NodeTopology = DEFAULT_NODE,
     ) -> None:
         self.mode = mode
+        # The node this kube-proxy runs on: which endpoints are local, which hints apply.
+        self.node = node
         self.min_sync_period = min_sync_period
         self.on_sync = on_sync
         self.on_error = on_error
@@ -79,7 +85,7 @@ class Proxier:
         self.wanted = tuple(sorted(rules, key=lambda r: (r.port_name, r.protocol)))
         # Only what the rules are made of counts: an endpoint whose conditions
         # change without changing whether it is used needs no sync.
-        key = tuple(_key(r) for r in self.wanted)
+        key = tuple(_key(r, self.node) for r in self.wanted)
         if key != self.wanted_key:
             self.wanted_key = key
             if key != self.applied_key:
@@ -89,7 +95,7 @@ class Proxier:
     def sync_now(self) -> None:
         """Write the rules for what is wanted now (blocking): used at start-up."""
         key = self.wanted_key
-        state = ProxyState(self.wanted)
+        state = ProxyState(self.wanted, self.node)
         now = self.clock()
         applies = self.mode.render(state, now)
         for apply in applies:
@@ -125,13 +131,16 @@ class Proxier:
         await self._idle.wait()
 
 
-def _key(rule: ServicePortRules) -> tuple[object, ...]:
-    endpoints = tuple((e.ip, e.port) for e in rule.usable())
+def _key(rule: ServicePortRules, node: NodeTopology) -> tuple[object, ...]:
+    found = categorize(rule, node)
+    endpoints = tuple((e.ip, e.port) for e in found.policy(rule.internal_traffic_local))
     return (
         rule.port_name,
         rule.cluster_ip,
         rule.port,
         rule.protocol,
         rule.affinity_timeout,
+        rule.internal_traffic_local,
+        found.has_any,
         endpoints,
     )

@@ -33,6 +33,16 @@ def affinity_timeout(svc: Obj) -> int | None:
     return int(client_ip.get("timeoutSeconds", DEFAULT_AFFINITY_TIMEOUT))
 
 
+def internal_traffic_local(svc: Obj) -> bool:
+    return (svc.get("spec") or {}).get("internalTrafficPolicy") == "Local"
+
+
+def _hinted(raw: Obj, key: str) -> tuple[str, ...]:
+    """The names in hints.forZones or hints.forNodes, sorted (kube-proxy keeps a set)."""
+    entries = (raw.get("hints") or {}).get(key) or []
+    return tuple(sorted({str(e["name"]) for e in entries if e.get("name")}))
+
+
 def _endpoint(raw: Obj, port: int) -> Endpoint | None:
     addresses = raw.get("addresses") or []
     if not addresses:
@@ -45,6 +55,10 @@ def _endpoint(raw: Obj, port: int) -> Endpoint | None:
         ready=cond.ready,
         serving=cond.serving,
         terminating=cond.terminating,
+        node_name=raw.get("nodeName") or "",
+        zone=raw.get("zone") or "",
+        hints_zones=_hinted(raw, "forZones"),
+        hints_nodes=_hinted(raw, "forNodes"),
     )
 
 
@@ -82,6 +96,7 @@ def service_port_rules(services: list[Obj], slices: list[Obj]) -> list[ServicePo
                     protocol,
                     endpoints(port.get("name") or "", protocol, own),
                     affinity_timeout(svc),
+                    internal_traffic_local(svc),
                 )
             )
     return rules

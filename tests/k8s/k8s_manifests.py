@@ -66,6 +66,10 @@ RENDERINGS = (
     # The overlay's `replicas:` would put a count back that the autoscaler owns.
     Rendering("production+hpa", PRODUCTION_DIR, ("hpa",), drop=("replicas",)),
     Rendering("production+session-affinity", PRODUCTION_DIR, ("session-affinity",)),
+    # The traffic policies of the three-node lab's lesson.
+    Rendering("development+internal-traffic-local", K8S_DIR, ("internal-traffic-local",)),
+    Rendering("development+prefer-same-node", K8S_DIR, ("prefer-same-node",)),
+    Rendering("development+prefer-same-zone", K8S_DIR, ("prefer-same-zone",)),
     Rendering("development+tracing", K8S_DIR, ("tracing",)),
     Rendering("production+tracing", PRODUCTION_DIR, ("tracing",)),
     Rendering("production+service-monitor", PRODUCTION_DIR, ("service-monitor",)),
@@ -106,8 +110,14 @@ def render(directory: Path = K8S_DIR) -> list[dict[str, Any]]:
 
 def render_rendering(rendering: Rendering, scratch: Path) -> list[dict[str, Any]]:
     """The objects of one rendering; extra components are added in a copy of k8s/."""
+    return render(kustomization_dir(rendering, scratch))
+
+
+def kustomization_dir(rendering: Rendering, scratch: Path) -> Path:
+    """The directory to render or `kubectl apply -k`: k8s/ itself, or a copy of it in
+    `scratch` with the extra components added to `components:`, as a user adds them."""
     if not rendering.extra_components:
-        return render(rendering.directory)
+        return rendering.directory
     copy = scratch / "k8s"
     shutil.copytree(K8S_DIR, copy)
     directory = copy / rendering.directory.relative_to(K8S_DIR)
@@ -119,7 +129,7 @@ def render_rendering(rendering: Rendering, scratch: Path) -> list[dict[str, Any]
     for key in rendering.drop:
         del kustomization[key]
     path.write_text(yaml.safe_dump(kustomization, sort_keys=False))
-    return render(directory)
+    return directory
 
 
 def pod_spec(obj: dict[str, Any]) -> dict[str, Any]:

@@ -72,6 +72,9 @@ ADDED_BY = {
     "metrics-scrape": {("NetworkPolicy", "allow-metrics-scrape")},
     "hpa": {("HorizontalPodAutoscaler", "backend"), ("HorizontalPodAutoscaler", "frontend")},
     "session-affinity": set(),
+    "internal-traffic-local": set(),
+    "prefer-same-node": set(),
+    "prefer-same-zone": set(),
     "tracing": {("NetworkPolicy", "allow-otlp-egress")},
     "service-monitor": {("ServiceMonitor", "clusterip-demo")},
     "backup": {

@@ -169,6 +169,25 @@ def test_session_affinity_only_where_switched_on(by_kind, rendering):
             assert "sessionAffinity" not in service["spec"], name
 
 
+TRAFFIC_POLICIES = {
+    "internal-traffic-local": ("internalTrafficPolicy", "Local"),
+    "prefer-same-node": ("trafficDistribution", "PreferSameNode"),
+    "prefer-same-zone": ("trafficDistribution", "PreferSameZone"),
+}
+
+
+def test_traffic_policies_only_where_switched_on_and_only_on_backend(by_kind, rendering):
+    backend = by_kind["Service"]["backend"]["spec"]
+    for component, (field, value) in TRAFFIC_POLICIES.items():
+        if component in rendering.components():
+            assert backend[field] == value, component
+    wanted = {TRAFFIC_POLICIES[c][0] for c in rendering.components() if c in TRAFFIC_POLICIES}
+    assert wanted == {f for f, _ in TRAFFIC_POLICIES.values() if f in backend}
+    for name, service in by_kind["Service"].items():
+        if name != "backend":
+            assert not {"internalTrafficPolicy", "trafficDistribution"} & set(service["spec"])
+
+
 def test_statefulset_is_governed_by_a_headless_service_and_keeps_its_disk(workloads, by_kind):
     mysql = workloads["mysql"]
     assert mysql["kind"] == "StatefulSet"

@@ -86,7 +86,8 @@ class FakeKubelets:
     @staticmethod
     def _run_pod(store: Store, pod: Obj) -> None:
         index = NODE_NAMES.index(pod["spec"]["nodeName"]) + 1
-        number = int(pod["metadata"]["uid"][:2], 16) + 2
+        # 2..251: a valid last octet (uid ff would give .257, which kube-proxy's view refuses).
+        number = int(pod["metadata"]["uid"][:2], 16) % 250 + 2
         others = [
             c
             for c in pod["status"].get("conditions") or []

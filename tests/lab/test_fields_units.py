@@ -38,13 +38,13 @@ def _deployment(pod: dict[str, Any] | None = None, **container: Any) -> dict[str
     ("spec", "named"),
     [
         ({"externalIPs": ["192.0.2.1"]}, "externalIPs"),
-        ({"internalTrafficPolicy": "Local"}, "internalTrafficPolicy Local"),
+        ({"internalTrafficPolicy": "Nearby"}, "internalTrafficPolicy Nearby"),
         ({"ipFamilyPolicy": "PreferDualStack"}, "ipFamilyPolicy PreferDualStack"),
         ({"ipFamilies": ["IPv6"]}, "ipFamilies"),
         ({"ipFamilies": ["IPv4", "IPv6"]}, "ipFamilies"),
         ({"clusterIP": "10.96.0.5", "clusterIPs": ["10.96.0.5", "fd00::5"]}, "clusterIPs"),
         ({"publishNotReadyAddresses": True}, "publishNotReadyAddresses"),
-        ({"trafficDistribution": "PreferClose"}, "trafficDistribution"),
+        ({"trafficDistribution": "Anywhere"}, "trafficDistribution Anywhere"),
         ({"externalTrafficPolicy": "Local"}, "externalTrafficPolicy"),
         ({"loadBalancerSourceRanges": ["0.0.0.0/0"]}, "loadBalancerSourceRanges"),
         ({"healthCheckNodePort": 30000}, "healthCheckNodePort"),
@@ -90,6 +90,20 @@ def test_service_fields_the_lab_honours() -> None:
         ]
     ).services["web"]
     assert svc.affinity_timeout == 30 and svc.cluster_ip == "10.96.0.5"
+
+
+@pytest.mark.parametrize(
+    "policies",
+    [
+        {"internalTrafficPolicy": "Local"},
+        {"trafficDistribution": "PreferClose"},
+        {"trafficDistribution": "PreferSameZone"},
+        {"trafficDistribution": "PreferSameNode"},
+    ],
+)
+def test_traffic_policies_are_honoured(policies: dict[str, Any]) -> None:
+    # kube-proxy's Local policy and topology hints (lab/kubeproxy/topology.py).
+    assert "web" in parse_documents([_service(**policies)]).services
 
 
 def test_session_affinity_defaults_as_the_api_server() -> None:

@@ -34,10 +34,12 @@ def test_a_named_target_port_becomes_the_pods_port_with_each_pods_conditions() -
     svc = next(s for s in api.listed(store, "services") if s["metadata"]["name"] == "web")
     assert (web.cluster_ip, web.port, web.protocol) == (svc["spec"]["clusterIP"], 80, "TCP")
     # Sorted by address as numbers: .9 before .10.
+    # Where each runs: the pod's node, and that Node's zone label.
+    at = {"node_name": "lab-node-1", "zone": "lab-zone-a"}
     assert web.endpoints == (
-        Endpoint("10.244.1.9", 8080, "web-b", ready=False, serving=False, terminating=False),
-        Endpoint("10.244.1.10", 8080, "web-a", ready=True, serving=True, terminating=False),
-        Endpoint("10.244.1.20", 8080, "web-c", ready=False, serving=True, terminating=True),
+        Endpoint("10.244.1.9", 8080, "web-b", ready=False, serving=False, terminating=False, **at),
+        Endpoint("10.244.1.10", 8080, "web-a", ready=True, serving=True, terminating=False, **at),
+        Endpoint("10.244.1.20", 8080, "web-c", ready=False, serving=True, terminating=True, **at),
     )
     assert [e.pod for e in web.usable()] == ["web-a"]
 
@@ -156,3 +158,35 @@ def test_ports_match_by_protocol_and_numberless_or_foreign_slices_are_ignored() 
     )
     assert tcp.endpoints == ()
     assert [(e.ip, e.port) for e in udp.endpoints] == [("10.244.1.7", 5353)]
+
+
+# -- traffic policies: where an endpoint runs, its hints, internalTrafficPolicy ------------
+def test_node_zone_and_hints_are_read_from_the_slice() -> None:
+    raw = {
+        "addresses": ["10.244.2.7"],
+        "nodeName": "lab-node-2",
+        "zone": "lab-zone-b",
+        # Duplicates and order do not matter: kube-proxy keeps the names as sets.
+        "hints": {
+            "forZones": [{"name": "lab-zone-b"}, {"name": "lab-zone-a"}, {"name": "lab-zone-b"}],
+            "forNodes": [{"name": "lab-node-2"}],
+        },
+    }
+    (ep,) = _tcp(_slice("db-1", [raw]))
+    assert (ep.node_name, ep.zone) == ("lab-node-2", "lab-zone-b")
+    assert ep.hints_zones == ("lab-zone-a", "lab-zone-b")
+    assert ep.hints_nodes == ("lab-node-2",)
+
+
+def test_an_endpoint_without_node_zone_or_hints_has_none() -> None:
+    (ep,) = _tcp(_slice("db-1", [{"addresses": ["10.244.1.7"], "hints": {}}]))
+    assert (ep.node_name, ep.zone, ep.hints_zones, ep.hints_nodes) == ("", "", (), ())
+
+
+def test_internal_traffic_policy_local_is_read_and_cluster_is_the_default() -> None:
+    store = api.cluster()
+    api.service(store, "everywhere", [{"port": 1}])
+    api.service(store, "here", [{"port": 1}], internalTrafficPolicy="Local")
+    rules = _rules(store)
+    assert rules["default/here"].internal_traffic_local
+    assert not rules["default/everywhere"].internal_traffic_local

@@ -1,6 +1,13 @@
 """An EndpointSlice (and the legacy Endpoints) for every Service with a selector, headless
-ones included, listing the pods it selects with their ready/serving/terminating conditions
-and, for a pod whose subdomain is the Service, its hostname (what the DNS names it by)."""
+ones included, listing the pods it selects with their ready/serving/terminating conditions,
+their node and its zone, and, for a pod whose subdomain is the Service, its hostname (what
+the DNS names it by).
+
+For `spec.trafficDistribution` the controller writes topology hints on the ready endpoints,
+as kube-controller-manager's trafficdist package does: PreferClose and PreferSameZone, a
+forZones hint naming the endpoint's own zone; PreferSameNode (GA in Kubernetes 1.35, which
+the lab serves as), forNodes naming its own node as well. kube-proxy on each node reads
+them (lab/kubeproxy/topology.py)."""
 
 from __future__ import annotations
 
@@ -17,8 +24,12 @@ SERVICES = lookup("", "v1", "services")
 PODS = lookup("", "v1", "pods")
 SLICES = lookup("discovery.k8s.io", "v1", "endpointslices")
 ENDPOINTS = lookup("", "v1", "endpoints")
-assert SERVICES and PODS and SLICES and ENDPOINTS
-WATCHED = [SERVICES, PODS, SLICES, ENDPOINTS]
+NODES = lookup("", "v1", "nodes")
+assert SERVICES and PODS and SLICES and ENDPOINTS and NODES
+# Nodes too: an endpoint's zone is its node's label.
+WATCHED = [SERVICES, PODS, SLICES, ENDPOINTS, NODES]
+ZONE_LABEL = "topology.kubernetes.io/zone"
+ZONE_HINTS = frozenset({"PreferClose", "PreferSameZone", "PreferSameNode"})
 MANAGED_BY = "endpointslice-controller.k8s.io"
 SERVICE_NAME = "kubernetes.io/service-name"
 
@@ -40,7 +51,20 @@ def _target_port(svc_port: Obj, pods: list[Obj]) -> int | None:
     return None
 
 
-def _endpoint(pod: Obj, svc: Obj) -> Obj:
+def _hints(endpoint: Obj, distribution: str | None) -> Obj | None:
+    """trafficdist's preferCloseHeuristic: a ready endpoint is hinted for its own zone (and
+    node, for PreferSameNode); without a zone or node there is nothing to hint."""
+    if distribution not in ZONE_HINTS or not endpoint["conditions"]["ready"]:
+        return None
+    hints: Obj = {}
+    if endpoint.get("zone"):
+        hints["forZones"] = [{"name": endpoint["zone"]}]
+    if distribution == "PreferSameNode" and endpoint.get("nodeName"):
+        hints["forNodes"] = [{"name": endpoint["nodeName"]}]
+    return hints or None
+
+
+def _endpoint(pod: Obj, svc: Obj, zones: dict[str, str]) -> Obj:
     serving = _ready(pod)
     terminating = bool(pod["metadata"].get("deletionTimestamp"))
     # A terminating pod is never ready, unless the Service publishes not-ready addresses.
@@ -53,17 +77,23 @@ def _endpoint(pod: Obj, svc: Obj) -> Obj:
     hostname = pod["spec"].get("hostname")
     if hostname and pod["spec"].get("subdomain") == svc["metadata"]["name"]:
         endpoint["hostname"] = hostname
-    endpoint["nodeName"] = pod["spec"].get("nodeName")
+    node = pod["spec"].get("nodeName")
+    endpoint["nodeName"] = node
+    if zones.get(node or ""):
+        endpoint["zone"] = zones[node]
     endpoint["targetRef"] = {
         "kind": "Pod",
         "namespace": pod["metadata"]["namespace"],
         "name": pod["metadata"]["name"],
         "uid": pod["metadata"]["uid"],
     }
+    hints = _hints(endpoint, svc["spec"].get("trafficDistribution"))
+    if hints:
+        endpoint["hints"] = hints
     return endpoint
 
 
-def _slice(svc: Obj, pods: list[Obj], existing: Obj | None) -> Obj:
+def _slice(svc: Obj, pods: list[Obj], existing: Obj | None, zones: dict[str, str]) -> Obj:
     meta = svc["metadata"]
     labels = {
         **(meta.get("labels") or {}),
@@ -95,7 +125,7 @@ def _slice(svc: Obj, pods: list[Obj], existing: Obj | None) -> Obj:
     }
     body["metadata"]["labels"] = labels
     body["addressType"] = "IPv4"
-    body["endpoints"] = [_endpoint(p, svc) for p in pods]
+    body["endpoints"] = [_endpoint(p, svc, zones) for p in pods]
     body["ports"] = ports
     return body
 
@@ -157,6 +187,11 @@ def reconcile(store: Store) -> None:
     services, _ = store.list(SERVICES)
     pods, _ = store.list(PODS)
     slices, _ = store.list(SLICES)
+    nodes, _ = store.list(NODES)
+    zones = {
+        n["metadata"]["name"]: (n["metadata"].get("labels") or {}).get(ZONE_LABEL, "")
+        for n in nodes
+    }
     for svc in services:
         selector = svc["spec"].get("selector")
         if not selector:
@@ -182,7 +217,7 @@ def reconcile(store: Store) -> None:
             ),
             None,
         )
-        _write(store, SLICES, _slice(svc, chosen, existing), existing is not None)
+        _write(store, SLICES, _slice(svc, chosen, existing, zones), existing is not None)
         old_ep = store.find(ENDPOINTS, meta["namespace"], meta["name"])
         _write(store, ENDPOINTS, _endpoints(svc, chosen, old_ep), old_ep is not None)
     _drop_orphaned_endpoints(store, services)
