@@ -17,8 +17,9 @@ from lab.cni.applier import PolicyApplier
 from lab.images import ImageRuntime
 from lab.iptables import Iptables, in_netns
 from lab.kubelet import Pod
-from lab.kubeproxy.model import Apply, run_apply
+from lab.kubeproxy.model import Apply, NodeTopology, run_apply
 from lab.kubeproxy.proxier import Proxier, make_mode
+from lab.kubeproxy.topology import picked
 from lab.naming import HOST_ON_NODE_NETWORK
 from lab.network import HostNetwork
 from lab.node.client import Client
@@ -67,6 +68,9 @@ class NodeAgent:
         self.node = place
         self.several = several
         self.network = HostNetwork(shared.namespace, place.gateway, place.netns)
+        # What this node's kube-proxy knows of where it is: internalTrafficPolicy Local and
+        # the EndpointSlices' hints pick endpoints by it (lab/kubeproxy/topology.py).
+        self.topology = NodeTopology(place.name, place.zone)
         self.ipt = Iptables(place.netns)
         self.proxier = Proxier(
             make_mode(proxy_mode),
@@ -74,6 +78,7 @@ class NodeAgent:
             self._on_sync,
             lambda message: self.event(self.component("kube-proxy"), "SyncFailed", message),
             run=runner(place.netns),
+            node=self.topology,
         )
         self.cni = PolicyApplier(
             self.ipt.restore,
@@ -132,7 +137,7 @@ class NodeAgent:
         return self.proxier.wanted_key == self.proxier.applied_key and self.cni.synced
 
     def _on_sync(self, rules: Any, took: float) -> None:
-        used = sum(len(r.usable()) for r in rules)
+        used = sum(len(picked(r, self.topology)) for r in rules)
         self.event(
             self.component("kube-proxy"),
             "Synced",

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from lab.kubeproxy.topology import picked
+
 if TYPE_CHECKING:
     from lab.cluster import Lab
 
@@ -103,7 +105,8 @@ def endpoints(lab: Lab) -> list[Obj]:
             "port": rule.port,
             "protocol": rule.protocol,
             "endpoints": [e.__dict__ for e in rule.endpoints],
-            "in_iptables": [f"{e.ip}:{e.port}" for e in rule.usable()],
+            # Node 1's kube-proxy's choice (of several nodes, each node's is its own).
+            "in_iptables": [f"{e.ip}:{e.port}" for e in picked(rule, lab.agents[0].topology)],
         }
         for rule in lab.rules
     ]
