@@ -69,3 +69,13 @@ def test_which_lines_of_iptables_s_are_the_cnis() -> None:
         "-P FORWARD ACCEPT",
     ]
     assert [line for line in ours + theirs if is_cni_line(line)] == ours
+
+
+def test_of_several_nodes_the_kubelets_address_passes_before_the_policies() -> None:
+    chains, rules = compile_policies([DENY_ALL], [POD], {})
+    text = render(chains, rules, trusted=["10.250.0.1"])
+    forward = _lines(text, FORWARD)
+    accept = f"-A {FORWARD} -s 10.250.0.1/32 -j ACCEPT"
+    assert accept in forward
+    assert forward.index(accept) < forward.index(f"-A {FORWARD} -j CIP-NETPOL")
+    assert "10.250.0.1" not in render(chains, rules)  # the one-node lab: nothing trusted

@@ -10,17 +10,21 @@ request loop and starts it again.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pymysql
 import pytest
+import yaml
 
 from lab.manifests import load
 from lab.naming import node_ip
+from tests.k8s.k8s_manifests import K8S_DIR
 from tests.lab.labctl import LabProcess, Load, report, summary
 from tests.lab.root.test_lab_kubectl import AppKubectl
 
@@ -176,6 +180,127 @@ def test_a_connection_from_outside_the_pod_network_is_masqueraded(
     assert str(node_ip(1)) in seen.values() or set(nodes[p] for p in served.values()) == {
         "lab-node-1"
     }
+
+
+# --- traffic policies: which pods answer, from which node ------------------------------
+
+# Run in a pod's network namespace: N requests, each on a new connection; "-" for none.
+_COUNTER = """
+import sys, urllib.request
+url, n = sys.argv[1], int(sys.argv[2])
+for _ in range(n):
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            print(answer.headers.get("X-Served-By"))
+    except OSError:
+        print("-")
+"""
+
+
+def _answers(lab3: LabProcess, status: dict[str, Any], n: int = 12) -> dict[str, list[str]]:
+    """From each frontend pod's node: the nodes of the backend pods that answered
+    (`-`: no answer)."""
+    nodes = _node_of(status)
+    url = f"http://{lab3.service_ip('backend', status)}:8000/api/info"
+    found: dict[str, list[str]] = {}
+    for frontend in lab3.pods("frontend", status):
+        done = subprocess.run(
+            ["ip", "netns", "exec", frontend["netns"], sys.executable, "-c", _COUNTER, url, str(n)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        found[frontend["node"]] = [nodes.get(p, p) for p in done.stdout.split()]
+    return found
+
+
+def _apply_with(kubectl: AppKubectl, scratch: Path, component: str | None) -> None:
+    """`kubectl apply -k` of k8s/ with one more component, as a user switches one on
+    (None: k8s/ as it is, which switches it off again)."""
+    directory = K8S_DIR
+    if component is not None:
+        directory = scratch / "k8s"
+        shutil.rmtree(directory, ignore_errors=True)
+        shutil.copytree(K8S_DIR, directory)
+        path = directory / "kustomization.yaml"
+        kustomization = yaml.safe_load(path.read_text())
+        kustomization["components"].append(f"components/{component}")
+        path.write_text(yaml.safe_dump(kustomization, sort_keys=False))
+    kubectl.run("apply", "-k", str(directory))
+
+
+def _settled(lab3: LabProcess, expect: Any, timeout: float = 40) -> dict[str, list[str]]:
+    """The answers once `expect(answers)` holds (each node's kube-proxy has synced)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answers = _answers(lab3, lab3.status())
+        if expect(answers) or time.monotonic() > deadline:
+            return answers
+        time.sleep(1)
+
+
+def _one_frontend_per_node(lab3: LabProcess, kubectl: AppKubectl, backends: int) -> None:
+    kubectl("scale", "deployment/frontend", "--replicas=3")
+    kubectl("scale", "deployment/backend", f"--replicas={backends}")
+
+    def placed(s: dict[str, Any]) -> bool:
+        front = [p for p in lab3.pods("frontend", s) if p["ready"] and not p["deleting"]]
+        back = [p for p in lab3.pods("backend", s) if p["ready"] and not p["deleting"]]
+        return (
+            len({p["node"] for p in front}) == 3
+            and len(back) == backends
+            and len(lab3.pods("backend", s)) == backends
+        )
+
+    lab3.wait_for(placed, 120, f"a frontend pod on every node, {backends} backend pods")
+
+
+@pytest.mark.parametrize("component", ["internal-traffic-local", "prefer-same-node"])
+def test_a_node_local_policy_keeps_connections_on_the_node(
+    lab3: LabProcess, kubectl: AppKubectl, tmp_path: Path, component: str
+) -> None:
+    try:
+        _one_frontend_per_node(lab3, kubectl, backends=3)
+        _apply_with(kubectl, tmp_path, component)
+        kubectl("scale", "deployment/frontend", "--replicas=3")  # apply set it back to 2
+
+        def local(answers: dict[str, list[str]]) -> bool:
+            return len(answers) == 3 and all(set(a) == {n} for n, a in answers.items())
+
+        _one_frontend_per_node(lab3, kubectl, backends=3)
+        every_node = _settled(lab3, local)
+        # One backend fewer: one node has none of its own.
+        _one_frontend_per_node(lab3, kubectl, backends=2)
+        backends = {p["node"] for p in lab3.pods("backend")}
+        bare = next(n for n in NODES if n not in backends)
+
+        def fallen_back(answers: dict[str, list[str]]) -> bool:
+            if component == "internal-traffic-local":
+                return set(answers.get(bare, [])) == {"-"}
+            return bool(answers.get(bare)) and "-" not in answers[bare]
+
+        two = _settled(lab3, fallen_back)
+    finally:
+        _apply_with(kubectl, tmp_path, None)
+        kubectl("rollout", "status", "deployment/backend", "--timeout=120s", check=False)
+        kubectl("rollout", "status", "deployment/frontend", "--timeout=120s", check=False)
+    report(
+        f"three nodes: {component} (which node answered, from each frontend pod's node)",
+        {
+            "three backend pods": {n: sorted(set(a)) for n, a in every_node.items()},
+            f"two backend pods, none on {bare}": {n: sorted(set(a)) for n, a in two.items()},
+        },
+    )
+    assert local(every_node), every_node
+    for node in set(two) - {bare}:
+        assert set(two[node]) == {node}, two
+    if component == "internal-traffic-local":
+        # No local endpoint: kube-proxy drops, though backend pods run on other nodes.
+        assert set(two[bare]) == {"-"}, two
+    else:
+        # PreferSameNode falls back (to the zone's pods, or all): every connection answered.
+        assert "-" not in two[bare] and bare not in two[bare], two
 
 
 # --- a node fails ---------------------------------------------------------------------
