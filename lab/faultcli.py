@@ -32,18 +32,23 @@ def _pod_name(given: str, names: list[str]) -> str:
     return matches[0]
 
 
-def _running_pods() -> list[str]:
+def _running_pods() -> dict[str, str | None]:
+    """The running pods, each with its node's namespace (None: the host is the node)."""
     try:
         status = request("status")
     except ControlError as exc:
         raise SystemExit(f"lab: {exc}") from None
-    return [p["name"] for p in status["pods"] if not p.get("deleting")]
+    netns = {node["name"]: node.get("netns") for node in status.get("nodes") or []}
+    return {
+        p["name"]: netns.get(p.get("node", "")) for p in status["pods"] if not p.get("deleting")
+    }
 
 
 def _apply(pod: str, fault: Fault) -> int:
-    name = _pod_name(pod, _running_pods())
+    pods = _running_pods()
+    name = _pod_name(pod, list(pods))
     try:
-        record = faults.apply(name, fault)
+        record = faults.apply(name, fault, pods[name])
     except (IptablesError, faults.FaultApplyError) as exc:
         raise SystemExit(f"lab: {exc}") from None
     print(f"pod/{name}: {record['describe']} (on {record['iface']}, chain {record['chain']})")

@@ -22,7 +22,7 @@ from typing import Any
 
 from lab import faultrules
 from lab.faultrules import Fault
-from lab.iptables import Iptables, IptablesError
+from lab.iptables import Iptables, IptablesError, in_netns
 from lab.naming import CHAIN_PREFIX, host_iface
 from lab.state import STATE
 
@@ -50,8 +50,9 @@ def active() -> list[dict[str, Any]]:
     return found
 
 
-def _start_delayer(pod: str, fault: Fault) -> int:
-    argv = faultrules.delayer_argv(sys.executable, pod, fault)
+def _start_delayer(pod: str, fault: Fault, netns: str | None) -> int:
+    # In the pod's node's namespace: the queue its FORWARD rules send packets to is there.
+    argv = (*in_netns(netns), *faultrules.delayer_argv(sys.executable, pod, fault))
     proc = subprocess.Popen(
         list(argv),
         cwd=PACKAGE_ROOT,
@@ -95,7 +96,8 @@ def _cmdline(pid: int) -> list[str]:
 
 def _is_delayer(pid: int) -> bool:
     argv = _cmdline(pid)
-    # A zombie has an empty command line: it is gone for our purposes.
+    # A zombie has an empty command line: it is gone for our purposes. (`ip netns exec`
+    # execs the delayer itself, so a node's delayer has the same command line.)
     return len(argv) > 2 and argv[1:3] == ["-m", "lab.delayer"]
 
 
@@ -108,14 +110,15 @@ def delayer_pids() -> list[int]:
     )
 
 
-def apply(pod: str, fault: Fault) -> dict[str, Any]:
-    """Put `fault` on the pod's link, replacing any fault it had."""
+def apply(pod: str, fault: Fault, netns: str | None = None) -> dict[str, Any]:
+    """Put `fault` on the pod's link, replacing any fault it had. `netns`: the pod's
+    node's namespace, of a lab with several nodes (None: the host is the node)."""
     heal(pod)
-    ipt = Iptables()
+    ipt = Iptables(netns)
     pid = None
     try:
         if fault.delay_ms:
-            pid = _start_delayer(pod, fault)  # bound before any packet is queued to it
+            pid = _start_delayer(pod, fault, netns)  # bound before any packet is queued
         for args in faultrules.apply_commands(pod, fault):
             ipt.run(*args)
     except (IptablesError, FaultApplyError):
@@ -130,6 +133,7 @@ def apply(pod: str, fault: Fault) -> dict[str, Any]:
         "fault": dataclasses.asdict(fault),
         "describe": fault.describe(),
         "delayer_pid": pid,
+        "node_netns": netns,
         "since": time.time(),
     }
     FAULT_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -152,7 +156,9 @@ def heal(pod: str) -> bool:
     with contextlib.suppress(OSError, ValueError):
         record = json.loads(path.read_text())
     # The rules first: nothing is queued to a delayer that is going away.
-    removed = _remove_chain(Iptables(), faultrules.chain(pod))
+    removed = False
+    with contextlib.suppress(IptablesError):  # a node's namespace gone with its lab
+        removed = _remove_chain(Iptables(record.get("node_netns")), faultrules.chain(pod))
     if record.get("delayer_pid"):
         _stop(int(record["delayer_pid"]))
     path.unlink(missing_ok=True)

@@ -78,9 +78,10 @@ def test_three_nodes_each_with_its_slice_of_the_pod_network_over_two_zones() -> 
         for name, n in nodes.items()
     }
     assert internal == {
-        "lab-node-1": ["10.244.1.1"],
-        "lab-node-2": ["10.244.2.1"],
-        "lab-node-3": ["10.244.3.1"],
+        # Of several nodes, each one's address on the nodes' network (lab/naming.py).
+        "lab-node-1": ["10.250.0.2"],
+        "lab-node-2": ["10.250.0.3"],
+        "lab-node-3": ["10.250.0.4"],
     }
     zones = {name: n["metadata"]["labels"][ZONE] for name, n in nodes.items()}
     assert zones == {

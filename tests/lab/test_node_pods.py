@@ -26,6 +26,7 @@ from lab.manifests import ManifestError, Volume
 from lab.naming import NODE_NAME
 from lab.node import pods
 from lab.node.client import ApiError
+from lab.node.place import places
 from lab.node.pods import kubelet_pod, pod_path, workload_of
 from tests.lab import apicluster as api
 from tests.lab.fakes import FakeKubelet
@@ -224,6 +225,7 @@ class Node:
         self.events: list[tuple[str, str, str]] = []
         self.tasks: list[tuple[Coroutine[Any, Any, Any], str]] = []
         self.client = StoreClient(store)
+        self.node = places(1)[0]  # the one-node lab's node: lab-node-1, on the host
         self.manager = pods.PodManager(self, self.client, self.spawn)  # type: ignore[arg-type]
 
     def event(self, obj: str, reason: str, message: str) -> None:

@@ -177,9 +177,7 @@ def test_a_connection_from_outside_the_pod_network_is_masqueraded(
             node = nodes[pod]
             assert client == expected.get(node, str(node_ip(1))), f"{pod} on {node}: {client}"
     assert sorted(seen) == sorted(ids)
-    assert str(node_ip(1)) in seen.values() or set(nodes[p] for p in served.values()) == {
-        "lab-node-1"
-    }
+    assert "10.250.0.1" not in seen.values(), "the host's own address never reaches a pod"
 
 
 # --- traffic policies: which pods answer, from which node ------------------------------
@@ -301,6 +299,46 @@ def test_a_node_local_policy_keeps_connections_on_the_node(
     else:
         # PreferSameNode falls back (to the zone's pods, or all): every connection answered.
         assert "-" not in two[bare] and bare not in two[bare], two
+
+
+# --- a network fault on a pod of another node -----------------------------------------
+
+_CONNECT = """
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2).close()
+    print("connected")
+except OSError as exc:
+    print(type(exc).__name__)
+"""
+
+
+def test_a_partition_cuts_a_pod_on_its_own_node(lab3: LabProcess) -> None:
+    status = lab3.status()
+    frontend = lab3.pods("frontend", status)[0]
+    backend = next(p for p in lab3.pods("backend", status) if p["node"] != frontend["node"])
+    node_ns = next(n["netns"] for n in status["nodes"] if n["name"] == backend["node"])
+
+    def connect() -> str:
+        argv = [sys.executable, "-c", _CONNECT, backend["ip"], "8000"]
+        done = subprocess.run(
+            ["ip", "netns", "exec", frontend["netns"], *argv], capture_output=True, text=True
+        )
+        return done.stdout.strip()
+
+    assert connect() == "connected"
+    _lab("partition", backend["name"])
+    try:
+        fence = subprocess.run(
+            ["ip", "netns", "exec", node_ns, "iptables-nft", "-S", "FORWARD"],
+            capture_output=True,
+            text=True,
+        ).stdout
+        assert "CIP-FAULT-" in fence, "the fault is in the pod's node's own FORWARD"
+        assert connect() == "TimeoutError"
+    finally:
+        _lab("heal", backend["name"])
+    assert connect() == "connected"
 
 
 # --- a node fails ---------------------------------------------------------------------
