@@ -228,11 +228,13 @@ def _apply_with(kubectl: AppKubectl, scratch: Path, component: str | None) -> No
     kubectl.run("apply", "-k", str(directory))
 
 
-def _settled(lab3: LabProcess, expect: Any, timeout: float = 40) -> dict[str, list[str]]:
+def _settled(
+    lab3: LabProcess, expect: Any, timeout: float = 40, n: int = 12
+) -> dict[str, list[str]]:
     """The answers once `expect(answers)` holds (each node's kube-proxy has synced)."""
     deadline = time.monotonic() + timeout
     while True:
-        answers = _answers(lab3, lab3.status())
+        answers = _answers(lab3, lab3.status(), n)
         if expect(answers) or time.monotonic() > deadline:
             return answers
         time.sleep(1)
@@ -259,9 +261,7 @@ def test_a_node_local_policy_keeps_connections_on_the_node(
     lab3: LabProcess, kubectl: AppKubectl, tmp_path: Path, component: str
 ) -> None:
     try:
-        _one_frontend_per_node(lab3, kubectl, backends=3)
         _apply_with(kubectl, tmp_path, component)
-        kubectl("scale", "deployment/frontend", "--replicas=3")  # apply set it back to 2
 
         def local(answers: dict[str, list[str]]) -> bool:
             return len(answers) == 3 and all(set(a) == {n} for n, a in answers.items())
@@ -299,6 +299,32 @@ def test_a_node_local_policy_keeps_connections_on_the_node(
     else:
         # PreferSameNode falls back (to the zone's pods, or all): every connection answered.
         assert "-" not in two[bare] and bare not in two[bare], two
+
+
+def test_prefer_same_zone_keeps_connections_in_the_zone(
+    lab3: LabProcess, kubectl: AppKubectl, tmp_path: Path
+) -> None:
+    zone = {"lab-node-1": "lab-zone-a", "lab-node-2": "lab-zone-b", "lab-node-3": "lab-zone-a"}
+
+    def zonal(answers: dict[str, list[str]]) -> bool:
+        return len(answers) == 3 and all(
+            set(a) == {m for m in NODES if zone[m] == zone[n]} for n, a in answers.items()
+        )
+
+    try:
+        _apply_with(kubectl, tmp_path, "prefer-same-zone")
+        _one_frontend_per_node(lab3, kubectl, backends=3)
+        seen = _settled(lab3, zonal, n=24)
+    finally:
+        _apply_with(kubectl, tmp_path, None)
+        kubectl("rollout", "status", "deployment/backend", "--timeout=120s", check=False)
+        kubectl("rollout", "status", "deployment/frontend", "--timeout=120s", check=False)
+    report(
+        "three nodes: prefer-same-zone (which node answered, from each frontend pod's node)",
+        {n: sorted(set(a)) for n, a in seen.items()},
+    )
+    # Zone a (nodes 1 and 3) answers from both of its nodes, zone b (node 2) from itself.
+    assert zonal(seen), seen
 
 
 # --- a network fault on a pod of another node -----------------------------------------
