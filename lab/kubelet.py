@@ -44,11 +44,9 @@ BACKOFF_MAX = 300.0
 BACKOFF_RESET_AFTER = 600.0
 
 
-class Cluster(Protocol):
-    """What a pod worker needs from the rest of the lab."""
+class LabServices(Protocol):
+    """What every node's pods share: the lab's events, objects, engine and work directory."""
 
-    network: HostNetwork
-    node: NodePlace
     workdir: Path
     images: ImageRuntime | None
     app_source: AppSource | None
@@ -60,6 +58,14 @@ class Cluster(Protocol):
     def service_env(self, namespace: str) -> dict[str, str]: ...
     def config_maps(self, namespace: str) -> Mapping[str, Mapping[str, str]]: ...
     def secrets(self, namespace: str) -> Mapping[str, Mapping[str, str]]: ...
+
+
+class Cluster(LabServices, Protocol):
+    """What a pod worker needs: the shared services, and its own node's network."""
+
+    network: HostNetwork
+    node: NodePlace
+
     def pod_gone(self, pod: Pod) -> None: ...
 
 

@@ -16,7 +16,7 @@ from lab.checkout import AppSource
 from lab.cni.applier import PolicyApplier
 from lab.images import ImageRuntime
 from lab.iptables import Iptables, in_netns
-from lab.kubelet import Pod
+from lab.kubelet import LabServices, Pod
 from lab.kubeproxy.model import Apply, NodeTopology, run_apply
 from lab.kubeproxy.proxier import Proxier, make_mode
 from lab.kubeproxy.topology import picked
@@ -28,22 +28,12 @@ from lab.node.place import NodePlace
 from lab.node.pods import PodManager
 
 
-class Shared(Protocol):
+class Shared(LabServices, Protocol):
     """What the nodes share: the Lab (lab/cluster.py)."""
 
-    workdir: Path
     namespace: str
-    images: ImageRuntime | None
-    app_source: AppSource | None
 
     def spawn(self, coro: Any, name: str) -> None: ...
-    def notify(self) -> None: ...
-    def event(self, obj: str, reason: str, message: str) -> None: ...
-    def pod_event(self, pod: Pod, reason: str, message: str) -> None: ...
-    def service_ips(self) -> dict[str, str]: ...
-    def service_env(self, namespace: str) -> dict[str, str]: ...
-    def config_maps(self, namespace: str) -> Mapping[str, Mapping[str, str]]: ...
-    def secrets(self, namespace: str) -> Mapping[str, Mapping[str, str]]: ...
 
 
 def runner(netns: str | None) -> Callable[[Apply], None]:

@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pymysql
 
 from lab.control import ControlError, request
+from lab.manifests import load
 
 REPO = Path(__file__).resolve().parents[2]
 NAMESPACE = "clusterip-demo"
@@ -391,6 +393,28 @@ class Load:
     def created(self) -> list[Outcome]:
         with self._lock:
             return [o for o in self.outcomes if o.kind == "write" and o.status == 201]
+
+
+def rows_by_the_test(lab: LabProcess) -> dict[int, str]:
+    """The messages the load wrote (author lab-test), id → text, read from the lab's MySQL
+    pod with the root password of the manifests' Secret."""
+
+    secret = next(s for s in load().secrets.values() if "MYSQL_ROOT_PASSWORD" in s)
+    mysql = lab.pods("mysql")[0]
+    conn = pymysql.connect(
+        host=mysql["ip"],
+        port=3306,
+        user="root",
+        password=secret["MYSQL_ROOT_PASSWORD"],
+        database=secret["MYSQL_DATABASE"],
+        connect_timeout=5,
+    )
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT id, text FROM messages WHERE author = 'lab-test'")
+            return dict(cursor.fetchall())
+    finally:
+        conn.close()
 
 
 def summary(outcomes: list[Outcome]) -> dict[str, Any]:

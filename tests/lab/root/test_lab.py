@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pymysql
 import pytest
 
 from backend.config import BackendSettings
@@ -41,7 +40,16 @@ from lab.manifests import load
 from lab.naming import LAB_ROUTE_PROTO, NODE_GATEWAY, NODE_NAME, POD_CIDR, SERVICE_CIDR
 from lab.network import IP_FORWARD, leftovers
 from lab.state import lock_is_held
-from tests.lab.labctl import REPO, Load, Outcome, overlay, pid_alive, report, summary
+from tests.lab.labctl import (
+    REPO,
+    Load,
+    Outcome,
+    overlay,
+    pid_alive,
+    report,
+    rows_by_the_test,
+    summary,
+)
 from tests.lab.test_api_kubectl import Kubectl
 
 pytestmark = pytest.mark.lab
@@ -1171,23 +1179,7 @@ def test_a_memory_limit_too_small_is_an_oom_kill(app: Any, tmp_path: Path) -> No
 
 def test_every_201_is_a_row_in_mysql(app: Any) -> None:
     assert CREATED, "the fault tests saw no acknowledged write"
-    manifests = load()
-    secret = next(s for s in manifests.secrets.values() if "MYSQL_ROOT_PASSWORD" in s)
-    mysql = app.pods("mysql")[0]
-    conn = pymysql.connect(
-        host=mysql["ip"],
-        port=3306,
-        user="root",
-        password=secret["MYSQL_ROOT_PASSWORD"],
-        database=secret["MYSQL_DATABASE"],
-        connect_timeout=5,
-    )
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute("SELECT id, text FROM messages WHERE author = 'lab-test'")
-            rows = dict(cursor.fetchall())
-    finally:
-        conn.close()
+    rows = rows_by_the_test(app)
     missing_rows = [o.message_id for o in CREATED if rows.get(o.message_id) != o.text]
     texts = list(rows.values())
     report("writes", {"201s seen": len(CREATED), "rows by the test in MySQL": len(rows)})

@@ -18,14 +18,20 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pymysql
 import pytest
 import yaml
 
-from lab.manifests import load
 from lab.naming import node_ip
+from lab.network import lab_netns, leftovers
 from tests.k8s.k8s_manifests import K8S_DIR
-from tests.lab.labctl import LabProcess, Load, report, summary
+from tests.lab.labctl import (
+    LabProcess,
+    Load,
+    pid_alive,
+    report,
+    rows_by_the_test,
+    summary,
+)
 from tests.lab.root.test_lab_kubectl import AppKubectl
 
 pytestmark = pytest.mark.lab
@@ -464,22 +470,7 @@ def test_a_node_fails_its_pods_are_replaced_and_traffic_recovers(
 def _acknowledged_writes_are_rows(lab3: LabProcess, loads: Load) -> None:
     created = loads.created()
     assert created, "the load saw no acknowledged write"
-    secret = next(s for s in load().secrets.values() if "MYSQL_ROOT_PASSWORD" in s)
-    mysql = lab3.pods("mysql")[0]
-    conn = pymysql.connect(
-        host=mysql["ip"],
-        port=3306,
-        user="root",
-        password=secret["MYSQL_ROOT_PASSWORD"],
-        database=secret["MYSQL_DATABASE"],
-        connect_timeout=5,
-    )
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute("SELECT id, text FROM messages WHERE author = 'lab-test'")
-            rows = dict(cursor.fetchall())
-    finally:
-        conn.close()
+    rows = rows_by_the_test(lab3)
     assert [o.message_id for o in created if rows.get(o.message_id) != o.text] == []
 
 
@@ -491,3 +482,24 @@ def test_node_stop_names_the_nodes_it_knows(lab3: LabProcess) -> None:
     )
     assert done.returncode != 0
     assert "lab-node-1, lab-node-2, lab-node-3" in done.stdout + done.stderr
+
+
+# --- last: a crashed three-node lab, cleaned by `lab down` ------------------------------
+
+
+def test_a_killed_lab_of_three_nodes_leaves_nothing_after_lab_down(lab3: LabProcess) -> None:
+    status = lab3.status()
+    pids = [c["pid"] for p in status["pods"] for c in p["containers"] if c["pid"]]
+    netns = {n["netns"] for n in status["nodes"]}
+    assert netns <= set(lab_netns()) and "cip-switch" in lab_netns()
+    assert lab3.proc is not None
+    lab3.proc.kill()  # no clean-up of its own: the nodes' namespaces, links, routes stay
+    lab3.proc.wait(timeout=30)
+    assert set(lab_netns()) >= netns, "the kill itself removed nothing"
+    down = subprocess.run(
+        [sys.executable, "-m", "lab", "down"], capture_output=True, text=True, check=False
+    )
+    assert down.returncode == 0, down.stdout + down.stderr
+    left = leftovers()
+    assert not any(left.values()), left
+    assert not any(pid_alive(pid) for pid in pids)
