@@ -124,8 +124,13 @@ def cmd_rules(args: argparse.Namespace) -> int:
         lines = done.stdout.splitlines()
         if argv[0] != getattr(mode, "nft_bin", None):
             lines = [line for line in lines if "CIP-" in line]  # the host's own rules stay out
-        print(f"# {' '.join(argv)}", flush=True)
-        print("\n".join(lines))
+        try:
+            print(f"# {' '.join(argv)}", flush=True)
+            print("\n".join(lines), flush=True)
+        except BrokenPipeError:
+            # `lab rules | head`: the reader has what it wanted; no traceback on exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
     return 0
 
 

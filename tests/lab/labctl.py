@@ -460,11 +460,14 @@ def report(title: str, figures: dict[str, Any]) -> None:
 
 
 def pid_alive(pid: int) -> bool:
+    """Running, not a zombie: a process whose parent was SIGKILLed is handed to pid 1,
+    and a container's or a VM's init may never reap it, though it is gone."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (ProcessLookupError, OSError, IndexError):
         return False
-    return True
+    return state != "Z"
 
 
 def overlay(
