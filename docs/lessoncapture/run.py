@@ -1,6 +1,7 @@
 """Capture every lab output the lesson shows (root; `sudo make lesson-capture`).
 
-Brings the lab up once per proxy mode, runs each command the lesson shows
+Brings the lab up once per proxy mode, and once more with three nodes for
+step 8 (nodes.py, iptables mode), runs each command the lesson shows
 exactly as the lesson prints it (a leading `sudo` dropped: this runs as
 root; `kubectl` is the machine's real kubectl, pointed at the running lab
 by a KUBECONFIG from `python -m lab kubeconfig`), writes
