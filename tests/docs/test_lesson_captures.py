@@ -130,3 +130,26 @@ def test_the_run_writes_what_the_command_printed_under_its_header(tmp_path: Path
     assert capture.body == "$ printf 'a\\tb'\na\tb\n$ echo err >&2\nerr\n"
     assert (capture.name, capture.mode, capture.commit) == ("x", "nftables", run.commit)
     assert capture.commands == ["printf 'a\\tb'", "echo err >&2"]
+
+
+def test_the_three_node_phase_reads_which_pod_answered_from_each_node() -> None:
+    # docs/lessoncapture/nodes.py checks each capture tells the lesson's story from
+    # these lines (which-pod.py's output): the asking pod's node → each answer's node.
+    from docs.lessoncapture.nodes import _answers, which_pod
+
+    body = (
+        f"$ {which_pod('frontend-a', 'local', 2)}\n"
+        "from frontend-a 10.244.2.3 on lab-node-2\n"
+        "local-1 no answer: timed out\nlocal-2 no answer: timed out\n"
+        f"$ {which_pod('frontend-b', 'local', 2)}\n"
+        "from frontend-b 10.244.1.5 on lab-node-1\n"
+        "local-1 backend-x 10.244.1.3 on lab-node-1\nlocal-2 backend-y 10.244.3.2 on lab-node-3\n"
+    )
+    assert _answers(body, "local") == {
+        "lab-node-2": ["-", "-"],
+        "lab-node-1": ["lab-node-1", "lab-node-3"],
+    }
+    assert which_pod("frontend-a", "local", 2) == (
+        "kubectl -n clusterip-demo exec -i frontend-a -- python - local 2"
+        " < docs/exercises/which-pod.py"
+    )
