@@ -56,7 +56,7 @@ diagrams: $(STAMP) ## Regenerate docs/img/*.svg from docs/diagrams/*.py (rule ch
 	$(PY) -m docs.diagrams.packet_path
 	$(PY) -m docs.diagrams.rule_chains
 
-lesson-capture: $(STAMP) ## Re-capture the lesson's lab outputs and screenshots, both proxy modes (root, ~3 min)
+lesson-capture: $(STAMP) ## Re-capture the lesson's lab outputs and screenshots, both proxy modes and three nodes (root, ~4 min)
 	scripts/lesson-capture.sh
 
 lock: $(STAMP) ## Re-resolve uv.lock from pyproject.toml, export requirements/*.txt with hashes (UPGRADE=name bumps one)

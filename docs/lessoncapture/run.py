@@ -1,6 +1,7 @@
 """Capture every lab output the lesson shows (root; `sudo make lesson-capture`).
 
-Brings the lab up once per proxy mode, runs each command the lesson shows
+Brings the lab up once per proxy mode, and once more with three nodes for
+step 8 (nodes.py, iptables mode), runs each command the lesson shows
 exactly as the lesson prints it (a leading `sudo` dropped: this runs as
 root; `kubectl` is the machine's real kubectl, pointed at the running lab
 by a KUBECONFIG from `python -m lab kubeconfig`), writes
@@ -78,19 +79,23 @@ class Run:
         out = done.stdout if done.stdout.endswith("\n") or not done.stdout else done.stdout + "\n"
         return f"$ {command}\n{out}"
 
-    def capture(self, name: str, *steps: str | Callable[[], None]) -> None:
-        """Run the steps (commands, or waits between them) into docs/captures/NAME.txt."""
+    def capture(self, name: str, *steps: str | Callable[[], str | None]) -> str:
+        """Run the steps into docs/captures/NAME.txt and return what the lesson shows.
+
+        A step is a command, or a callable: a wait between commands (it returns None),
+        or a command that names what an earlier step made (it returns the command).
+        """
         body = ""
         for step in steps:
-            if isinstance(step, str):
-                body += self.shell(step)
-            else:
-                step()
+            command = step if isinstance(step, str) else step()
+            if command is not None:
+                body += self.shell(command)
         capture = blocks.Capture(name, self.mode, self.commit, self.stamp, body)
         blocks.parse(capture.text())  # the same checks the docs tests make
         (self.out / f"{name}.txt").write_text(capture.text(), encoding="utf-8")
         self.written.append(name)
         print(f"lesson-capture: {name} ({self.mode})", flush=True)
+        return body
 
     def screenshot(self, name: str, url: str, height: int) -> None:
         with tempfile.TemporaryDirectory() as profile:
@@ -150,12 +155,12 @@ def pause(seconds: float) -> Callable[[], None]:
 
 
 @contextlib.contextmanager
-def lab_up(mode: str) -> Iterator[None]:
-    log = (REPO / "var" / f"lesson-capture-{mode}.log").open("w")
+def lab_up(mode: str, nodes: int = 1) -> Iterator[None]:
+    log = (REPO / "var" / f"lesson-capture-{mode}-{nodes}.log").open("w")
     proc = subprocess.Popen(
         [
             *(sys.executable, "-m", "lab", "up", "--quiet", "--proxy-mode", mode),
-            *("--port", str(PORT), "--wait", str(LOCK_WAIT)),
+            *("--nodes", str(nodes), "--port", str(PORT), "--wait", str(LOCK_WAIT)),
         ],
         cwd=REPO,
         stdout=log,
@@ -163,7 +168,8 @@ def lab_up(mode: str) -> Iterator[None]:
     )
     try:
         # Another lab on this machine (a test run) holds the lab lock: wait for it first.
-        wait_until(lambda: _ours(proc) and settled(), f"the lab ({mode}) up", 240 + LOCK_WAIT)
+        what = f"the lab ({mode}, {nodes} node{'s' if nodes > 1 else ''}) up"
+        wait_until(lambda: _ours(proc) and settled(), what, 240 + LOCK_WAIT)
         time.sleep(2)  # the readiness of the last pod shows in `get pods` as it settles
         yield
     finally:
@@ -419,6 +425,9 @@ def nftables_mode(run: Run) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = argparse.ArgumentParser(description=__doc__)
     args.add_argument("--modes", default="iptables,nftables")
+    args.add_argument(
+        "--no-nodes", action="store_true", help="skip the three-node lab (the lesson's step 8)"
+    )
     opts = args.parse_args(argv)
     if os.geteuid() != 0:
         raise SystemExit("lesson-capture: the lab needs root: sudo make lesson-capture")
@@ -433,6 +442,13 @@ def main(argv: list[str] | None = None) -> int:
         with lab_up(mode):
             use_the_labs_kubeconfig(run)
             {"iptables": iptables_mode, "nftables": nftables_mode}[mode](run)
+    if not opts.no_nodes:
+        from docs.lessoncapture import nodes
+
+        # iptables mode only: the step shows what nodes change, not what the modes do.
+        with lab_up("iptables", nodes=3):
+            use_the_labs_kubeconfig(run)
+            nodes.three_nodes(run)
     blocks.main()
     from docs.diagrams import packet_path, rule_chains
 

@@ -18,7 +18,8 @@ import pytest
 from docs.lessoncapture import blocks
 
 REPO = Path(__file__).resolve().parents[2]
-RUN_SOURCE = (REPO / "docs" / "lessoncapture" / "run.py").read_text()
+# The capture run's code: run.py and the phases it calls (nodes.py: the three-node lab).
+RUN_SOURCE = "".join(p.read_text() for p in sorted((REPO / "docs" / "lessoncapture").glob("*.py")))
 FENCE = re.compile(r"^```([a-z]*)\n(.*?)^```\n", re.M | re.S)
 
 
@@ -61,7 +62,7 @@ def test_each_capture_file_was_written_by_the_capture_run(
         assert len({(c.run, c.commit) for c in of_mode}) == 1, f"{mode}: captures of several runs"
     for name, capture in captures.items():
         # The run's code names each capture it makes; a rule listing's name says its mode.
-        assert f'"{name}"' in RUN_SOURCE, f"{name}: docs/lessoncapture/run.py makes no such capture"
+        assert f'"{name}"' in RUN_SOURCE, f"{name}: docs/lessoncapture/ makes no such capture"
         mode = name.partition(".")[2]
         if mode:
             assert capture.mode == mode, f"{name} was captured in {capture.mode} mode"
@@ -129,3 +130,26 @@ def test_the_run_writes_what_the_command_printed_under_its_header(tmp_path: Path
     assert capture.body == "$ printf 'a\\tb'\na\tb\n$ echo err >&2\nerr\n"
     assert (capture.name, capture.mode, capture.commit) == ("x", "nftables", run.commit)
     assert capture.commands == ["printf 'a\\tb'", "echo err >&2"]
+
+
+def test_the_three_node_phase_reads_which_pod_answered_from_each_node() -> None:
+    # docs/lessoncapture/nodes.py checks each capture tells the lesson's story from
+    # these lines (which-pod.py's output): the asking pod's node → each answer's node.
+    from docs.lessoncapture.nodes import _answers, which_pod
+
+    body = (
+        f"$ {which_pod('frontend-a', 'local', 2)}\n"
+        "from frontend-a 10.244.2.3 on lab-node-2\n"
+        "local-1 no answer: timed out\nlocal-2 no answer: timed out\n"
+        f"$ {which_pod('frontend-b', 'local', 2)}\n"
+        "from frontend-b 10.244.1.5 on lab-node-1\n"
+        "local-1 backend-x 10.244.1.3 on lab-node-1\nlocal-2 backend-y 10.244.3.2 on lab-node-3\n"
+    )
+    assert _answers(body, "local") == {
+        "lab-node-2": ["-", "-"],
+        "lab-node-1": ["lab-node-1", "lab-node-3"],
+    }
+    assert which_pod("frontend-a", "local", 2) == (
+        "kubectl -n clusterip-demo exec -i frontend-a -- python - local 2"
+        " < docs/exercises/which-pod.py"
+    )
