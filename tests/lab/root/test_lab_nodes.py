@@ -287,7 +287,7 @@ def test_a_node_local_policy_keeps_connections_on_the_node(
                 return set(answers.get(bare, [])) == {"-"}
             return bool(answers.get(bare)) and set(answers[bare]) <= set(NODES) - {bare}
 
-        two = _settled(lab3, fallen_back)
+        two = _settled(lab3, fallen_back, n=6)  # a dropped connection waits its 2 s timeout
     finally:
         _apply_with(kubectl, tmp_path, None)
         kubectl("rollout", "status", "deployment/backend", "--timeout=120s", check=False)
