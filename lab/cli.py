@@ -28,6 +28,7 @@ from lab.kubeproxy.proxier import MODES, ProxyError, make_mode
 from lab.manifests import DEFAULT_KUSTOMIZE_DIR
 from lab.naming import MAX_NODES, WORKDIR_PREFIX
 from lab.network import cleanup, leftovers
+from lab.node.place import find_place, places
 from lab.state import LabBusy, Lock, read_state, stop_running_lab
 
 
@@ -135,16 +136,14 @@ def cmd_rules(args: argparse.Namespace) -> int:
 
 
 def _node_netns(status: dict[str, object], node: str | None) -> str | None:
-    """The namespace of the node asked for; None: the host (the one-node lab's node)."""
+    """The namespace of the node asked for (node 1 by default); None: the host, the
+    one-node lab's node."""
     nodes = status.get("nodes") or []
     assert isinstance(nodes, list)
-    if node is None:
-        return nodes[0].get("netns") if nodes else None
-    for entry in nodes:
-        if node in (entry["name"], str(entry["index"])):
-            return entry.get("netns")
-    names = ", ".join(entry["name"] for entry in nodes) or "none"
-    raise SystemExit(f"lab: no node {node!r} (nodes: {names})")
+    try:
+        return find_place(places(max(len(nodes), 1)), node or "1").netns
+    except KeyError as exc:
+        raise SystemExit(f"lab: {exc.args[0]}") from None
 
 
 def cmd_node(args: argparse.Namespace) -> int:

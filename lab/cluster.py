@@ -42,7 +42,7 @@ from lab.node.client import ApiError, ApiUnavailable, Client
 from lab.node.dnsfiles import DnsFiles
 from lab.node.events import QUIET, kubelet_event
 from lab.node.informer import Informer
-from lab.node.place import places
+from lab.node.place import find_place, places
 from lab.node.pods import PodManager
 from lab.nodenet import NodeNetwork
 from lab.sources import cni, configdata, envvars, kubeproxy
@@ -141,10 +141,7 @@ class Lab:
         return self.agents[0].kubelet
 
     def agent(self, node: str) -> NodeAgent:
-        for agent in self.agents:
-            if node in (agent.node.name, str(agent.node.index)):
-                return agent
-        raise KeyError(f"no node {node!r} (nodes: {', '.join(p.name for p in self.places)})")
+        return self.agents[find_place(self.places, node).index - 1]
 
     def items(self, name: str) -> list[dict[str, Any]]:
         return self.informers[name].items()
@@ -344,12 +341,12 @@ class Lab:
         agent = self.agent(node)
         name = agent.node.name
         if action == "stop":
-            self.nodenet.set_link(name, up=False)
+            self.nodenet.set_link(agent.node, up=False)
             agent.stop()
             self.event(f"node/{name}", "Stopped", "its link is down; its kubelet is silent")
             return f"{name} stopped: its link is down, its kubelet silent"
         if action == "start":
-            self.nodenet.set_link(name, up=True)
+            self.nodenet.set_link(agent.node, up=True)
             agent.start()
             self.event(f"node/{name}", "Started", "its link is up; its kubelet reports again")
             return f"{name} started: its link is up, its kubelet reports again"

@@ -135,3 +135,20 @@ def node_ip(index: int) -> ipaddress.IPv4Address:
 
 def node_netns(index: int) -> str:
     return f"{NETNS_PREFIX}{node_name(index)}"
+
+
+# Two zones, nodes alternating (zone a: 1 and 3, zone b: 2): with three nodes the zones
+# are unequal, so a zone spread constraint and PreferSameZone show something a hostname
+# spread does not, and losing one node never empties a zone of two.
+ZONES = ("lab-zone-a", "lab-zone-b")
+ZONE_LABEL = "topology.kubernetes.io/zone"
+
+
+def zone_of(index: int) -> str:
+    return ZONES[(index - 1) % len(ZONES)]
+
+
+def internal_ip(index: int, nodes: int) -> str:
+    """The one node is the host (its address on its pods' links); of several, each has
+    its address on the nodes' network (NODE_NETWORK)."""
+    return str(node_gateway(index) if nodes == 1 else node_ip(index))

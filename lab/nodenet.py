@@ -157,14 +157,6 @@ class NodeNetwork:
             str(LAB_ROUTE_PROTO),
         )
 
-    def place(self, name: str) -> NodePlace:
-        for place in self.nodes:
-            if name in (place.name, str(place.index)):
-                return place
-        raise KeyError(f"no node {name!r} (nodes: {', '.join(n.name for n in self.nodes)})")
-
-    def set_link(self, name: str, up: bool) -> NodePlace:
+    def set_link(self, place: NodePlace, up: bool) -> None:
         """A node's cable: down, nothing reaches it or leaves it; its pods keep running."""
-        place = self.place(name)
         run_ip("-n", SWITCH_NETNS, "link", "set", switch_port(place), "up" if up else "down")
-        return place

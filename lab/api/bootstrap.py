@@ -11,15 +11,10 @@ from lab.api.admission import default
 from lab.api.discovery import VERSION
 from lab.api.resources import lookup
 from lab.api.storage import Store, now
-from lab.naming import node_gateway, node_ip, node_name, node_pod_cidr
+from lab.naming import ZONE_LABEL, internal_ip, node_name, node_pod_cidr, zone_of
 
 NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system")
 KUBERNETES_IP = "10.96.0.1"
-# Two zones, nodes alternating (zone a: 1 and 3, zone b: 2): with three nodes the zones
-# are unequal, so a zone spread constraint and PreferSameZone show something a hostname
-# spread does not, and losing one node never empties a zone of two.
-ZONES = ("lab-zone-a", "lab-zone-b")
-ZONE_LABEL = "topology.kubernetes.io/zone"
 DNS_IP = "10.96.0.10"
 
 
@@ -38,16 +33,6 @@ def _host_file(path: str) -> str:
         return Path(path).read_text().strip()
     except OSError:  # not readable without root (product_uuid) or absent
         return ""
-
-
-def zone_of(index: int) -> str:
-    return ZONES[(index - 1) % len(ZONES)]
-
-
-def internal_ip(index: int, nodes: int) -> str:
-    """The one node is the host (its address on its pods' links); of several, each has
-    its address on the nodes' network (lab/naming.py)."""
-    return str(node_gateway(index) if nodes == 1 else node_ip(index))
 
 
 def node(index: int = 1, nodes: int = 1) -> dict[str, Any]:

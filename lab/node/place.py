@@ -8,10 +8,10 @@ several, node i is the network namespace cip-lab-node-<i> on the nodes' switch
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from lab.api.bootstrap import internal_ip, zone_of
-from lab.naming import node_gateway, node_name, node_netns, node_pod_cidr
+from lab.naming import internal_ip, node_gateway, node_name, node_netns, node_pod_cidr, zone_of
 
 
 @dataclass(frozen=True)
@@ -43,3 +43,12 @@ def places(count: int) -> list[NodePlace]:
         )
         for i in range(1, count + 1)
     ]
+
+
+def find_place(nodes: Sequence[NodePlace], name: str) -> NodePlace:
+    """A node by its name (lab-node-2) or its number (2), as `lab node` and `lab rules
+    --node` take it; a KeyError naming the nodes there are otherwise."""
+    for place in nodes:
+        if name in (place.name, str(place.index)):
+            return place
+    raise KeyError(f"no node {name!r} (nodes: {', '.join(n.name for n in nodes)})")

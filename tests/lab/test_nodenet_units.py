@@ -8,7 +8,7 @@ import ipaddress
 import pytest
 
 from lab.naming import HOST_UPLINK, NODE_UPLINK, POD_CIDR, SERVICE_CIDR
-from lab.node.place import places
+from lab.node.place import find_place, places
 from lab.nodenet import NodeNetwork, host_commands, node_commands
 
 
@@ -54,10 +54,10 @@ def test_the_host_routes_every_pod_cidr_to_its_node() -> None:
 
 
 def test_a_node_is_found_by_name_or_number_and_an_unknown_one_is_named() -> None:
-    net = NodeNetwork(places(3))
-    assert net.place("2").name == "lab-node-2"
-    assert net.place("lab-node-3").index == 3
+    nodes = places(3)
+    assert find_place(nodes, "2").name == "lab-node-2"
+    assert find_place(nodes, "lab-node-3").index == 3
     with pytest.raises(KeyError, match="lab-node-1, lab-node-2, lab-node-3"):
-        net.place("lab-node-9")
+        find_place(nodes, "lab-node-9")
     with pytest.raises(ValueError):
         NodeNetwork(places(1))

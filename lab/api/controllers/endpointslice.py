@@ -18,7 +18,7 @@ from lab.api.controllers.owners import controller_ref
 from lab.api.resources import lookup
 from lab.api.selectors import selector_matches
 from lab.api.storage import Obj, Store
-from lab.naming import random_suffix
+from lab.naming import ZONE_LABEL, random_suffix
 
 SERVICES = lookup("", "v1", "services")
 PODS = lookup("", "v1", "pods")
@@ -28,7 +28,6 @@ NODES = lookup("", "v1", "nodes")
 assert SERVICES and PODS and SLICES and ENDPOINTS and NODES
 # Nodes too: an endpoint's zone is its node's label.
 WATCHED = [SERVICES, PODS, SLICES, ENDPOINTS, NODES]
-ZONE_LABEL = "topology.kubernetes.io/zone"
 ZONE_HINTS = frozenset({"PreferClose", "PreferSameZone", "PreferSameNode"})
 MANAGED_BY = "endpointslice-controller.k8s.io"
 SERVICE_NAME = "kubernetes.io/service-name"
