@@ -18,13 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from lab.api import graceful, kubeconfig, leases
+from lab.api import graceful, leases
 from lab.api.resources import lookup
 from lab.api.server import InThread
 from lab.api.storage import Obj, Store
 from tests.conftest import missing
 from tests.k8s.k8s_manifests import K8S_DIR
-from tests.lab.test_api_kubectl import KUBECTL, NS, Kubectl, _wait_for
+from tests.lab.test_api_kubectl import KUBECTL, NS, Kubectl, _wait_for, kubectl_for
 
 PODS = lookup("", "v1", "pods")
 NODES = lookup("", "v1", "nodes")
@@ -105,21 +105,20 @@ class FakeKubelets:
         store.update(PODS, pod, "status")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InThread]:
+def three_nodes(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[InThread]:
+    """The in-process API server with three nodes, for a module's `server` fixture."""
     if not (Path(KUBECTL).exists() and shutil.which("kubectl")):
         missing(
             "kubectl is not installed at /usr/bin/kubectl: "
             "these tests drive the lab's API server with it"
         )
-    thread = InThread(tmp_path_factory.mktemp("apiserver3"), nodes=3)
+    thread = InThread(tmp_path_factory.mktemp(name), nodes=3)
     thread.start()
     yield thread
     thread.stop()
 
 
-@pytest.fixture(scope="module")
-def kubelets(server: InThread) -> Iterator[FakeKubelets]:
+def running_kubelets(server: InThread) -> Iterator[FakeKubelets]:
     fakes = FakeKubelets(server)
     fakes.start()
     yield fakes
@@ -127,13 +126,19 @@ def kubelets(server: InThread) -> Iterator[FakeKubelets]:
 
 
 @pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InThread]:
+    yield from three_nodes(tmp_path_factory, "apiserver3")
+
+
+@pytest.fixture(scope="module")
+def kubelets(server: InThread) -> Iterator[FakeKubelets]:
+    yield from running_kubelets(server)
+
+
+@pytest.fixture(scope="module")
 def kubectl(server: InThread, tmp_path_factory: pytest.TempPathFactory) -> Kubectl:
     assert server.running
-    home = tmp_path_factory.mktemp("kubectl3-home")
-    config = home / "kubeconfig"
-    config.write_text(kubeconfig.dump(server.running.kubeconfig()))
-    config.chmod(0o600)
-    return Kubectl(home, config)
+    return kubectl_for(server.running, tmp_path_factory.mktemp("kubectl3-home"))
 
 
 def _pods(kubectl: Kubectl, selector: str = "") -> list[Obj]:

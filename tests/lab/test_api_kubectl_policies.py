@@ -11,7 +11,6 @@ to. The packets are the three-node lab's test.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,14 @@ from lab.api.server import InThread
 from lab.kubeproxy.model import NodeTopology
 from lab.kubeproxy.topology import categorize
 from lab.sources.kubeproxy import service_port_rules
-from tests.conftest import missing
 from tests.k8s.k8s_manifests import K8S_DIR, Rendering, kustomization_dir
-from tests.lab.test_api_kubectl import KUBECTL, NS, Kubectl, _wait_for, kubectl_for
-from tests.lab.test_api_kubectl_nodes import NODE_NAMES, FakeKubelets
+from tests.lab.test_api_kubectl import NS, Kubectl, _wait_for, kubectl_for
+from tests.lab.test_api_kubectl_nodes import (
+    NODE_NAMES,
+    FakeKubelets,
+    running_kubelets,
+    three_nodes,
+)
 
 ZONES = {"lab-node-1": "lab-zone-a", "lab-node-2": "lab-zone-b", "lab-node-3": "lab-zone-a"}
 NODES = tuple(NodeTopology(name, ZONES[name]) for name in NODE_NAMES)
@@ -34,20 +37,12 @@ BACKEND_SLICES = "kubernetes.io/service-name=backend"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InThread]:
-    if not (Path(KUBECTL).exists() and shutil.which("kubectl")):
-        missing("kubectl is not installed at /usr/bin/kubectl: these tests apply k8s/ with it")
-    thread = InThread(tmp_path_factory.mktemp("apiserver-policies"), nodes=3)
-    thread.start()
-    yield thread
-    thread.stop()
+    yield from three_nodes(tmp_path_factory, "apiserver-policies")
 
 
 @pytest.fixture(scope="module")
 def kubelets(server: InThread) -> Iterator[FakeKubelets]:
-    fakes = FakeKubelets(server)
-    fakes.start()
-    yield fakes
-    fakes.stop()
+    yield from running_kubelets(server)
 
 
 @pytest.fixture(scope="module")
