@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 # kube-proxy mode of `make lab`: iptables (the default, as kube-proxy's) or nftables.
 PROXY_MODE ?= iptables
-NODES ?= 1
+# Nodes of `make lab`: 3 (the default), each a network namespace; 1, the host is the node.
+NODES ?= 3
 
 .DEFAULT_GOAL := help
 
@@ -101,7 +102,7 @@ down: ## Compose: stop and remove the containers and networks; the MySQL volume 
 down-volumes: ## Compose: stop and remove everything, the MySQL volume and every message in it too
 	$(COMPOSE) down --volumes --remove-orphans
 
-lab: $(STAMP) ## The app in network namespaces behind kube-proxy's rules, PROXY_MODE=iptables|nftables, NODES=1..5 (root; Ctrl-C stops)
+lab: $(STAMP) ## The app in network namespaces behind kube-proxy's rules, PROXY_MODE=iptables|nftables, NODES=1..5 (default 3) (root; Ctrl-C stops)
 	$(PY) -m lab up --proxy-mode $(PROXY_MODE) --nodes $(NODES)
 
 lab-down: ## Stop a running lab and remove everything a lab added (root)

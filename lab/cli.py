@@ -191,9 +191,9 @@ def parser() -> argparse.ArgumentParser:
         "--nodes",
         type=int,
         choices=range(1, MAX_NODES + 1),
-        default=int(os.environ.get("NODES") or 1),
+        default=int(os.environ.get("NODES") or 3),
         metavar=f"1..{MAX_NODES}",
-        help="how many nodes: 1, the host is the node; more, each a network namespace",
+        help="how many nodes (default 3), each a network namespace; 1: the host is the node",
     )
     up.add_argument("--ready-timeout", type=float, default=180.0)
     up.add_argument(

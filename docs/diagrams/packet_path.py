@@ -53,14 +53,22 @@ def _captured_route() -> dict[str, tuple[str, str]]:
     return {hop[0]: (hop[1], hop[2]) for hop in hops if len(hop) == 3}
 
 
+def _captured_pods() -> list[dict[str, str]]:
+    """Each pod's row of `kubectl get pods -o wide`, by column name."""
+    header, *rows = _captured_rows("get-pods")
+    return [dict(zip(header.split(), row.split(), strict=False)) for row in rows]
+
+
 def _captured_backend_pods() -> tuple[tuple[str, str], ...]:
     """(name, IP) of each backend pod in `kubectl get pods -o wide`, in address order,
     the order of the endpoint rules."""
-    header, *rows = _captured_rows("get-pods")
-    name, ip = header.split().index("NAME"), header.split().index("IP")
-    pods = [row.split() for row in rows]
-    backends = [(cols[name], cols[ip]) for cols in pods if cols[name].startswith("backend-")]
+    backends = [(p["NAME"], p["IP"]) for p in _captured_pods() if p["NAME"].startswith("backend-")]
     return tuple(sorted(backends, key=lambda pod: ipaddress.ip_address(pod[1])))
+
+
+def _captured_node(pod: str) -> str:
+    """The node a pod of the capture ran on: its kernel holds the rules the connection met."""
+    return next(p["NODE"] for p in _captured_pods() if p["NAME"] == pod)
 
 
 # The pods and the connection of the lesson's own capture (docs/captures/, made by
@@ -69,6 +77,7 @@ NAMESPACE = "clusterip-demo"
 _ROUTE = _captured_route()
 FRONTEND_POD = (_ROUTE["frontend"][0], _ROUTE["frontend"][1].split()[0])
 BACKEND_PODS = _captured_backend_pods()
+FRONTEND_NODE = _captured_node(FRONTEND_POD[0])
 BACKEND_IP = "10.96.40.39"
 DNS_IP = "10.96.0.10"
 PORT = 8000
@@ -187,8 +196,9 @@ DESC = (
     "the third otherwise; its CIP-SEP chain DNATs to the pod. In nftables mode: the "
     "service-ips verdict map sends the address, protocol and port to the Service's chain, "
     "where numgen random mod 3 picks an endpoint chain that does dnat to the pod. The "
-    "connection reaches one of the three backend pods, 10.244.1.2, 10.244.1.3 or "
-    "10.244.1.4, port 8000. conntrack records the rewrite: every later packet of the "
+    f"connection reaches one of the three backend pods, {BACKEND_PODS[0][1]}, "
+    f"{BACKEND_PODS[1][1]} or {BACKEND_PODS[2][1]}, port {PORT}, on this node or across "
+    "the nodes' network. conntrack records the rewrite: every later packet of the "
     f"connection gets the same pod, and each reply's source is rewritten back to "
     f"{BACKEND_IP}:{PORT}."
 )
@@ -284,7 +294,7 @@ def render() -> str:
     col_r = col_l + col_w + col_gap
     y = kernel_top + 8
     parts_before = len(svg.parts)  # the kernel box is drawn under its contents, at the end
-    svg.text(left + PAD, y + 16, head("the node's kernel (lab-node-1)", 14))
+    svg.text(left + PAD, y + 16, head(f"the node's kernel ({FRONTEND_NODE})", 14))
     y = svg.panel(
         col_l,
         y + 26,

@@ -1,10 +1,10 @@
-"""The lesson's step 8, captured from the three-node lab (`lab up --nodes 3`, iptables mode).
+"""The lesson's step 8, captured in the three-node lab (iptables mode).
 
-run.py brings the lab up with three nodes after the one-node runs and calls
-`three_nodes`: the nodes and where the pods run, the same rules on every node, a
-connection from a frontend pod answered on other nodes with the pod's own address,
-internalTrafficPolicy Local dropping on a node without a backend pod, PreferSameNode
-keeping connections on the node, and a node that fails and comes back. Each capture
+run.py calls `three_nodes` in its iptables-mode lab after the other steps: the nodes
+and where the pods run, the same rules on every node, a connection from a frontend
+pod answered on other nodes with the pod's own address, internalTrafficPolicy Local
+dropping on a node without a backend pod, PreferSameNode keeping connections on the
+node, and a node that fails and comes back. Each capture
 puts the app back as `k8s/` has it before the next; each checks that what it shows
 is what the lesson says it shows, and stops the run when it is not (no hand edits).
 """
@@ -45,7 +45,11 @@ ACCESS_LOG = (
 
 def three_nodes(run: Run) -> None:
     run.mode = "iptables"
-    wait_until(lambda: _backends_on(status()) == set(NODES), "a backend pod on every node")
+    if not _placed(2, 3) or _backends_on(status()) != set(NODES):
+        # The exercises' rollouts can leave two pods on a node (the scheduler spreads a
+        # ReplicaSet's new pods, it never moves old ones): a restart spreads them again.
+        run.shell(f"{KUBECTL} rollout restart deployment/backend deployment/frontend")
+    _app_back()
     run.capture(
         "nodes",
         "kubectl get nodes -o wide -L topology.kubernetes.io/zone",

@@ -1,7 +1,8 @@
 """Capture every lab output the lesson shows (root; `sudo make lesson-capture`).
 
-Brings the lab up once per proxy mode, and once more with three nodes for
-step 8 (nodes.py, iptables mode), runs each command the lesson shows
+Brings the lab up once per proxy mode, with three nodes as `sudo make lab`
+does (step 8, nodes.py, in the iptables-mode lab after the other steps), runs
+each command the lesson shows
 exactly as the lesson prints it (a leading `sudo` dropped: this runs as
 root; `kubectl` is the machine's real kubectl, pointed at the running lab
 by a KUBECONFIG from `python -m lab kubeconfig`), writes
@@ -32,6 +33,7 @@ from typing import Any
 
 from docs.lessoncapture import blocks
 from lab.control import ControlError, request
+from lab.naming import NETNS_PREFIX
 
 REPO = blocks.REPO
 KUBECTL = "kubectl -n clusterip-demo"
@@ -134,6 +136,12 @@ def pods(app: str) -> list[dict[str, Any]]:
     ]
 
 
+def on_node(node: str = "lab-node-1") -> str:
+    """What runs a host tool on a node: each node is a network namespace of its own, so
+    `ip netns exec` into it plays logging in to the node."""
+    return f"sudo ip netns exec {NETNS_PREFIX}{node} "
+
+
 def wait_until(check: Callable[[], bool], what: str, within: float = 120) -> None:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
@@ -155,7 +163,7 @@ def pause(seconds: float) -> Callable[[], None]:
 
 
 @contextlib.contextmanager
-def lab_up(mode: str, nodes: int = 1) -> Iterator[None]:
+def lab_up(mode: str, nodes: int = 3) -> Iterator[None]:
     log = (REPO / "var" / f"lesson-capture-{mode}-{nodes}.log").open("w")
     proc = subprocess.Popen(
         [
@@ -245,7 +253,7 @@ def iptables_mode(run: Run) -> None:
         " && echo open || echo blocked",
         f"sudo ip netns exec {pods('backend')[0]['netns']} timeout 3 bash -c"
         " 'echo > /dev/tcp/mysql/3306' && echo open || echo blocked",
-        "sudo iptables -S CIP-NETPOL | head -n 4",
+        f"{on_node(frontend['node'])}iptables -S CIP-NETPOL | grep -F {frontend['name']}",
     )
     run.screenshot("lab-page.png", f"{BASE}/", 1250)
     run.screenshot("lab-spread.png", f"{BASE}/spread?n=60", 900)
@@ -280,7 +288,7 @@ def _replaced(victim: str) -> bool:
 
 def rule_chains(run: Run) -> None:
     if run.mode == "iptables":
-        services = run.shell("iptables -t nat -S CIP-SERVICES")
+        services = run.shell(f"{on_node()}iptables -t nat -S CIP-SERVICES")
         svc = next(
             word
             for line in services.splitlines()
@@ -288,24 +296,24 @@ def rule_chains(run: Run) -> None:
             for word in line.split()
             if word.startswith("CIP-SVC-")
         )
-        chain = run.shell(f"iptables -t nat -S {svc}")
+        chain = run.shell(f"{on_node()}iptables -t nat -S {svc}")
         sep = next(w for w in chain.split() if w.startswith("CIP-SEP-"))
-        run.capture("rules-services.iptables", "sudo iptables -t nat -S CIP-SERVICES")
+        run.capture("rules-services.iptables", f"{on_node()}iptables -t nat -S CIP-SERVICES")
         run.capture(
             "rules-backend.iptables",
-            f"sudo iptables -t nat -S {svc}",
-            f"sudo iptables -t nat -S {sep}",
+            f"{on_node()}iptables -t nat -S {svc}",
+            f"{on_node()}iptables -t nat -S {sep}",
         )
         return
     table = "ip cip-kube-proxy"
-    listing = run.shell(f"nft list table {table}")
+    listing = run.shell(f"{on_node()}nft list table {table}")
     service = next(
         line.split()[1]
         for line in listing.splitlines()
         if line.strip().startswith("chain service-") and "clusterip-demo/backend/tcp/http" in line
     )
-    run.capture("rules-services.nftables", f"sudo nft list map {table} service-ips")
-    chain = run.shell(f"nft list chain {table} {service}")
+    run.capture("rules-services.nftables", f"{on_node()}nft list map {table} service-ips")
+    chain = run.shell(f"{on_node()}nft list chain {table} {service}")
     endpoint = next(
         word.rstrip(",")
         for word in chain.split()
@@ -313,8 +321,8 @@ def rule_chains(run: Run) -> None:
     )
     run.capture(
         "rules-backend.nftables",
-        f"sudo nft list chain {table} {service}",
-        f"sudo nft list chain {table} {endpoint}",
+        f"{on_node()}nft list chain {table} {service}",
+        f"{on_node()}nft list chain {table} {endpoint}",
     )
 
 
@@ -333,7 +341,7 @@ SPREAD = (
 
 
 def backend_chain(run: Run) -> str:
-    services = run.shell("iptables -t nat -S CIP-SERVICES")
+    services = run.shell(f"{on_node()}iptables -t nat -S CIP-SERVICES")
     return next(
         word
         for line in services.splitlines()
@@ -357,7 +365,7 @@ def exercises(run: Run, fe: str) -> None:
         pause(2),
         f"{KUBECTL} get endpointslices",
         f"sudo ip netns exec {fe} curl -sS -m 5 http://backend:8000/healthz",
-        "sudo iptables -S CIP-SERVICES",
+        f"{on_node()}iptables -S CIP-SERVICES",
     )
     run.capture(
         "break-netpol",
@@ -377,7 +385,7 @@ def exercises(run: Run, fe: str) -> None:
         pause(20),
         f"{KUBECTL} get pods -o wide",
         f"{KUBECTL} get endpointslices",
-        f"sudo iptables -t nat -S {svc} | grep -c CIP-SEP-",
+        f"{on_node()}iptables -t nat -S {svc} | grep -c CIP-SEP-",
     )
     run.capture(
         "mend-readiness",
@@ -390,7 +398,7 @@ def exercises(run: Run, fe: str) -> None:
         "affinity-on",
         f"kubectl apply -k docs/exercises/session-affinity | {CHANGED}",
         pause(2),
-        f"sudo iptables -t nat -S {svc} | grep -m 2 recent",
+        f"{on_node()}iptables -t nat -S {svc} | grep -m 2 recent",
         SPREAD,
     )
     run.capture("affinity-off", f"kubectl apply -k k8s/ | {CHANGED}", pause(2), SPREAD)
@@ -399,7 +407,7 @@ def exercises(run: Run, fe: str) -> None:
         "headless",
         f"{KUBECTL} get services mysql mysql-headless",
         f"sudo ip netns exec {be} getent hosts mysql mysql-headless",
-        "sudo iptables -t nat -S CIP-SERVICES | grep -c mysql-headless",
+        f"{on_node()}iptables -t nat -S CIP-SERVICES | grep -c mysql-headless",
     )
     # 5. The search path and ndots:5.
     run.capture(
@@ -425,9 +433,7 @@ def nftables_mode(run: Run) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = argparse.ArgumentParser(description=__doc__)
     args.add_argument("--modes", default="iptables,nftables")
-    args.add_argument(
-        "--no-nodes", action="store_true", help="skip the three-node lab (the lesson's step 8)"
-    )
+    args.add_argument("--no-nodes", action="store_true", help="skip the lesson's step 8 (nodes.py)")
     opts = args.parse_args(argv)
     if os.geteuid() != 0:
         raise SystemExit("lesson-capture: the lab needs root: sudo make lesson-capture")
@@ -442,13 +448,12 @@ def main(argv: list[str] | None = None) -> int:
         with lab_up(mode):
             use_the_labs_kubeconfig(run)
             {"iptables": iptables_mode, "nftables": nftables_mode}[mode](run)
-    if not opts.no_nodes:
-        from docs.lessoncapture import nodes
+            # Step 8 in the iptables-mode lab, after the rest: it shows what nodes
+            # change, not what the modes do, and it stops a node.
+            if mode == "iptables" and not opts.no_nodes:
+                from docs.lessoncapture import nodes
 
-        # iptables mode only: the step shows what nodes change, not what the modes do.
-        with lab_up("iptables", nodes=3):
-            use_the_labs_kubeconfig(run)
-            nodes.three_nodes(run)
+                nodes.three_nodes(run)
     blocks.main()
     from docs.diagrams import packet_path, rule_chains
 

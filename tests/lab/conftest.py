@@ -71,8 +71,9 @@ def lab(
     lab_host: None,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[LabProcess]:
-    """The whole app in the lab, with the manifests' replica counts, ready."""
-    yield from _lab(proxy_mode, tmp_path_factory, [])
+    """The whole app in a lab of one node, ready: the host is the node, so its rules are the
+    host's own. (`make lab` makes three; test_lab_nodes.py and test_lab_home.py run those.)"""
+    yield from _lab(proxy_mode, tmp_path_factory, ["--nodes", "1"])
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +82,7 @@ def lab3(
     lab_host: None,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[LabProcess]:
-    """The whole app in a lab of three nodes (lab up --nodes 3), ready."""
+    """The whole app in a lab of three nodes, as `make lab` makes it, ready."""
     yield from _lab(proxy_mode, tmp_path_factory, ["--nodes", "3"])
 
 

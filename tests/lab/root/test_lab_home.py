@@ -145,6 +145,8 @@ def test_make_lab_from_a_private_home_with_no_engine(
     report("make lab from a 0700 home, no engine", {"to a served page (s)": round(served, 1)})
 
     assert page.status_code == 200, page.text[:500]
+    # `make lab` makes three nodes unless NODES says otherwise.
+    assert [n["name"] for n in status["nodes"]] == ["lab-node-1", "lab-node-2", "lab-node-3"]
     backend_vip = next(s["cluster_ip"] for s in status["services"] if s["name"] == "backend")
     backend_pods = {
         p["name"]
