@@ -7,7 +7,6 @@ under CI=true that is a failure, as for the other real-server tests.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -18,7 +17,14 @@ import pytest
 
 from lab.engine import detect
 from tests.conftest import missing
-from tests.lab.labctl import FIGURES, REPO, REPORT_MODE, LabProcess, lab_unavailable
+from tests.lab.labctl import (
+    FIGURES,
+    PROXY_MODES,
+    REPO,
+    REPORT_MODE,
+    LabProcess,
+    lab_unavailable,
+)
 from tests.support.ports import free_port
 
 
@@ -27,10 +33,6 @@ def lab_host() -> None:
     reason = lab_unavailable()
     if reason:
         missing(reason)
-
-
-# kube-proxy's two modes: every lab test runs in each (LAB_PROXY_MODES=iptables for one).
-PROXY_MODES = os.environ.get("LAB_PROXY_MODES", "iptables,nftables").split(",")
 
 
 @pytest.fixture(scope="module", params=PROXY_MODES)

@@ -450,6 +450,9 @@ FIGURES: list[tuple[str, dict[str, Any]]] = []
 # The proxy mode of the lab now running, for the figures' titles.
 REPORT_MODE: list[str] = []
 
+# kube-proxy's two modes: every lab test runs in each (LAB_PROXY_MODES=iptables for one).
+PROXY_MODES = os.environ.get("LAB_PROXY_MODES", "iptables,nftables").split(",")
+
 
 def report(title: str, figures: dict[str, Any]) -> None:
     mode = f"[{REPORT_MODE[-1]}] " if REPORT_MODE else ""
