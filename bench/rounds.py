@@ -142,7 +142,7 @@ def side_by_side_round(meter: Meter, tally: Tally, label: str, at_once: int) -> 
     """`--quick`'s round: one bare run, every read target, same-work app and feature
     backend (one reference for all variants), `at_once` runs at a time; then the writes."""
     reads = [t for t in tally.targets if not t.writes]
-    progress(f"round {label}: bare, every read target and feature backend, {at_once} at a time")
+    progress(f"round {label}: one bare run and every read run, {at_once} at a time")
     with ThreadPoolExecutor(at_once) as pool:
         bare = pool.submit(meter.measure, "bare", "/")
         runs = {t.name: pool.submit(meter.measure, t.process, t.path) for t in reads}
