@@ -28,12 +28,12 @@ def start_in_turn(apps: dict[str, AppProcess]) -> dict[str, float]:
     return startup
 
 
-def start_at_once(apps: dict[str, AppProcess], timeout: float = 60.0) -> dict[str, float]:
+def start_at_once(apps: dict[str, AppProcess], timeout: float = 120.0) -> dict[str, float]:
     """Every process started before any is waited for; each one's seconds to /readyz 200.
 
     They share the cores while they start, so each time is longer than it would
-    be alone. One client polls them all: a client per poll (as
-    AppProcess.wait_ready makes) costs CPU the starting processes want.
+    be alone, and `timeout` is for them all. One client polls them all: a client
+    per poll (as AppProcess.wait_ready makes) costs CPU the starting processes want.
     """
     progress(f"starting {', '.join(apps)} at once")
     began = {}

@@ -50,6 +50,8 @@ def test_quick_bench_writes_a_report(tmp_path: Path) -> None:
         "## Machine",
     ):
         assert row in report, f"missing {row!r} in the report"
+    # Its runs go side by side: the page must not pass for a measurement.
+    assert "**not a measurement**" in report.split("\n## ", 1)[0]
     assert (tmp_path / "benchmarks.png").stat().st_size > 1000
     assert (tmp_path / "benchmarks-scale.png").stat().st_size > 1000
     assert "[bench " in done.stdout  # progress lines while it runs
