@@ -145,7 +145,7 @@ def side_by_side_round(meter: Meter, tally: Tally, label: str, at_once: int) -> 
     progress(f"round {label}: one bare run and every read run, {at_once} at a time")
     with ThreadPoolExecutor(at_once) as pool:
         bare = pool.submit(meter.measure, "bare", "/")
-        runs = {t.name: pool.submit(meter.measure, t.process, t.path) for t in reads}
+        runs = {t.name: pool.submit(meter.measure, t.process, t.path, t.script) for t in reads}
         twins: dict[str, Future[Run]] = {
             t.name: pool.submit(meter.measure, t.same_work, t.path) for t in reads if t.same_work
         }
