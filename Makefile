@@ -110,7 +110,7 @@ lab-down: ## Stop a running lab and remove everything a lab added (root)
 bench: $(STAMP) ## Benchmark every tier against a bare endpoint; writes docs/benchmarks.md
 	$(PY) -m bench
 
-bench-quick: $(STAMP) ## Every section in seconds, side by side (a check, not a measurement); report under var/
+bench-quick: $(STAMP) ## A fast look: one short round, report under var/
 	$(PY) -m bench --quick --output var/bench/benchmarks.md
 
 clean: ## Remove the venv and local data

@@ -85,7 +85,7 @@ def _verdict(ok: bool) -> str:
 
 
 def load_charts() -> None:
-    """Import the charting library ahead of `write_report`: `--quick` does it on a
+    """Import the charting library ahead of `write_report`: `--check` does it on a
     thread while its round runs, which would otherwise wait on it after."""
     import matplotlib
 

@@ -2,7 +2,7 @@
 
 `make bench` runs a round back to back: each target right after a bare run,
 each switched-off feature right after a reference run, so that each pair
-shares whatever else the machine is doing just then. `--quick` runs its
+shares whatever else the machine is doing just then. `--check` runs its
 round side by side instead: it checks that every section of the report runs
 end to end, in seconds, and its figures are not a measurement.
 """
@@ -96,7 +96,7 @@ class Tally:
 
 def _wall_us(result: WrkResult) -> float:
     """µs per request from req/s; NaN for a run that finished none (a cold server
-    sharing the cores with --quick's other runs may), not a ZeroDivisionError."""
+    sharing the cores with --check's other runs may), not a ZeroDivisionError."""
     return 1e6 / result.requests_per_s if result.requests_per_s else math.nan
 
 
@@ -139,7 +139,7 @@ def paired_round(meter: Meter, tally: Tally, label: str) -> None:
 
 
 def side_by_side_round(meter: Meter, tally: Tally, label: str, at_once: int) -> None:
-    """`--quick`'s round: one bare run, every read target, same-work app and feature
+    """`--check`'s round: one bare run, every read target, same-work app and feature
     backend (one reference for all variants), `at_once` runs at a time; then the writes."""
     reads = [t for t in tally.targets if not t.writes]
     progress(f"round {label}: one bare run and every read run, {at_once} at a time")

@@ -1,6 +1,7 @@
 """Drive the benchmark: start every tier, alternate bare and target runs, write the report.
 
-`--quick` is the same report's smoke path: every tier started at once, no
+`--quick` is one round of 2 s runs. `--check` is the same report's smoke path (the
+tests run it): every tier started at once, no
 warm-up, one round side by side (bench/rounds.py) and the growing-data
 section beside it, so that every section runs end to end in seconds.
 """
@@ -78,13 +79,13 @@ TRACED = {
 }
 TRACED_SUFFIX = ", tracing on (100 % sampled)"
 SAME_ENV = {"SHUTDOWN_DELAY_SECONDS": "0", "LOG_LEVEL": "WARNING"}
-# --quick's wrk runs at a time: enough that its round takes a few seconds, few
+# --check's wrk runs at a time: enough that its round takes a few seconds, few
 # enough that each server still gets a share of the two cores.
-QUICK_AT_ONCE = 9
-# --quick's connections per wrk run. Its servers are cold and share the cores
+CHECK_AT_ONCE = 9
+# --check's connections per wrk run. Its servers are cold and share the cores
 # with the other runs: at 32, a frontend making a client per request spends
 # its second building 32 clients and answers none within a 1 s run.
-QUICK_CONNECTIONS = 4
+CHECK_CONNECTIONS = 4
 
 
 def traced_env(sink: AppProcess) -> dict[str, str]:
@@ -134,8 +135,9 @@ def machine_description() -> dict[str, str]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="1 round of 2 s runs")
     parser.add_argument(
-        "--quick",
+        "--check",
         action="store_true",
         help="a check that every section runs, in seconds: one round of 1 s runs side by "
         "side, no warm-up, every tier started at once; its figures are not a measurement",
@@ -149,8 +151,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=REPO / "docs" / "benchmarks.md")
     args = parser.parse_args(argv)
     if args.quick:
+        args.rounds, args.duration = 1, min(args.duration, 2.0)
+    if args.check:
         args.rounds, args.duration = 1, min(args.duration, 1.0)
-        args.connections = min(args.connections, QUICK_CONNECTIONS)
+        args.connections = min(args.connections, CHECK_CONNECTIONS)
     return args
 
 
@@ -303,9 +307,9 @@ class Session:
     redis: Redis
     # The processes in the report's tables, in its order.
     apps: dict[str, AppProcess] = field(default_factory=dict)
-    # --quick's scale backend, started with the others.
+    # --check's scale backend, started with the others.
     others: dict[str, AppProcess] = field(default_factory=dict)
-    # --quick prepares and measures the growing data here, beside the rest.
+    # --check prepares and measures the growing data here, beside the rest.
     beside: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1))
 
     def close(self) -> None:
@@ -331,7 +335,7 @@ def start_servers(session: Session) -> dict[str, str]:
     }
 
 
-def start_quick(
+def start_check(
     session: Session, scaled: Future[ScaleBackend] | None
 ) -> tuple[dict[str, float], Future[list[Point]] | None]:
     """Every process at once, the scale backend with them; then the growing-data
@@ -380,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace, session: Session) -> int:
     backend_env = start_servers(session)
     scaled = None
-    if args.quick and not args.no_scale:
+    if args.check and not args.no_scale:
         # Its database and migration beside the bench's own.
         scaled = session.beside.submit(scale_backend, session.mariadb, session.workdir)
     migrate(backend_env)
@@ -389,9 +393,9 @@ def run(args: argparse.Namespace, session: Session) -> int:
     apps.update(backend_apps(session.workdir, backend_env, session.redis, features))
     frontends = {} if args.no_frontend else frontend_apps(session.workdir, apps)
     scale_run = None
-    if args.quick:
+    if args.check:
         apps.update(frontends)
-        startup, scale_run = start_quick(session, scaled)
+        startup, scale_run = start_check(session, scaled)
     else:
         startup = start_in_turn(apps)
         apps.update(frontends)
@@ -406,12 +410,12 @@ def run(args: argparse.Namespace, session: Session) -> int:
         for name, app in apps.items()
         if app.proc and name != "otlp-sink"
     }
-    if not args.quick:
+    if not args.check:
         warm_up(meter, tally)
     for round_no in range(1, args.rounds + 1):
         label = f"{round_no}/{args.rounds}"
-        if args.quick:
-            side_by_side_round(meter, tally, label, QUICK_AT_ONCE)
+        if args.check:
+            side_by_side_round(meter, tally, label, CHECK_AT_ONCE)
         else:
             paired_round(meter, tally, label)
 
@@ -423,8 +427,9 @@ def run(args: argparse.Namespace, session: Session) -> int:
     scale_points: list[Point] = []
     if scale_run is not None:
         scale_points = scale_run.result()
-    elif not args.no_scale and not args.quick:
-        scale_points = run_scale(session.mariadb, session.workdir, SIZES, progress)
+    elif not args.no_scale and not args.check:
+        sizes = QUICK_SIZES if args.quick else SIZES
+        scale_points = run_scale(session.mariadb, session.workdir, sizes, progress)
     shared = next((r for r in rows if r.name.startswith("frontend page / (")), None)
     per_request = next((r for r in rows if "new client" in r.name), None)
     write_report(
@@ -433,11 +438,13 @@ def run(args: argparse.Namespace, session: Session) -> int:
         idle_rss=idle_rss,
         startup=startup,
         machine=machine_description(),
-        command=" ".join(["make bench"] + (["(--quick)"] if args.quick else [])),
+        command=" ".join(
+            ["make bench"] + (["(--check)"] if args.check else ["(--quick)"] if args.quick else [])
+        ),
         rounds=args.rounds,
         duration=args.duration,
         connections=args.connections,
-        side_by_side=QUICK_AT_ONCE if args.quick else 0,
+        side_by_side=CHECK_AT_ONCE if args.check else 0,
         feature_costs=feature_costs,
         scale_points=scale_points,
         tracing=[

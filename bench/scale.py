@@ -29,7 +29,7 @@ FILL_CHUNK = 250_000
 FILL_POD = "scale-fill"
 SAMPLES = 40
 WRITE_SAMPLES = 20
-# `make bench --quick` checks that the section runs: a few requests will do.
+# `bench --check` checks that the section runs: a few requests will do.
 QUICK_SAMPLES = 5
 QUICK_WRITE_SAMPLES = 3
 
