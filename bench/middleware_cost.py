@@ -19,7 +19,9 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from bench.run import progress, seed, start
+from bench.processes import start
+from bench.progress import progress
+from bench.run import seed
 from bench.wrk import run_wrk
 from localservers.apps import AppProcess, migrate
 from localservers.servers import MariaDB, Redis

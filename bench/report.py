@@ -84,6 +84,15 @@ def _verdict(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
+def load_charts() -> None:
+    """Import the charting library ahead of `write_report`: `--check` does it on a
+    thread while its round runs, which would otherwise wait on it after."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot
+
+
 def _chart(path: Path, rows: list[Row]) -> None:
     import matplotlib
 
@@ -111,6 +120,21 @@ def _chart(path: Path, rows: list[Row]) -> None:
     plt.close(fig)
 
 
+def _method(command: str, date: str, rounds: int, connections: int, duration: float) -> list[str]:
+    return [
+        f"Written by `{command}` on {date}. Each figure is the median of "
+        f"{rounds} round(s); in every round the bare endpoint and the target are run "
+        f"back to back (`wrk -t1 -c{connections} -d{duration:g}s`), and the ratio is taken "
+        "within the round, so machine noise shared by both cancels out. Where a path has a "
+        "*same-work app* (`bench/same_work.py`: the same I/O with the same libraries, server "
+        "and settings, and none of the production features), it runs right after the target "
+        "and the ratio to it is the project's overhead against the real limit. CPU µs/req is "
+        "the server process's CPU time over the requests served (from /proc), which drifts "
+        "less than req/s when other work shares the cores.",
+        "",
+    ]
+
+
 def write_report(
     output: Path,
     *,
@@ -122,6 +146,7 @@ def write_report(
     rounds: int,
     duration: float,
     connections: int,
+    side_by_side: int = 0,
     feature_costs: Sequence[FeatureCost] = (),
     scale_points: Sequence[scale.Point] = (),
     shared_vs_per_request: float | None,
@@ -130,19 +155,20 @@ def write_report(
     output.parent.mkdir(parents=True, exist_ok=True)
     chart = output.with_name("benchmarks.png")
     _chart(chart, rows)
-    lines = [
-        "# Benchmarks",
-        "",
-        f"Written by `{command}` on {machine['date']}. Each figure is the median of "
-        f"{rounds} round(s); in every round the bare endpoint and the target are run "
-        f"back to back (`wrk -t1 -c{connections} -d{duration:g}s`), and the ratio is taken "
-        "within the round, so machine noise shared by both cancels out. Where a path has a "
-        "*same-work app* (`bench/same_work.py`: the same I/O with the same libraries, server "
-        "and settings, and none of the production features), it runs right after the target "
-        "and the ratio to it is the project's overhead against the real limit. CPU µs/req is "
-        "the server process's CPU time over the requests served (from /proc), which drifts "
-        "less than req/s when other work shares the cores.",
-        "",
+    lines = ["# Benchmarks", ""]
+    if side_by_side:
+        lines += [
+            f"Written by `{command}` on {machine['date']}: a check that every section runs "
+            "end to end, **not a measurement**. Every tier was started at once, nothing was "
+            f"warmed up, and the one round ran up to {side_by_side} wrk runs side by side "
+            f"(`wrk -t1 -c{connections} -d{duration:g}s`) against one bare run, with the "
+            "growing-data section beside them: the figures below are not comparable with "
+            "each other or with `make bench`.",
+            "",
+        ]
+    else:
+        lines += _method(command, machine["date"], rounds, connections, duration)
+    lines += [
         "The machine is shared with other jobs and has 2 cores for servers and load "
         "generator together: absolute numbers are noisy; compare ratios within this run.",
         "",

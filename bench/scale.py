@@ -29,6 +29,9 @@ FILL_CHUNK = 250_000
 FILL_POD = "scale-fill"
 SAMPLES = 40
 WRITE_SAMPLES = 20
+# `bench --check` checks that the section runs: a few requests will do.
+QUICK_SAMPLES = 5
+QUICK_WRITE_SAMPLES = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +43,9 @@ class Point:
     stats_ms: float
     write_ms: float
     full_count_ms: float
+    # Each latency is the median of this many requests (writes: write_samples).
+    samples: int = SAMPLES
+    write_samples: int = WRITE_SAMPLES
 
 
 def fill(mariadb: MariaDB, database: str, count: int) -> float:
@@ -80,7 +86,14 @@ def _ok(response: httpx.Response) -> httpx.Response:
     return response
 
 
-def measure(client: httpx.Client, database_url: str, rows: int, fill_s: float) -> Point:
+def measure(
+    client: httpx.Client,
+    database_url: str,
+    rows: int,
+    fill_s: float,
+    samples: int = SAMPLES,
+    write_samples: int = WRITE_SAMPLES,
+) -> Point:
     middle = max(1, rows // 2)
     engine = create_engine(database_url, poolclass=NullPool)
     try:
@@ -99,23 +112,32 @@ def measure(client: httpx.Client, database_url: str, rows: int, fill_s: float) -
     return Point(
         rows=rows,
         fill_s=fill_s,
-        list_ms=_median_ms(lambda: _ok(client.get("/api/messages")), SAMPLES),
+        list_ms=_median_ms(lambda: _ok(client.get("/api/messages")), samples),
         deep_ms=_median_ms(
-            lambda: _ok(client.get("/api/messages", params={"before_id": middle})), SAMPLES
+            lambda: _ok(client.get("/api/messages", params={"before_id": middle})), samples
         ),
-        stats_ms=_median_ms(lambda: _ok(client.get("/api/stats")), SAMPLES),
+        stats_ms=_median_ms(lambda: _ok(client.get("/api/stats")), samples),
         write_ms=_median_ms(
             lambda: _ok(client.post("/api/messages", json={"author": "b", "text": "scale"})),
-            WRITE_SAMPLES,
+            write_samples,
         ),
         full_count_ms=full_count,
+        samples=samples,
+        write_samples=write_samples,
     )
 
 
-def run_scale(
-    mariadb: MariaDB, workdir: Path, sizes: tuple[int, ...], progress: Callable[[str], None]
-) -> list[Point]:
-    """A fresh database and one backend on MariaDB alone (no Redis: every list is a SELECT)."""
+@dataclass(frozen=True, slots=True)
+class ScaleBackend:
+    """One backend on a fresh database of its own, on MariaDB alone (no Redis: every
+    list is a SELECT); not started yet."""
+
+    mariadb: MariaDB
+    database: str
+    app: AppProcess
+
+
+def scale_backend(mariadb: MariaDB, workdir: Path) -> ScaleBackend:
     database = mariadb.create_database("scale")
     env = {
         "DATABASE_URL": mariadb.url(database),
@@ -124,24 +146,45 @@ def run_scale(
         "LOG_LEVEL": "WARNING",
     }
     migrate(env)
-    backend = AppProcess("backend", env, workdir / "backend-scale.log")
-    backend.start(ready_timeout=60)
+    return ScaleBackend(
+        mariadb, database, AppProcess("backend", env, workdir / "backend-scale.log")
+    )
+
+
+def measure_sizes(
+    scaled: ScaleBackend,
+    sizes: tuple[int, ...],
+    progress: Callable[[str], None],
+    samples: int = SAMPLES,
+    write_samples: int = WRITE_SAMPLES,
+) -> list[Point]:
+    """Fill the started backend's table to each size in turn and measure there."""
     points: list[Point] = []
     have = 0
-    try:
-        with httpx.Client(base_url=backend.url, timeout=60) as client:
-            for size in sizes:
-                progress(f"scale: filling to {size:,} messages")
-                took = fill(mariadb, database, size - have)
-                have = size
-                progress(f"scale: measuring at {size:,} messages")
-                point = measure(client, env["DATABASE_URL"], size, took)
-                # The writes just timed added rows; later sizes fill up to the mark.
-                have += WRITE_SAMPLES + 3
-                points.append(point)
-    finally:
-        backend.stop()
+    database_url = scaled.app.env["DATABASE_URL"]
+    with httpx.Client(base_url=scaled.app.url, timeout=60) as client:
+        for size in sizes:
+            progress(f"scale: filling to {size:,} messages")
+            took = fill(scaled.mariadb, scaled.database, size - have)
+            have = size
+            progress(f"scale: measuring at {size:,} messages")
+            point = measure(client, database_url, size, took, samples, write_samples)
+            # The writes just timed added rows; later sizes fill up to the mark.
+            have += write_samples + 3
+            points.append(point)
     return points
+
+
+def run_scale(
+    mariadb: MariaDB, workdir: Path, sizes: tuple[int, ...], progress: Callable[[str], None]
+) -> list[Point]:
+    """Start a scale backend, measure it at each size, stop it."""
+    scaled = scale_backend(mariadb, workdir)
+    scaled.app.start(ready_timeout=60)
+    try:
+        return measure_sizes(scaled, sizes, progress)
+    finally:
+        scaled.app.stop()
 
 
 def chart(path: Path, points: list[Point]) -> None:
@@ -172,12 +215,13 @@ def chart(path: Path, points: list[Point]) -> None:
 
 
 def render(points: list[Point], chart_name: str) -> list[str]:
+    samples, write_samples = points[0].samples, points[0].write_samples
     lines = [
         "## As the data grows",
         "",
         "One backend on MariaDB alone (no Redis, so every list is a SELECT), one client "
-        f"sending requests one after another; medians of {SAMPLES} requests "
-        f"({WRITE_SAMPLES} for writes). The table is filled between sizes by a server-side "
+        f"sending requests one after another; medians of {samples} requests "
+        f"({write_samples} for writes). The table is filled between sizes by a server-side "
         "`INSERT … SELECT` from MariaDB's sequence engine. The last column is what "
         "`/api/stats` ran before it read counters: a full `COUNT(*)` and `GROUP BY`.",
         "",
