@@ -454,8 +454,11 @@ REPORT_MODE: list[str] = []
 PROXY_MODES = os.environ.get("LAB_PROXY_MODES", "iptables,nftables").split(",")
 
 
-def report(title: str, figures: dict[str, Any]) -> None:
-    mode = f"[{REPORT_MODE[-1]}] " if REPORT_MODE else ""
+def report(title: str, figures: dict[str, Any], mode: str | None = None) -> None:
+    """Figures for the run's summary, headed by the proxy mode: the given one, else that of
+    the last lab fixture started."""
+    mode = mode or (REPORT_MODE[-1] if REPORT_MODE else None)
+    mode = f"[{mode}] " if mode else ""
     FIGURES.append((f"{mode}{title}", figures))
     lines = [f"[lab figures] {title}"]
     lines += [f"    {key}: {value}" for key, value in figures.items()]

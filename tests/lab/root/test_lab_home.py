@@ -142,7 +142,11 @@ def test_make_lab_from_a_private_home_with_no_engine(
         log = lab.log_tail(200_000)
     finally:
         code = _ctrl_c(lab)
-    report("make lab from a 0700 home, no engine", {"to a served page (s)": round(served, 1)})
+    report(
+        "make lab (three nodes) from a 0700 home, no engine",
+        {"to a served page (s)": round(served, 1)},
+        mode="iptables",  # the command's PROXY_MODE, not the last lab fixture's
+    )
 
     assert page.status_code == 200, page.text[:500]
     # `make lab` makes three nodes unless NODES says otherwise.
