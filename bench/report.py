@@ -157,18 +157,40 @@ def write_report(
     _chart(chart, rows)
     lines = ["# Benchmarks", ""]
     if side_by_side:
-        lines += [
-            f"Written by `{command}` on {machine['date']}: a check that every section runs "
-            "end to end, **not a measurement**. Every tier was started at once, nothing was "
-            f"warmed up, and the one round ran up to {side_by_side} wrk runs side by side "
-            f"(`wrk -t1 -c{connections} -d{duration:g}s`) against one bare run, with the "
-            "growing-data section beside them: the figures below are not comparable with "
-            "each other or with `make bench`.",
-            "",
-        ]
+        lines += _not_a_measurement(command, machine["date"], side_by_side, connections, duration)
     else:
         lines += _method(command, machine["date"], rounds, connections, duration)
-    lines += [
+    lines += _main_table(rows, chart.name)
+    lines += _targets(rows, scale_points, shared_vs_per_request)
+    lines += _feature_costs(feature_costs) + _tracing(tracing)
+    if scale_points:
+        scale_chart = output.with_name("benchmarks-scale.png")
+        scale.chart(scale_chart, list(scale_points))
+        lines += ["", *scale.render(list(scale_points), scale_chart.name)]
+    lines += _memory(idle_rss, startup) + _machine(machine)
+    text = "\n".join(lines)
+    if output.exists():
+        # `make bench-rules` owns a section of this page: keep its numbers.
+        text = doc_section.carry(output.read_text(), text, RULE_SCALING_SECTION)
+    output.write_text(text)
+
+
+def _not_a_measurement(
+    command: str, date: str, side_by_side: int, connections: int, duration: float
+) -> list[str]:
+    return [
+        f"Written by `{command}` on {date}: a check that every section runs "
+        "end to end, **not a measurement**. Every tier was started at once, nothing was "
+        f"warmed up, and the one round ran up to {side_by_side} wrk runs side by side "
+        f"(`wrk -t1 -c{connections} -d{duration:g}s`) against one bare run, with the "
+        "growing-data section beside them: the figures below are not comparable with "
+        "each other or with `make bench`.",
+        "",
+    ]
+
+
+def _main_table(rows: list[Row], chart: str) -> list[str]:
+    lines = [
         "The machine is shared with other jobs and has 2 cores for servers and load "
         "generator together: absolute numbers are noisy; compare ratios within this run.",
         "",
@@ -182,8 +204,13 @@ def write_report(
             f"| {r.name} | {r.rps:,.0f} | {r.ratio:.2f} | {same} | {r.cpu_us:.0f} | "
             f"{r.p50:.2f} | {r.p99:.2f} | {r.tail_ratio:.1f} | {r.errors} | {r.peak_rss:.0f} |"
         )
-    lines += ["", f"![ratios to the bare endpoint]({chart.name})", "", "## Targets", ""]
-    lines += ["| target | wanted | measured | verdict |", "|---|---|---|---|"]
+    return [*lines, "", f"![ratios to the bare endpoint]({chart})", ""]
+
+
+def _targets(
+    rows: list[Row], scale_points: Sequence[scale.Point], shared_vs_per_request: float | None
+) -> list[str]:
+    lines = ["## Targets", "", "| target | wanted | measured | verdict |", "|---|---|---|---|"]
     by_name = {r.name: r for r in rows}
     for name, wanted in TARGETS.items():
         row = by_name.get(name)
@@ -220,58 +247,68 @@ def write_report(
     )
     total_errors = sum(r.errors for r in rows)
     lines.append(f"| errors | 0 | {total_errors} | {_verdict(total_errors == 0)} |")
-    if feature_costs:
-        lines += [
-            "",
-            "## What each production feature costs",
-            "",
-            "On the backend's cached list (`GET /api/messages` with Redis), each feature "
-            "switched off in turn in its own backend process, run right after a reference "
-            "backend with every feature on (started with them, so all have served the same "
-            "requests) in every round; the cost is the difference per request (median over "
-            "rounds). The first row is the reference's own time per request. "
-            "The access log and the connection-age check are switched off by their "
-            "production settings (`LOG_LEVEL=WARNING`, `MAX_CONNECTION_AGE_SECONDS=0`); "
-            "metrics and the request id and headers by the bench-only factory "
-            "`bench/variants.py`. Differences of a few µs are within this machine's noise.",
-            "",
-            "| feature switched off | CPU µs/request saved | wall µs/request saved (1/req/s) |",
-            "|---|---:|---:|",
-        ]
-        reference, *switched = feature_costs
+    return lines
+
+
+def _feature_costs(feature_costs: Sequence[FeatureCost]) -> list[str]:
+    if not feature_costs:
+        return []
+    lines = [
+        "",
+        "## What each production feature costs",
+        "",
+        "On the backend's cached list (`GET /api/messages` with Redis), each feature "
+        "switched off in turn in its own backend process, run right after a reference "
+        "backend with every feature on (started with them, so all have served the same "
+        "requests) in every round; the cost is the difference per request (median over "
+        "rounds). The first row is the reference's own time per request. "
+        "The access log and the connection-age check are switched off by their "
+        "production settings (`LOG_LEVEL=WARNING`, `MAX_CONNECTION_AGE_SECONDS=0`); "
+        "metrics and the request id and headers by the bench-only factory "
+        "`bench/variants.py`. Differences of a few µs are within this machine's noise.",
+        "",
+        "| feature switched off | CPU µs/request saved | wall µs/request saved (1/req/s) |",
+        "|---|---:|---:|",
+    ]
+    reference, *switched = feature_costs
+    lines.append(
+        f"| {reference.feature} | ({reference.cpu_us:.0f} µs/request) "
+        f"| ({reference.wall_us:.0f} µs/request) |"
+    )
+    for cost in switched:
+        lines.append(f"| {cost.feature} | {cost.cpu_us:.1f} | {cost.wall_us:.1f} |")
+    return lines
+
+
+def _tracing(tracing: Sequence[tuple[Row, Row]]) -> list[str]:
+    if not tracing:
+        return []
+    lines = [
+        "",
+        "## What tracing costs",
+        "",
+        "The same paths on a second backend (and frontend) with tracing on, every trace "
+        "kept (`OTEL_TRACES_SAMPLER=always_on`), exporting over OTLP/HTTP to "
+        "`bench/otlp_sink.py`, which answers 200 and keeps nothing; each run in the same "
+        "rounds as the untraced one. Tracing off (no `OTEL_EXPORTER_OTLP_ENDPOINT`) is "
+        "what every other row of this report runs. At this rate the batch processor's "
+        "queue (2048 spans) can fill, and spans beyond it are dropped, not waited for.",
+        "",
+        "| path | off: ratio to bare | on: ratio to bare | on / off (req/s) "
+        "| CPU µs/request off → on |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for off, on in tracing:
         lines.append(
-            f"| {reference.feature} | ({reference.cpu_us:.0f} µs/request) "
-            f"| ({reference.wall_us:.0f} µs/request) |"
+            f"| {off.name} | {off.ratio:.2f} | {on.ratio:.2f} | "
+            f"{on.ratio / off.ratio if off.ratio else 0.0:.2f} | "
+            f"{off.cpu_us:.0f} → {on.cpu_us:.0f} |"
         )
-        for cost in switched:
-            lines.append(f"| {cost.feature} | {cost.cpu_us:.1f} | {cost.wall_us:.1f} |")
-    if tracing:
-        lines += [
-            "",
-            "## What tracing costs",
-            "",
-            "The same paths on a second backend (and frontend) with tracing on, every trace "
-            "kept (`OTEL_TRACES_SAMPLER=always_on`), exporting over OTLP/HTTP to "
-            "`bench/otlp_sink.py`, which answers 200 and keeps nothing; each run in the same "
-            "rounds as the untraced one. Tracing off (no `OTEL_EXPORTER_OTLP_ENDPOINT`) is "
-            "what every other row of this report runs. At this rate the batch processor's "
-            "queue (2048 spans) can fill, and spans beyond it are dropped, not waited for.",
-            "",
-            "| path | off: ratio to bare | on: ratio to bare | on / off (req/s) "
-            "| CPU µs/request off → on |",
-            "|---|---:|---:|---:|---:|",
-        ]
-        for off, on in tracing:
-            lines.append(
-                f"| {off.name} | {off.ratio:.2f} | {on.ratio:.2f} | "
-                f"{on.ratio / off.ratio if off.ratio else 0.0:.2f} | "
-                f"{off.cpu_us:.0f} → {on.cpu_us:.0f} |"
-            )
-    if scale_points:
-        scale_chart = output.with_name("benchmarks-scale.png")
-        scale.chart(scale_chart, list(scale_points))
-        lines += ["", *scale.render(list(scale_points), scale_chart.name)]
-    lines += [
+    return lines
+
+
+def _memory(idle_rss: dict[str, float], startup: dict[str, float]) -> list[str]:
+    lines = [
         "",
         "## Memory and start-up",
         "",
@@ -280,16 +317,19 @@ def write_report(
     ]
     for name in idle_rss:
         lines.append(f"| {name} | {idle_rss[name]:.0f} | {startup.get(name, float('nan')):.2f} |")
-    lines += [
+    return [
+        *lines,
         "",
         "Under-load RSS is the peak sampled every 0.2 s during that target's runs (table above).",
-        "",
-        "## Machine",
-        "",
     ]
+
+
+def _machine(machine: dict[str, str]) -> list[str]:
+    lines = ["", "## Machine", ""]
     for key in ("cores", "cpu", "kernel", "python", "wrk", "packages"):
         lines.append(f"- {key}: {machine[key]}")
-    lines += [
+    return [
+        *lines,
         "",
         "The load generator shares the cores with the servers: absolute numbers drift from run",
         "to run; compare ratios. Servers run as in production: `python -m backend` /",
@@ -297,8 +337,3 @@ def write_report(
         "the bare app on the same runner (`bench/bare_app.py`).",
         "",
     ]
-    text = "\n".join(lines)
-    if output.exists():
-        # `make bench-rules` owns a section of this page: keep its numbers.
-        text = doc_section.carry(output.read_text(), text, RULE_SCALING_SECTION)
-    output.write_text(text)
