@@ -54,9 +54,14 @@ def _captured_route() -> dict[str, tuple[str, str]]:
 
 
 def _captured_pods() -> list[dict[str, str]]:
-    """Each pod's row of `kubectl get pods -o wide`, by column name."""
+    """Each pod's row of `kubectl get pods -o wide`, by column name (the first of a name:
+    the header's words are split on spaces, and `NOMINATED NODE` ends in NODE too)."""
     header, *rows = _captured_rows("get-pods")
-    return [dict(zip(header.split(), row.split(), strict=False)) for row in rows]
+    names = header.split()
+    return [
+        {name: value for name, value in reversed(list(zip(names, row.split(), strict=False)))}
+        for row in rows
+    ]
 
 
 def _captured_backend_pods() -> tuple[tuple[str, str], ...]:

@@ -140,11 +140,14 @@ def test_packet_path_names_the_pods_and_addresses_of_the_capture() -> None:
     pods = (CAPTURES / "get-pods.txt").read_text(encoding="utf-8")
     route = (CAPTURES / "route.txt").read_text(encoding="utf-8")
     assert f"resolved to {packet_path.BACKEND_IP}" in route
-    assert f"{packet_path.FRONTEND_POD[0]}\t{packet_path.FRONTEND_POD[1]} on node" in route
+    # The kernel that meets the connection is the frontend pod's node's, as the route says.
+    node = f"on node {packet_path.FRONTEND_NODE}"
+    assert f"{packet_path.FRONTEND_POD[0]}\t{packet_path.FRONTEND_POD[1]} {node}\n" in route
     assert len(packet_path.BACKEND_PODS) == 3
     rows = [line.split() for line in pods.splitlines()]
     for name, ip in packet_path.BACKEND_PODS:
         assert any(name in row and ip in row for row in rows), f"{name} {ip} not in get-pods"
     svg = SVG.read_text(encoding="utf-8")
     assert packet_path.FRONTEND_POD[0] in svg
+    assert f"the node's kernel ({packet_path.FRONTEND_NODE})" in svg
     assert all(name in svg for name, _ in packet_path.BACKEND_PODS)
