@@ -455,7 +455,11 @@ def render() -> str:
             x,
             pods_top,
             pw,
-            [head("backend pod", 12), code(name), code(f"{ip}:{PORT} (port http)")],
+            [
+                head(f"backend pod on {_captured_node(name)}", 12),
+                code(name),
+                code(f"{ip}:{PORT} (port http)"),
+            ],
             "#fde7e9" if i == 0 else "#fff3f4",
             "#b0304a",
         )

@@ -150,4 +150,8 @@ def test_packet_path_names_the_pods_and_addresses_of_the_capture() -> None:
     svg = SVG.read_text(encoding="utf-8")
     assert packet_path.FRONTEND_POD[0] in svg
     assert f"the node's kernel ({packet_path.FRONTEND_NODE})" in svg
+    # Each backend pod with its node, as get-pods has it: most are on another node.
+    for name, _ in packet_path.BACKEND_PODS:
+        node = next(row[6] for row in rows if row and row[0] == name)
+        assert f"backend pod on {node}" in svg, name
     assert all(name in svg for name, _ in packet_path.BACKEND_PODS)
