@@ -227,19 +227,55 @@ def short_service() -> str:
     return full.replace(f"{NAMESPACE}/", "…/")
 
 
+LEFT, RIGHT = 64, WIDTH - 10
+POD_W = 440
+DNS_X = 650
+KERNEL_TOP = 64 + TOP_H + 60
+KERNEL_W = RIGHT - LEFT
+IPT_FILL, NFT_FILL = "#e6f4ea", "#e0f2f1"
+IPT_LINE, NFT_LINE = "#2e7d32", "#00695c"
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The kernel box's two columns, iptables mode on the left, nftables mode on the right."""
+
+    gap: int = 12
+
+    @property
+    def width(self) -> float:
+        return (KERNEL_W - 2 * PAD - self.gap) / 2
+
+    @property
+    def left(self) -> float:
+        return LEFT + PAD
+
+    @property
+    def right(self) -> float:
+        return self.left + self.width + self.gap
+
+
 def render() -> str:
     svg = Svg()
-    left, right = 64, WIDTH - 10
+    _frontend_pod(svg)
+    _cluster_dns(svg)
+    _connect(svg)
+    kernel_bottom = _kernel(svg)
+    pods_top, pods_bottom = _backend_pods(svg, kernel_bottom)
+    _reply(svg, pods_top)
+    height = pods_bottom + 56
+    _footnotes(svg, height)
+    return document(svg, height)
 
-    # The frontend pod and its resolver.
-    pod_w = 440
-    svg.rect(left, 64, pod_w, TOP_H, "#e8f0fe", "#3c64b4")
-    svg.text(left + PAD, 86, head(f"frontend pod {FRONTEND_POD[0]}", 14))
-    svg.text(left + PAD, 106, code(f"{FRONTEND_POD[1]}   BACKEND_URL=http://backend:{PORT}"))
+
+def _frontend_pod(svg: Svg) -> None:
+    svg.rect(LEFT, 64, POD_W, TOP_H, "#e8f0fe", "#3c64b4")
+    svg.text(LEFT + PAD, 86, head(f"frontend pod {FRONTEND_POD[0]}", 14))
+    svg.text(LEFT + PAD, 106, code(f"{FRONTEND_POD[1]}   BACKEND_URL=http://backend:{PORT}"))
     svg.panel(
-        left + PAD,
+        LEFT + PAD,
         118,
-        pod_w - 2 * PAD,
+        POD_W - 2 * PAD,
         [
             head("its resolver: /etc/resolv.conf (the kubelet's)", 12),
             code(f"nameserver {DNS_IP}"),
@@ -254,17 +290,19 @@ def render() -> str:
         "#3c64b4",
     )
 
-    # Cluster DNS.
-    dns_x, dns_w = 650, right - 650
-    svg.rect(dns_x, 64, dns_w, TOP_H, "#fff6d6", "#a07800")
-    svg.text(dns_x + PAD, 86, head("kube-dns Service", 14))
-    svg.text(dns_x + PAD, 104, Line("namespace kube-system"))
-    svg.text(dns_x + PAD, 122, code(f"ClusterIP {DNS_IP}"))
-    svg.text(dns_x + PAD, 140, code("53/UDP  53/TCP"))
-    svg.text(dns_x + PAD, 158, note("reached through the same"))
-    svg.text(dns_x + PAD, 174, note("NAT rules as every Service"))
+
+def _cluster_dns(svg: Svg) -> None:
+    """The kube-dns Service and pod, and the query and answer (① ②)."""
+    dns_w = RIGHT - DNS_X
+    svg.rect(DNS_X, 64, dns_w, TOP_H, "#fff6d6", "#a07800")
+    svg.text(DNS_X + PAD, 86, head("kube-dns Service", 14))
+    svg.text(DNS_X + PAD, 104, Line("namespace kube-system"))
+    svg.text(DNS_X + PAD, 122, code(f"ClusterIP {DNS_IP}"))
+    svg.text(DNS_X + PAD, 140, code("53/UDP  53/TCP"))
+    svg.text(DNS_X + PAD, 158, note("reached through the same"))
+    svg.text(DNS_X + PAD, 174, note("NAT rules as every Service"))
     svg.panel(
-        dns_x + PAD,
+        DNS_X + PAD,
         188,
         dns_w - 2 * PAD,
         [
@@ -277,7 +315,7 @@ def render() -> str:
         "#ffffff",
         "#a07800",
     )
-    gap_l, gap_r = left + pod_w, dns_x
+    gap_l, gap_r = LEFT + POD_W, DNS_X
     svg.arrow([(gap_l, 150), (gap_r, 150)], ARROW)
     svg.label(gap_l + 8, 142, "① query A?")
     svg.label(gap_l + 8, 168, f"to {DNS_IP}:53")
@@ -285,25 +323,24 @@ def render() -> str:
     svg.label(gap_r - 8, 224, "② answer", anchor="end")
     svg.label(gap_r - 8, 250, f"A {BACKEND_IP}", anchor="end")
 
-    # The connection leaves the pod for the node's kernel.
-    kernel_top = 64 + TOP_H + 60
-    svg.arrow([(250, 64 + TOP_H), (250, kernel_top)], ARROW)
+
+def _connect(svg: Svg) -> None:
+    """The connection leaves the pod for the node's kernel (③)."""
+    svg.arrow([(250, 64 + TOP_H), (250, KERNEL_TOP)], ARROW)
     svg.label(262, 64 + TOP_H + 22, f"③ connect: TCP SYN {FRONTEND_POD[1]}:{CLIENT_PORT}")
     svg.label(262, 64 + TOP_H + 40, f"→ {BACKEND_IP}:{PORT}, an address no machine owns")
 
-    # The node's kernel: conntrack, then one of the two rule sets.
-    kernel_w = right - left
-    col_gap = 12
-    col_w = (kernel_w - 2 * PAD - col_gap) / 2
-    col_l = left + PAD
-    col_r = col_l + col_w + col_gap
-    y = kernel_top + 8
+
+def _kernel(svg: Svg) -> float:
+    """The node's kernel: conntrack, then one of the two rule sets. Returns its bottom."""
+    cols = Columns()
+    y = KERNEL_TOP + 8
     parts_before = len(svg.parts)  # the kernel box is drawn under its contents, at the end
-    svg.text(left + PAD, y + 16, head(f"the node's kernel ({FRONTEND_NODE})", 14))
+    svg.text(LEFT + PAD, y + 16, head(f"the node's kernel ({FRONTEND_NODE})", 14))
     y = svg.panel(
-        col_l,
+        cols.left,
         y + 26,
-        kernel_w - 2 * PAD,
+        KERNEL_W - 2 * PAD,
         [
             head("conntrack", 12),
             Line(
@@ -318,50 +355,61 @@ def render() -> str:
         "#f3e8ff",
         "#7a3fb0",
     )
-
     y += 14
-    svg.text(col_l, y + 14, head("iptables mode (the default): nat table"))
-    svg.text(col_r, y + 14, head("nftables mode (GA since 1.33): table ip cip-kube-proxy"))
-    y += 24
-    ipt, nft = "#e6f4ea", "#e0f2f1"
-    ipt_line, nft_line = "#2e7d32", "#00695c"
-    seps = sep_names()
+    svg.text(cols.left, y + 14, head("iptables mode (the default): nat table"))
+    svg.text(cols.right, y + 14, head("nftables mode (GA since 1.33): table ip cip-kube-proxy"))
+    y = _which_service(svg, cols, y + 24)
+    a, b = _which_pod(svg, cols, y)
+    kernel_bottom = _dnat(svg, cols, a, b, max(a, b) + 22)
+    svg.parts.insert(
+        parts_before,
+        f'<rect x="{LEFT}" y="{KERNEL_TOP}" width="{KERNEL_W}" '
+        f'height="{kernel_bottom - KERNEL_TOP:g}" rx="8" fill="#fafafa" stroke="#555555" '
+        'stroke-width="1.5"/>',
+    )
+    return kernel_bottom
 
-    # 1. Which Service is this?
+
+def _which_service(svg: Svg, cols: Columns, y: float) -> float:
+    """1. Which Service is this? Returns the top of the next row."""
     a = svg.panel(
-        col_l,
+        cols.left,
         y,
-        col_w,
+        cols.width,
         [
             Line("CIP-SERVICES (kube-proxy's KUBE-SERVICES)", "monobold"),
             code(f"-d {BACKEND_IP}/32 -p tcp --dport {PORT}", 11),
             code(f"  -j {BACKEND.svc_chain}", 11),
         ],
-        ipt,
-        ipt_line,
+        IPT_FILL,
+        IPT_LINE,
     )
     b = svg.panel(
-        col_r,
+        cols.right,
         y,
-        col_w,
+        cols.width,
         [
             Line("chain services, map service-ips", "monobold"),
             code("ip daddr . meta l4proto . th dport vmap @service-ips", 11),
             code(f"{BACKEND_IP} . tcp . {PORT} :", 11),
             code(f"  goto {nftables.service_chain(BACKEND)}", 11),
         ],
-        nft,
-        nft_line,
+        NFT_FILL,
+        NFT_LINE,
     )
     y = max(a, b) + 22
-    svg.arrow([(col_l + 40, a), (col_l + 40, y)], ipt_line)
-    svg.arrow([(col_r + 40, b), (col_r + 40, y)], nft_line)
+    svg.arrow([(cols.left + 40, a), (cols.left + 40, y)], IPT_LINE)
+    svg.arrow([(cols.right + 40, b), (cols.right + 40, y)], NFT_LINE)
+    return y
 
-    # 2. Which pod? One random pick per new connection.
+
+def _which_pod(svg: Svg, cols: Columns, y: float) -> tuple[float, float]:
+    """2. Which pod? One random pick per new connection. Returns each column's bottom."""
+    seps = sep_names()
     a = svg.panel(
-        col_l,
+        cols.left,
         y,
-        col_w,
+        cols.width,
         [
             Line(f"{BACKEND.svc_chain} (KUBE-SVC-…)", "monobold"),
             code(f"-m statistic --mode random --probability {PRINTED_PROBABILITIES[0]}", 11),
@@ -372,13 +420,13 @@ def render() -> str:
             note("1/3; else 1/2 of the other 2/3; else the rest:"),
             note("each pod gets 1/3 of the new connections"),
         ],
-        ipt,
-        ipt_line,
+        IPT_FILL,
+        IPT_LINE,
     )
     b = svg.panel(
-        col_r,
+        cols.right,
         y,
-        col_w,
+        cols.width,
         [
             Line(f"chain {short_service()}", "monobold"),
             code("numgen random mod 3 vmap {", 11),
@@ -389,21 +437,30 @@ def render() -> str:
             code("}", 11),
             note("a random number, 0, 1 or 2: 1/3 each"),
         ],
-        nft,
-        nft_line,
+        NFT_FILL,
+        NFT_LINE,
     )
-    bottom = max(a, b)
-    y = bottom + 22
+    return a, b
 
-    # 3. DNAT: the destination becomes the chosen pod.
+
+def _dnat(svg: Svg, cols: Columns, ipt_top: float, nft_top: float, y: float) -> float:
+    """3. DNAT: the destination becomes the chosen pod. Returns the kernel box's bottom."""
     indent = 28
+    box_y = y
     for column, fill, stroke, top, names, rule in (
-        (col_l, ipt, ipt_line, a, seps, "-j DNAT --to-destination {ip}:{port}"),
         (
-            col_r,
-            nft,
-            nft_line,
-            b,
+            cols.left,
+            IPT_FILL,
+            IPT_LINE,
+            ipt_top,
+            sep_names(),
+            "-j DNAT --to-destination {ip}:{port}",
+        ),
+        (
+            cols.right,
+            NFT_FILL,
+            NFT_LINE,
+            nft_top,
             [short_endpoint(ip) for _, ip in BACKEND_PODS],
             "meta l4proto tcp dnat to {ip}:{port}",
         ),
@@ -415,7 +472,7 @@ def render() -> str:
             end = svg.panel(
                 column + indent,
                 box_y,
-                col_w - indent,
+                cols.width - indent,
                 [Line(name, "monobold", 11), code(rule.format(ip=ip, port=PORT), 11)],
                 fill,
                 stroke,
@@ -428,20 +485,17 @@ def render() -> str:
         )
         for mid in mids:
             svg.arrow([(trunk, mid), (column + indent, mid)], stroke)
-    kernel_bottom = box_y + 4
-    svg.parts.insert(
-        parts_before,
-        f'<rect x="{left}" y="{kernel_top}" width="{kernel_w}" '
-        f'height="{kernel_bottom - kernel_top:g}" rx="8" fill="#fafafa" stroke="#555555" '
-        'stroke-width="1.5"/>',
-    )
+    return box_y + 4
 
-    # 4. The backend pods.
+
+def _backend_pods(svg: Svg, kernel_bottom: float) -> tuple[float, float]:
+    """4. The backend pods, each with its node, and the DNAT fan to them (④).
+    Returns their boxes' top and bottom."""
     pods_top = kernel_bottom + 90
     pod_gap = 14
-    pw = (kernel_w - 2 * pod_gap) / 3
+    pw = (KERNEL_W - 2 * pod_gap) / 3
     # A stub out of the kernel, labelled beside it, then a fan to the three pods.
-    fan = (left + kernel_w / 2, kernel_bottom + 40)
+    fan = (LEFT + KERNEL_W / 2, kernel_bottom + 40)
     svg.parts.append(
         f'<line x1="{fan[0]:g}" y1="{kernel_bottom:g}" x2="{fan[0]:g}" y2="{fan[1]:g}" '
         f'stroke="{ARROW}" stroke-width="2"/>'
@@ -449,7 +503,7 @@ def render() -> str:
     svg.label(fan[0] + 10, kernel_bottom + 16, f"④ DNAT: to {BACKEND_PODS[0][1]}:{PORT},")
     svg.label(fan[0] + 10, kernel_bottom + 32, "or to one of the other two")
     for i, (name, ip) in enumerate(BACKEND_PODS):
-        x = left + i * (pw + pod_gap)
+        x = LEFT + i * (pw + pod_gap)
         svg.arrow([fan, (x + pw / 2, pods_top)], ARROW, dashed=i != 0)
         svg.panel(
             x,
@@ -463,16 +517,18 @@ def render() -> str:
             "#fde7e9" if i == 0 else "#fff3f4",
             "#b0304a",
         )
-    pods_bottom = pods_top + 2 * PAD - 4 + head("", 12).height() + 2 * code("").height()
+    return pods_top, pods_top + 2 * PAD - 4 + head("", 12).height() + 2 * code("").height()
 
-    # 5. The reply, un-NATed by conntrack, back up the left margin.
+
+def _reply(svg: Svg, pods_top: float) -> None:
+    """5. The reply, un-NATed by conntrack, back up the left margin."""
     gutter = 40
     svg.arrow(
         [
-            (left, pods_top + 30),
+            (LEFT, pods_top + 30),
             (gutter, pods_top + 30),
             (gutter, 90),
-            (left, 90),
+            (LEFT, 90),
         ],
         REPLY,
         dashed=True,
@@ -485,7 +541,8 @@ def render() -> str:
         f"{BACKEND_IP}:{PORT}, the address the frontend dialled</text>"
     )
 
-    height = pods_bottom + 56
+
+def _footnotes(svg: Svg, height: float) -> None:
     for offset, text in (
         (
             32,
@@ -499,7 +556,6 @@ def render() -> str:
         ),
     ):
         svg.text(WIDTH / 2, height - offset, note(text), anchor="middle")
-    return document(svg, height)
 
 
 def document(svg: Svg, height: float) -> str:
