@@ -161,7 +161,14 @@ def cmd_kill(args: argparse.Namespace) -> int:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m lab", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
+    _add_up(sub)
+    _add_others(sub)
+    faultcli.add_parsers(sub)
+    api_cli.add_parsers(sub)
+    return top
 
+
+def _add_up(sub: Any) -> None:
     up = sub.add_parser("up", help="bring the app up in network namespaces; Ctrl-C stops it")
     up.add_argument(
         "-k", "--kustomize", help=f"kustomize directory (default {DEFAULT_KUSTOMIZE_DIR})"
@@ -217,6 +224,8 @@ def parser() -> argparse.ArgumentParser:
     )
     up.set_defaults(func=cmd_up)
 
+
+def _add_others(sub: Any) -> None:
     down = sub.add_parser("down", help="stop a running lab and remove every trace of one")
     down.add_argument("--timeout", type=float, default=60.0)
     down.set_defaults(func=cmd_down)
@@ -239,10 +248,6 @@ def parser() -> argparse.ArgumentParser:
     kill.add_argument("-c", "--container")
     kill.add_argument("-s", "--signal", default="KILL")
     kill.set_defaults(func=cmd_kill)
-
-    faultcli.add_parsers(sub)
-    api_cli.add_parsers(sub)
-    return top
 
 
 def main(argv: list[str] | None = None) -> int:
