@@ -65,6 +65,10 @@ class Cluster(LabServices, Protocol):
 
     network: HostNetwork
     node: NodePlace
+    # `lab node stop`: the node is cut off. Its kubelet would still probe its pods
+    # locally, where they answer; the lab's kubelet runs on the host and would probe
+    # them across the cut link, so it holds their probe results instead.
+    stopped: bool
 
     def pod_gone(self, pod: Pod) -> None: ...
 
@@ -608,6 +612,9 @@ class PodWorker:
         await asyncio.sleep(probe.initial_delay)
         failures = 0
         while True:
+            if self.cluster.stopped:
+                await asyncio.sleep(probe.period)
+                continue
             result = await self._once(probe, container, running)
             state.last_probe = f"startup: {result.detail}"
             if result.ok:
@@ -632,7 +639,7 @@ class PodWorker:
         while True:
             trigger.clear()
             # As the kubelet: no readiness probing until the startup probe passed.
-            if state.started:
+            if state.started and not self.cluster.stopped:
                 result = await self._once(probe, container, running)
                 state.last_probe = f"readiness: {result.detail}"
                 if result.ok:
@@ -661,7 +668,7 @@ class PodWorker:
         await asyncio.sleep(probe.initial_delay)
         failures = 0
         while True:
-            if state.started:
+            if state.started and not self.cluster.stopped:
                 result = await self._once(probe, container, running)
                 if result.ok:
                     failures = 0

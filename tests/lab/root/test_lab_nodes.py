@@ -516,6 +516,14 @@ def test_a_node_fails_its_pods_are_replaced_and_traffic_recovers(
         },
     )
     assert after["requests"] > 0 and after["failed"] == 0, after
+    # Cut off, the node's pods kept running, as on a node the network lost: its kubelet
+    # probes them locally, so no probe failed and no container was killed.
+    killed = [
+        e
+        for e in lab3.status()["events"]
+        if e["obj"].removeprefix("pod/") in on_victim and "probe failed" in e["message"]
+    ]
+    assert killed == [], killed
     _acknowledged_writes_are_rows(lab3, loads)
 
 
