@@ -12,7 +12,7 @@ shows what `iptables -t nat -S` and `nft list table` print in the lab.
 
 from __future__ import annotations
 
-import ipaddress
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +40,7 @@ ARROW = "#1f3a93"
 REPLY = "#a13d00"
 
 CAPTURES = Path(__file__).resolve().parents[1] / "captures"
+RULES = "rules-backend.iptables"
 
 
 def _captured_rows(name: str) -> list[str]:
@@ -53,10 +54,25 @@ def _captured_route() -> dict[str, tuple[str, str]]:
     return {hop[0]: (hop[1], hop[2]) for hop in hops if len(hop) == 3}
 
 
+def _command_output(name: str, command: str) -> list[str]:
+    """What the first command of a capture that contains `command` printed."""
+    printed: list[str] = []
+    taking = False
+    for line in (CAPTURES / f"{name}.txt").read_text(encoding="utf-8").splitlines()[1:]:
+        if line.startswith("$ "):
+            if taking:
+                break
+            taking = command in line
+        elif taking:
+            printed.append(line)
+    return printed
+
+
 def _captured_pods() -> list[dict[str, str]]:
-    """Each pod's row of `kubectl get pods -o wide`, by column name (the first of a name:
-    the header's words are split on spaces, and `NOMINATED NODE` ends in NODE too)."""
-    header, *rows = _captured_rows("get-pods")
+    """Each pod's row of `kubectl get pods -o wide` once step 1's deleted pod was replaced
+    (the pods of step 3's rules and route), by column name: the first of a name, since
+    the header's words are split on spaces and `NOMINATED NODE` ends in NODE too."""
+    header, *rows = _command_output("delete-pod", "get pods -o wide")
     names = header.split()
     return [
         {name: value for name, value in reversed(list(zip(names, row.split(), strict=False)))}
@@ -65,10 +81,11 @@ def _captured_pods() -> list[dict[str, str]]:
 
 
 def _captured_backend_pods() -> tuple[tuple[str, str], ...]:
-    """(name, IP) of each backend pod in `kubectl get pods -o wide`, in address order,
-    the order of the endpoint rules."""
-    backends = [(p["NAME"], p["IP"]) for p in _captured_pods() if p["NAME"].startswith("backend-")]
-    return tuple(sorted(backends, key=lambda pod: ipaddress.ip_address(pod[1])))
+    """(name, IP) of each backend pod in the rules the lesson shows, in their order."""
+    chain = "\n".join(_command_output(RULES, "CIP-SVC-"))
+    endpoints = re.findall(r"backend:http -> ([\d.]+):", chain)
+    named = {p["IP"]: p["NAME"] for p in _captured_pods() if p["STATUS"] == "Running"}
+    return tuple((named[ip], ip) for ip in endpoints)
 
 
 def _captured_node(pod: str) -> str:
@@ -82,6 +99,8 @@ NAMESPACE = "clusterip-demo"
 _ROUTE = _captured_route()
 FRONTEND_POD = (_ROUTE["frontend"][0], _ROUTE["frontend"][1].split()[0])
 BACKEND_PODS = _captured_backend_pods()
+# The pod that answered the route capture's request: the one this connection reached.
+CHOSEN = next((i for i, (name, _) in enumerate(BACKEND_PODS) if name == _ROUTE["pod"][0]), 0)
 FRONTEND_NODE = _captured_node(FRONTEND_POD[0])
 BACKEND_IP = "10.96.40.39"
 DNS_IP = "10.96.0.10"
@@ -500,9 +519,13 @@ def _backend_pods(svg: Svg, kernel_bottom: float) -> tuple[float, float]:
         f'<line x1="{fan[0]:g}" y1="{kernel_bottom:g}" x2="{fan[0]:g}" y2="{fan[1]:g}" '
         f'stroke="{ARROW}" stroke-width="2"/>'
     )
-    svg.label(fan[0] + 10, kernel_bottom + 16, f"④ DNAT: to {BACKEND_PODS[0][1]}:{PORT},")
+    svg.label(fan[0] + 10, kernel_bottom + 16, f"④ DNAT: to {BACKEND_PODS[CHOSEN][1]}:{PORT},")
     svg.label(fan[0] + 10, kernel_bottom + 32, "or to one of the other two")
-    for i, (name, ip) in enumerate(BACKEND_PODS):
+    # The pod this connection reached first, beside the reply's way back up the margin.
+    chosen, *others = [BACKEND_PODS[CHOSEN]] + [
+        pod for i, pod in enumerate(BACKEND_PODS) if i != CHOSEN
+    ]
+    for i, (name, ip) in enumerate([chosen, *others]):
         x = LEFT + i * (pw + pod_gap)
         svg.arrow([fan, (x + pw / 2, pods_top)], ARROW, dashed=i != 0)
         svg.panel(
@@ -537,7 +560,7 @@ def _reply(svg: Svg, pods_top: float) -> None:
     svg.parts.append(
         f'<text transform="translate(22 {mid:g}) rotate(-90)" class="sans" font-size="12" '
         f'font-weight="bold" fill="{REPLY}" text-anchor="middle">'
-        f"⑤ the reply: conntrack rewrites its source {BACKEND_PODS[0][1]}:{PORT} back to "
+        f"⑤ the reply: conntrack rewrites its source {BACKEND_PODS[CHOSEN][1]}:{PORT} back to "
         f"{BACKEND_IP}:{PORT}, the address the frontend dialled</text>"
     )
 

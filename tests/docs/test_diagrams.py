@@ -137,21 +137,31 @@ def test_a_capture_without_the_drawn_rule_is_refused() -> None:
 def test_packet_path_names_the_pods_and_addresses_of_the_capture() -> None:
     # The picture's pods are read from docs/captures/: a recapture redraws it, and
     # its constants cannot drift from what the lesson's outputs show.
-    pods = (CAPTURES / "get-pods.txt").read_text(encoding="utf-8")
+    listing = (CAPTURES / "delete-pod.txt").read_text(encoding="utf-8")
+    rules = (CAPTURES / "rules-backend.iptables.txt").read_text(encoding="utf-8")
     route = (CAPTURES / "route.txt").read_text(encoding="utf-8")
     assert f"resolved to {packet_path.BACKEND_IP}" in route
     # The kernel that meets the connection is the frontend pod's node's, as the route says.
     node = f"on node {packet_path.FRONTEND_NODE}"
     assert f"{packet_path.FRONTEND_POD[0]}\t{packet_path.FRONTEND_POD[1]} {node}\n" in route
+    # The backend pods are those of step 3's rules, after step 1's delete, in their order.
     assert len(packet_path.BACKEND_PODS) == 3
-    rows = [line.split() for line in pods.splitlines()]
+    endpoints = [line for line in rules.splitlines() if "backend:http ->" in line]
+    assert [ip for _, ip in packet_path.BACKEND_PODS] == [
+        line.split(" -> ")[1].split(":")[0] for line in endpoints
+    ]
+    rows = [line.split() for line in listing.splitlines()]
+    running = {row[0]: row for row in rows if len(row) > 6 and row[2] == "Running"}
     for name, ip in packet_path.BACKEND_PODS:
-        assert any(name in row and ip in row for row in rows), f"{name} {ip} not in get-pods"
+        assert name in running and running[name][5] == ip, f"{name} {ip} not Running after delete"
+    # The pod drawn as reached is the one that answered the route capture's request.
+    chosen_name, chosen_ip = packet_path.BACKEND_PODS[packet_path.CHOSEN]
+    assert f"pod\t{chosen_name}\t" in route
     svg = SVG.read_text(encoding="utf-8")
+    assert f"④ DNAT: to {chosen_ip}:8000," in svg
+    assert f"rewrites its source {chosen_ip}:8000 back to" in svg
     assert packet_path.FRONTEND_POD[0] in svg
     assert f"the node's kernel ({packet_path.FRONTEND_NODE})" in svg
-    # Each backend pod with its node, as get-pods has it: most are on another node.
+    # Each backend pod with its node, as the listing has it: most are on another node.
     for name, _ in packet_path.BACKEND_PODS:
-        node = next(row[6] for row in rows if row and row[0] == name)
-        assert f"backend pod on {node}" in svg, name
-    assert all(name in svg for name, _ in packet_path.BACKEND_PODS)
+        assert f"backend pod on {running[name][6]}" in svg, name
