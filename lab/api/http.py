@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -82,6 +82,11 @@ class ApiServer:
             response = await self._handle(request)
         except ApiError as error:
             response = _json(error.code, error.status())
+        except ClientDisconnect:
+            # The client left before its body arrived (kubectl killed, or the lab's own
+            # components at shutdown): nobody to answer, and no fault of the server's.
+            log.debug("%s %s: the client went away", request.method, request.url.path)
+            return
         except Exception as exc:  # a bug here: a Status naming it, never a bare traceback
             log.exception("%s %s failed", request.method, request.url.path)
             failure = ApiError(500, f"the lab's API server failed on this request: {exc!r}")
